@@ -1,0 +1,30 @@
+# The two commands of the README are `make run` and `make test`; each sets up the venv and the build.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SETUP := bash scripts/setup_env.sh
+
+.PHONY: run test test-fast wheel cpp-test sanitize clean
+
+run:  ## the main job
+	@$(SETUP)
+	@$(PY) -m pysf.demo
+
+test:  ## the whole test suite (C++ tests included)
+	@$(SETUP)
+	@bash scripts/run_tests.sh
+
+wheel:  ## build a wheel into dist/
+	@$(SETUP)
+	@$(PY) -m pip wheel --no-build-isolation --no-deps -w dist .
+
+cpp-test:  ## the standalone C++ tests (tests/cpp)
+	@$(SETUP)
+	@bash scripts/cpp_tests.sh
+
+sanitize:  ## the C++ tests under AddressSanitizer and ThreadSanitizer
+	@$(SETUP)
+	@bash scripts/cpp_tests.sh address
+	@bash scripts/cpp_tests.sh thread
+
+clean:
+	rm -rf build dist
