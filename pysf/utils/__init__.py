@@ -1,0 +1,1 @@
+"""Small general-purpose helpers shared across pysf (mirrors ``sample_factory.utils``)."""
