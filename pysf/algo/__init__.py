@@ -1,0 +1,1 @@
+"""Algorithm side of pysf: learner, sampling and shared utilities (Sample Factory's ``algo`` package)."""

@@ -1,0 +1,156 @@
+"""Running mean/std normalizers that live inside the model (and so in its checkpoint).
+
+Same semantics and buffer names as Sample Factory: float64 ``running_mean``, ``running_var``, ``count``
+updated with the parallel-variance merge in training mode; normalization happens in place.
+Everything here compiles with TorchScript, so the native inference path runs the same code.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from gymnasium import spaces
+from torch import Tensor, nn
+
+_NORM_EPS = 1e-5
+_DEFAULT_CLIP = 5.0
+
+
+def _update_mean_var_count_from_moments(
+    mean: Tensor, var: Tensor, count: Tensor, batch_mean: Tensor, batch_var: Tensor, batch_count: int
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Merge batch moments into running moments (Chan et al.'s parallel algorithm)."""
+    delta = batch_mean - mean
+    tot_count = count + batch_count
+    new_mean = mean + delta * batch_count / tot_count
+    m_a = var * count
+    m_b = batch_var * batch_count
+    m2 = m_a + m_b + delta * delta * count * batch_count / tot_count
+    new_var = m2 / tot_count
+    return new_mean, new_var, tot_count
+
+
+class RunningMeanStdInPlace(nn.Module):
+    """Normalizes a tensor in place with running statistics (updated only in training mode).
+
+    ``forward(x)`` computes ``clamp((x - mean) / sqrt(var + eps), -clip, clip)`` in place;
+    ``forward(x, denormalize=True)`` inverts it: ``clamp(x, -clip, clip) * sqrt(var + eps) + mean``.
+    ``per_channel`` keeps one statistic per channel of CHW/C inputs; ``norm_only`` scales without
+    subtracting the mean.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        epsilon: float = _NORM_EPS,
+        clip: float = _DEFAULT_CLIP,
+        per_channel: bool = False,
+        norm_only: bool = False,
+    ):
+        super().__init__()
+        self.input_shape: List[int] = [int(s) for s in input_shape]
+        self.eps: float = float(epsilon)
+        self.clip: float = float(clip)
+        self.norm_only: bool = norm_only
+        self.per_channel: bool = per_channel
+        if per_channel:
+            if len(self.input_shape) == 3:  # CHW
+                self.axis: List[int] = [0, 2, 3]
+            elif len(self.input_shape) == 2:
+                self.axis = [0, 2]
+            elif len(self.input_shape) == 1:
+                self.axis = [0]
+            else:
+                raise ValueError(f"per_channel normalization supports 1-3 dims, got shape {self.input_shape}")
+            stat_shape = [self.input_shape[0]]
+        else:
+            self.axis = [0]
+            stat_shape = self.input_shape
+        # Broadcast shape of the statistics against [B, *input_shape].
+        if per_channel:
+            self.stat_view: List[int] = [1, self.input_shape[0]] + [1] * (len(self.input_shape) - 1)
+        else:
+            self.stat_view = [1] + self.input_shape
+        self.register_buffer("running_mean", torch.zeros(stat_shape, dtype=torch.float64))
+        self.register_buffer("running_var", torch.ones(stat_shape, dtype=torch.float64))
+        self.register_buffer("count", torch.ones([1], dtype=torch.float64))
+
+    def forward(self, x: Tensor, denormalize: bool = False) -> None:
+        """Normalize (or denormalize) ``x`` in place; update the statistics in training mode."""
+        if self.training and not denormalize:
+            if list(x.shape[1:]) != self.input_shape:
+                raise ValueError(
+                    "RunningMeanStdInPlace: expected input of shape [B] + "
+                    + str(self.input_shape)
+                    + ", got "
+                    + str(list(x.shape))
+                )
+            # Number of values each statistic averages over.
+            batch_count = x.numel() // self.input_shape[0] if self.per_channel else x.shape[0]
+            batch_mean = x.mean(self.axis, dtype=torch.float64)
+            batch_var = x.to(torch.float64).var(self.axis, unbiased=False)
+            new_mean, new_var, new_count = _update_mean_var_count_from_moments(
+                self.running_mean, self.running_var, self.count, batch_mean, batch_var, batch_count
+            )
+            self.running_mean.copy_(new_mean)
+            self.running_var.copy_(new_var)
+            self.count.copy_(new_count)
+
+        mean = self.running_mean.to(x.dtype).view(self.stat_view)
+        std = torch.sqrt(self.running_var + self.eps).to(x.dtype).view(self.stat_view)
+        if denormalize:
+            x.clamp_(-self.clip, self.clip)
+            x.mul_(std)
+            if not self.norm_only:
+                x.add_(mean)
+        else:
+            if not self.norm_only:
+                x.sub_(mean)
+            x.div_(std)
+            x.clamp_(-self.clip, self.clip)
+
+
+class RunningMeanStdDictInPlace(nn.Module):
+    """One ``RunningMeanStdInPlace`` per observation key (all keys, or only ``keys_to_normalize``)."""
+
+    def __init__(
+        self,
+        obs_space: spaces.Dict,
+        keys_to_normalize: Optional[List[str]] = None,
+        epsilon: float = _NORM_EPS,
+        clip: float = _DEFAULT_CLIP,
+        per_channel: bool = False,
+        norm_only: bool = False,
+    ):
+        super().__init__()
+        if keys_to_normalize:
+            unknown = sorted(set(keys_to_normalize) - set(obs_space.spaces.keys()))
+            if unknown:
+                raise ValueError(
+                    f"--normalize_input_keys names {unknown}, which are not observation keys "
+                    f"(available: {sorted(obs_space.spaces.keys())})"
+                )
+        self.running_mean_std = nn.ModuleDict(
+            {
+                k: RunningMeanStdInPlace(space.shape, epsilon, clip, per_channel, norm_only)
+                for k, space in obs_space.spaces.items()
+                if not keys_to_normalize or k in keys_to_normalize
+            }
+        )
+
+    def forward(self, x: Dict[str, Tensor]) -> None:
+        """Normalize every configured key of ``x`` in place."""
+        for k, module in self.running_mean_std.items():
+            module(x[k])
+
+
+def running_mean_std_summaries(running_mean_std_module: nn.Module) -> Dict[str, Tensor]:
+    """Scalar summaries of every running mean/std buffer (for TensorBoard)."""
+    result: Dict[str, Tensor] = {}
+    for name, buf in running_mean_std_module.named_buffers():
+        if name.endswith("running_mean"):
+            result[name.replace(".", "_") + "_avg"] = buf.float().mean()
+        elif name.endswith("running_var"):
+            result[name.replace(".", "_").replace("running_var", "running_std") + "_avg"] = buf.float().sqrt().mean()
+    return result

@@ -1,0 +1,24 @@
+"""Type aliases shared across pysf (Sample Factory's ``sample_factory.utils.typing``)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+from gymnasium import spaces
+
+from pysf.utils.attr_dict import AttrDict
+
+Config = Union[argparse.Namespace, AttrDict]
+StatusCode = int
+PolicyID = int
+Device = str
+
+ObsSpace = spaces.Space
+ActionSpace = spaces.Space
+
+# make_env_func(full_env_name, cfg, env_config, render_mode) -> env
+CreateEnvFunc = Callable[[str, Optional[Config], Optional[AttrDict], Optional[str]], Any]
+
+# (policy_id, state_dict, device, policy_version)
+InitModelData = Tuple[PolicyID, Dict[str, Any], Any, int]
