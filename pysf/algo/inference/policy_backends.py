@@ -1,0 +1,152 @@
+"""Inference back-ends: the native TorchScript policy (default) and the eager Python fallback.
+
+Both expose the same interface, the one the rollout engine drives:
+
+* ``forward(obs, rnn_states, deterministic=False) -> (outputs, policy_version)``
+* ``update_weights(model_or_state, version)``: copy the learner's current weights in, tagged with the
+  learner's policy version; concurrent ``forward`` calls see old or new weights, never a mix.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Dict, List, Mapping, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from pysf.algo.inference.compile import compile_inference_module, serialize_script_module
+from pysf.algo.inference.policy_module import make_inference_module
+from pysf.model.actor_critic import ActorCritic
+from pysf.utils.typing import ObsSpace
+
+INFERENCE_BACKENDS = ("torchscript", "python")
+_WRAPPER_PREFIX = "actor_critic."
+
+WeightsSource = Union[nn.Module, Mapping[str, Tensor]]
+
+
+def model_weights(source: WeightsSource) -> Dict[str, Tensor]:
+    """Every parameter and buffer of an actor-critic (or a state dict), by name, detached."""
+    if isinstance(source, nn.Module):
+        named = dict(source.named_parameters())
+        named.update(source.named_buffers())
+        return {k: v.detach() for k, v in named.items()}
+    return {k: (v.detach() if isinstance(v, Tensor) else v) for k, v in source.items()}
+
+
+class NativePolicy:
+    """The actor-critic compiled with TorchScript and run by pysf's C++ policy object (GIL released)."""
+
+    backend = "torchscript"
+
+    def __init__(self, compiled: torch.jit.ScriptModule, device: Union[str, torch.device] = "cpu"):
+        from pysf import _C
+
+        self.device = torch.device(device)
+        self._policy = _C.Policy(serialize_script_module(compiled), str(self.device))
+        self.state_names: List[str] = list(self._policy.state_names())
+        if any(not n.startswith(_WRAPPER_PREFIX) for n in self.state_names):
+            raise RuntimeError(f"unexpected weight names in the compiled module: {self.state_names[:5]}")
+
+    @property
+    def native(self):
+        """The underlying ``pysf._C.Policy`` (for C++ components that drive it directly)."""
+        return self._policy
+
+    @property
+    def version(self) -> int:
+        """Policy version of the current weights."""
+        return int(self._policy.version)
+
+    def forward(
+        self, obs: Dict[str, Tensor], rnn_states: Tensor, deterministic: bool = False
+    ) -> Tuple[Dict[str, Tensor], int]:
+        """One batch through the compiled model; returns outputs and the version of the weights used."""
+        return self._policy.forward(obs, rnn_states, deterministic)
+
+    def update_weights(self, source: WeightsSource, version: int) -> None:
+        """Copy every weight of ``source`` (the learner's actor-critic or its state dict) in."""
+        weights = model_weights(source)
+        names = [n[len(_WRAPPER_PREFIX) :] for n in self.state_names]
+        missing = [n for n in names if n not in weights]
+        if missing:
+            raise ValueError(f"update_weights: the source lacks {len(missing)} weights of the policy, e.g. {missing[:5]}")
+        self._policy.update_weights_list([weights[n] for n in names], int(version))
+
+    def warmup(self, obs: Dict[str, Tensor], rnn_states: Tensor, iterations: int = 3) -> None:
+        """Run a few batches so TorchScript's profiling executor has optimized the graph."""
+        self._policy.warmup(obs, rnn_states, iterations)
+
+    def benchmark(self, obs: Dict[str, Tensor], rnn_states: Tensor, iterations: int) -> float:
+        """Mean microseconds per forward, measured in a C++ loop."""
+        return float(self._policy.benchmark(obs, rnn_states, iterations))
+
+
+class PythonPolicy:
+    """Eager PyTorch inference (``--inference_backend=python``): works for any model, slower."""
+
+    backend = "python"
+
+    def __init__(self, actor_critic: ActorCritic, obs_space: ObsSpace, device: Union[str, torch.device] = "cpu"):
+        self.device = torch.device(device)
+        model = copy.deepcopy(actor_critic).eval().to(self.device)
+        for param in model.parameters():
+            param.requires_grad_(False)
+        self._module = make_inference_module(model, obs_space)
+        self._version = 0
+        # Forward and update are serialized: Python threads interleave anyway under the GIL.
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> int:
+        """Policy version of the current weights."""
+        return self._version
+
+    def forward(
+        self, obs: Dict[str, Tensor], rnn_states: Tensor, deterministic: bool = False
+    ) -> Tuple[Dict[str, Tensor], int]:
+        """One batch through the eager model."""
+        obs = {k: v.to(self.device) for k, v in obs.items()}
+        with self._lock, torch.no_grad():
+            outputs = self._module(obs, rnn_states.to(self.device), deterministic)
+            return dict(outputs), self._version
+
+    def update_weights(self, source: WeightsSource, version: int) -> None:
+        """Copy every weight of ``source`` in."""
+        weights = model_weights(source)
+        own = model_weights(self._module.actor_critic)
+        missing = [n for n in own if n not in weights]
+        if missing:
+            raise ValueError(f"update_weights: the source lacks {len(missing)} weights of the policy, e.g. {missing[:5]}")
+        with self._lock, torch.no_grad():
+            for name, tensor in own.items():
+                tensor.copy_(weights[name])
+            self._version = int(version)
+
+
+InferencePolicyBackend = Union[NativePolicy, PythonPolicy]
+
+
+def make_inference_policy(
+    actor_critic: ActorCritic,
+    obs_space: ObsSpace,
+    rnn_state_size: int,
+    backend: str = "torchscript",
+    device: Union[str, torch.device] = "cpu",
+    verify: bool = True,
+) -> InferencePolicyBackend:
+    """The inference policy for ``actor_critic`` on ``backend`` (``--inference_backend``)."""
+    if backend == "torchscript":
+        compiled, _ = compile_inference_module(actor_critic, obs_space, rnn_state_size, verify=verify)
+        policy = NativePolicy(compiled, device)
+        policy.update_weights(actor_critic, 0)
+        return policy
+    if backend == "python":
+        return PythonPolicy(actor_critic, obs_space, device)
+    if backend == "aoti":
+        raise NotImplementedError(
+            "--inference_backend=aoti (AOTInductor) is not available yet; use torchscript (default) or python"
+        )
+    raise ValueError(f"Unknown --inference_backend={backend!r}: use one of {INFERENCE_BACKENDS}")
