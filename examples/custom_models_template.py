@@ -1,0 +1,165 @@
+"""Sample Factory's "Custom models" template, filled in, with ``sample_factory`` replaced by ``pysf``.
+
+The documentation's template (docs/03-customization/custom-models.md) has slips that are corrected here:
+the actor-critic constructor body is indented, ``critic_linear`` gets its output size, the missing imports
+are added, every component implements ``get_out_size()`` and the ``...`` bodies are written out.
+Registering ``CustomActorCritic`` as a class works in pysf: its documented constructor
+``(model_factory, obs_space, action_space, cfg)`` is adapted to the factory call.
+
+Forward methods are type-annotated so that pysf can compile the model with TorchScript and run it in its
+native rollout loop (TorchScript assumes unannotated arguments are tensors).
+
+Run: ``python examples/custom_models_template.py --env CartPole-v1``. Until pysf's trainer lands
+(``run_rl``), ``main`` builds the registered model for the env, compiles it and runs a batch of native
+inference.
+"""
+
+import sys
+from typing import Dict, Optional, Tuple
+
+import gymnasium as gym
+import torch
+from torch import Tensor, nn
+
+from pysf.algo.utils.context import global_model_factory
+from pysf.cfg.arguments import parse_args
+from pysf.model.actor_critic import ActorCritic
+from pysf.model.core import ModelCore
+from pysf.model.decoder import Decoder
+from pysf.model.encoder import Encoder
+from pysf.utils.typing import ActionSpace, Config, ObsSpace
+
+
+class CustomEncoder(Encoder):
+    """Two-layer MLP over the ``obs`` key."""
+
+    def __init__(self, cfg: Config, obs_space: ObsSpace):
+        super().__init__(cfg)
+        input_size = obs_space["obs"].shape[0]
+        self.hidden_size = 64
+        self.mlp = nn.Sequential(
+            nn.Linear(input_size, self.hidden_size),
+            nn.ELU(),
+            nn.Linear(self.hidden_size, self.hidden_size),
+            nn.ELU(),
+        )
+
+    def forward(self, obs_dict: Dict[str, Tensor]) -> Tensor:
+        return self.mlp(obs_dict["obs"])
+
+    def get_out_size(self) -> int:
+        return self.hidden_size
+
+
+class CustomCore(ModelCore):
+    """A GRU cell with ``--rnn_size`` units; its state is the flat ``[B, rnn_size]`` RNN state."""
+
+    def __init__(self, cfg: Config, input_size: int):
+        super().__init__(cfg)
+        self.cell = nn.GRUCell(input_size, cfg.rnn_size)
+        self.core_output_size = cfg.rnn_size
+
+    def forward(self, head_output: Tensor, rnn_states: Tensor) -> Tuple[Tensor, Tensor]:
+        new_rnn_states = self.cell(head_output, rnn_states)
+        return new_rnn_states, new_rnn_states
+
+
+class CustomDecoder(Decoder):
+    """One hidden layer after the core."""
+
+    def __init__(self, cfg: Config, decoder_input_size: int):
+        super().__init__(cfg)
+        self.out_size = 32
+        self.mlp = nn.Sequential(nn.Linear(decoder_input_size, self.out_size), nn.ELU())
+
+    def forward(self, core_output: Tensor) -> Tensor:
+        return self.mlp(core_output)
+
+    def get_out_size(self) -> int:
+        return self.out_size
+
+
+class CustomActorCritic(ActorCritic):
+    """Encoder -> core -> decoder shared by the policy and the value head."""
+
+    def __init__(
+        self,
+        model_factory,
+        obs_space: ObsSpace,
+        action_space: ActionSpace,
+        cfg: Config,
+    ):
+        super().__init__(obs_space, action_space, cfg)
+
+        self.encoder = CustomEncoder(cfg, obs_space)
+        self.core = CustomCore(cfg, self.encoder.get_out_size())
+        self.decoder = CustomDecoder(cfg, self.core.get_out_size())
+        self.critic_linear = nn.Linear(self.decoder.get_out_size(), 1)
+        self.action_parameterization = self.get_action_parameterization(self.decoder.get_out_size())
+
+    def forward_head(self, normalized_obs_dict: Dict[str, Tensor]) -> Tensor:
+        return self.encoder(normalized_obs_dict)
+
+    def forward_core(self, head_output: Tensor, rnn_states: Tensor) -> Tuple[Tensor, Tensor]:
+        return self.core(head_output, rnn_states)
+
+    def forward_tail(
+        self, core_output: Tensor, values_only: bool, sample_actions: bool, action_mask: Optional[Tensor] = None
+    ) -> Dict[str, Tensor]:
+        decoder_output = self.decoder(core_output)
+        result: Dict[str, Tensor] = {"values": self.critic_linear(decoder_output).squeeze(1)}
+        if not values_only:
+            self._add_action_outputs(result, decoder_output, sample_actions, action_mask)
+        return result
+
+    def forward(
+        self, normalized_obs_dict: Dict[str, Tensor], rnn_states: Tensor, values_only: bool = False
+    ) -> Dict[str, Tensor]:
+        x = self.forward_head(normalized_obs_dict)
+        x, new_rnn_states = self.forward_core(x, rnn_states)
+        result = self.forward_tail(x, values_only, True)
+        result["new_rnn_states"] = new_rnn_states
+        return result
+
+
+def register_model_components():
+    # register custom components with the factory
+    # you can register an entire Actor Critic model
+    global_model_factory().register_actor_critic_factory(CustomActorCritic)
+
+    # or individual components
+    global_model_factory().register_encoder_factory(CustomEncoder)
+    global_model_factory().register_core_factory(CustomCore)
+    global_model_factory().register_decoder_factory(CustomDecoder)
+
+
+def run_native_inference(cfg: Config) -> int:
+    """Build the registered model for ``cfg.env``, compile it and run one batch natively."""
+    from pysf.algo.inference.policy_backends import make_inference_policy
+    from pysf.model.actor_critic import create_actor_critic
+    from pysf.model.model_utils import get_rnn_size
+
+    env = gym.make(cfg.env)
+    obs_space = gym.spaces.Dict(obs=env.observation_space)
+    actor_critic = create_actor_critic(cfg, obs_space, env.action_space)
+    policy = make_inference_policy(actor_critic, obs_space, get_rnn_size(cfg), backend=cfg.inference_backend)
+    batch = 8
+    obs = {"obs": torch.as_tensor(env.observation_space.sample()).expand(batch, -1).contiguous()}
+    outputs, version = policy.forward(obs, torch.zeros(batch, get_rnn_size(cfg)))
+    print(f"{type(actor_critic).__name__} on {cfg.env} ({policy.backend} backend, policy version {version}):")
+    for name, value in outputs.items():
+        print(f"  {name}: {tuple(value.shape)} {value.dtype}")
+    return 0
+
+
+def main():
+    """Script entry point."""
+    register_model_components()
+    cfg = parse_args()
+
+    status = run_native_inference(cfg)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
