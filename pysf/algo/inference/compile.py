@@ -93,15 +93,19 @@ def _is_library_module(module: nn.Module) -> bool:
     return name.startswith("torch.") or isinstance(module, torch.jit.ScriptModule)
 
 
-def _find_failing_component(model: nn.Module) -> Optional[Tuple[str, nn.Module, Exception]]:
-    """The deepest user module that does not compile on its own (children are tried before parents)."""
+def _find_failing_component(model: nn.Module) -> Optional[Tuple[str, nn.Module]]:
+    """The deepest user module that does not compile on its own (children are tried before parents).
+
+    Only names the culprit: TorchScript keeps a class that failed to compile half-registered, so a second
+    attempt reports "Can't redefine method" instead of the real problem, which the caller keeps.
+    """
     for name, module in reversed(list(model.named_modules())):
         if _is_library_module(module) or type(module).forward is nn.Module.forward:
             continue
         try:
             _script(module)
-        except Exception as exc:  # noqa: BLE001 - any TorchScript failure is reported
-            return name, module, exc
+        except Exception:  # noqa: BLE001 - any TorchScript failure marks the culprit
+            return name, module
     return None
 
 
@@ -127,14 +131,13 @@ def explain_compile_failure(model: nn.Module, exc: Exception) -> ModelCompileErr
     """Build the actionable error for a model whose scripting raised ``exc``."""
     failing = _find_failing_component(model)
     if failing is not None:
-        name, module, component_exc = failing
+        name, module = failing
         component_name = name.removeprefix("actor_critic.") or "actor_critic"
     else:
-        component_name, module, component_exc = "actor_critic", model, exc
-        if isinstance(model, InferencePolicy):
-            module = model.actor_critic
+        component_name = "actor_critic"
+        module = model.actor_critic if isinstance(model, InferencePolicy) else model
     cls = type(module)
-    ts_message = str(component_exc)
+    ts_message = str(exc)
     hints = "\n".join(f"  - {hint}" for hint in _fix_hints(ts_message))
     message = (
         f"pysf cannot compile the model with TorchScript for native inference: component "
