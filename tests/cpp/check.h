@@ -1,10 +1,11 @@
 // A minimal test harness for the standalone C++ tests (no test framework is available offline).
+// (EXPECT, not CHECK: c10/util/Logging.h already defines a CHECK macro.)
 //
-//   TEST_CASE(name) { CHECK(a == b); CHECK_THROWS(f(), std::invalid_argument, "part of the message"); }
+//   TEST_CASE(name) { EXPECT(a == b); EXPECT_THROWS(f(), std::invalid_argument, "part of the message"); }
 //   int main(int argc, char** argv) { return pysf::test::run_all_tests(); }
 //
-// A failed CHECK records the failure and lets the test continue; an exception escaping a test fails it.
-// CHECK may be used from any thread. The last line printed is "N passed, M failed"; the exit status is
+// A failed EXPECT records the failure and lets the test continue; an exception escaping a test fails it.
+// EXPECT may be used from any thread. The last line printed is "N passed, M failed"; the exit status is
 // non-zero when anything failed.
 #pragma once
 
@@ -31,7 +32,7 @@ inline bool register_test(const char* name, TestFunction function) {
   return true;
 }
 
-// Failures of the test currently running (CHECKs in helper threads count for it too).
+// Failures of the test currently running (EXPECTs in helper threads count for it too).
 inline std::atomic<int>& current_failures() {
   static std::atomic<int> failures{0};
   return failures;
@@ -80,19 +81,19 @@ inline int run_all_tests() {
   [[maybe_unused]] static const bool PYSF_TEST_CONCAT(name, _registered) = ::pysf::test::register_test(#name, &name); \
   static void name()
 
-#define CHECK(condition)                                                              \
+#define EXPECT(condition)                                                              \
   do {                                                                                \
     if (!(condition)) ::pysf::test::report_failure(__FILE__, __LINE__, #condition);   \
   } while (false)
 
-// CHECK with extra context (anything std::string can be built from) printed on failure.
-#define CHECK_MSG(condition, message)                                                                       \
+// EXPECT with extra context (anything std::string can be built from) printed on failure.
+#define EXPECT_MSG(condition, message)                                                                       \
   do {                                                                                                      \
     if (!(condition)) ::pysf::test::report_failure(__FILE__, __LINE__, std::string(#condition) + ": " + (message)); \
   } while (false)
 
 // Checks that `expression` throws `exception_type` whose what() contains `substring`.
-#define CHECK_THROWS(expression, exception_type, substring)                                                  \
+#define EXPECT_THROWS(expression, exception_type, substring)                                                  \
   do {                                                                                                       \
     try {                                                                                                    \
       (void)(expression);                                                                                    \

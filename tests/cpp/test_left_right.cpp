@@ -31,15 +31,15 @@ struct Block {
 TEST_CASE(each_replica_is_built_separately_and_reads_see_the_initial_value) {
   int builds = 0;
   const LeftRight<int> value([&] { return 40 + builds++; });
-  CHECK(builds == 2);
-  CHECK(value.read([](const int& v) { return v; }) == 40);
+  EXPECT(builds == 2);
+  EXPECT(value.read([](const int& v) { return v; }) == 40);
 }
 
 TEST_CASE(write_publishes_to_later_reads) {
   LeftRight<int> value([] { return 0; });
   for (int i = 1; i <= 5; ++i) {
     value.write([&](int& v) { v = i; });
-    CHECK(value.read([](const int& v) { return v; }) == i);
+    EXPECT(value.read([](const int& v) { return v; }) == i);
   }
 }
 
@@ -54,10 +54,10 @@ TEST_CASE(throwing_writer_publishes_nothing) {
   } catch (const std::runtime_error&) {
     threw = true;
   }
-  CHECK(threw);
-  CHECK(value.read([](const int& v) { return v; }) == 1);
+  EXPECT(threw);
+  EXPECT(value.read([](const int& v) { return v; }) == 1);
   value.write([](int& v) { v = 2; });  // the next full write overwrites the half-written spare
-  CHECK(value.read([](const int& v) { return v; }) == 2);
+  EXPECT(value.read([](const int& v) { return v; }) == 2);
 }
 
 // A reader pinned on the current replica must not hold up the next write (it goes to the spare), must
@@ -78,7 +78,7 @@ TEST_CASE(writer_waits_only_for_readers_of_the_spare_and_readers_never_wait) {
   reader_pinned.wait();
 
   value.write([](int& v) { v = 1; });  // spare is free: must not block on the pinned reader
-  CHECK(value.read([](const int& v) { return v; }) == 1);
+  EXPECT(value.read([](const int& v) { return v; }) == 1);
 
   std::atomic<bool> second_write_done{false};
   std::future<void> second_write = std::async(std::launch::async, [&] {
@@ -87,14 +87,14 @@ TEST_CASE(writer_waits_only_for_readers_of_the_spare_and_readers_never_wait) {
   });
   // The second write targets the pinned replica; give it time to (wrongly) go ahead.
   std::this_thread::sleep_for(100ms);
-  CHECK(!second_write_done.load());
-  CHECK(value.read([](const int& v) { return v; }) == 1);  // new readers are not blocked meanwhile
+  EXPECT(!second_write_done.load());
+  EXPECT(value.read([](const int& v) { return v; }) == 1);  // new readers are not blocked meanwhile
 
   release_reader.set_value();
-  CHECK(slow_read.get() == 0);  // the slow reader kept the replica it pinned, untouched
+  EXPECT(slow_read.get() == 0);  // the slow reader kept the replica it pinned, untouched
   second_write.get();           // and the waiting writer is woken once it leaves
-  CHECK(second_write_done.load());
-  CHECK(value.read([](const int& v) { return v; }) == 2);
+  EXPECT(second_write_done.load());
+  EXPECT(value.read([](const int& v) { return v; }) == 2);
 }
 
 TEST_CASE(concurrent_readers_never_see_a_torn_or_stale_generation) {
@@ -132,10 +132,10 @@ TEST_CASE(concurrent_readers_never_see_a_torn_or_stale_generation) {
       published.store(generation);
     }
   }  // jthreads request stop and join here
-  CHECK(torn_reads.load() == 0);
-  CHECK(stale_reads.load() == 0);
-  CHECK(total_reads.load() > 0);
-  CHECK(published.load() >= 100);
+  EXPECT(torn_reads.load() == 0);
+  EXPECT(stale_reads.load() == 0);
+  EXPECT(total_reads.load() > 0);
+  EXPECT(published.load() >= 100);
 }
 
 TEST_CASE(concurrent_writers_are_serialised) {
@@ -157,7 +157,7 @@ TEST_CASE(concurrent_writers_are_serialised) {
       });
     }
   }
-  CHECK(blocks.read([](const Block& block) { return block.generation; }) == 3 * kWritesPerThread);
+  EXPECT(blocks.read([](const Block& block) { return block.generation; }) == 3 * kWritesPerThread);
 }
 
 int main() { return pysf::test::run_all_tests(); }

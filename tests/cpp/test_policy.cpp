@@ -109,45 +109,45 @@ TEST_CASE(forward_returns_the_contract_outputs) {
   const Batch batch = make_batch(4);
   const PolicyOutput result = policy.forward(batch.obs, batch.rnn_states, /*deterministic=*/false);
 
-  CHECK(result.policy_version == 0);
-  CHECK(policy.version() == 0);
-  CHECK(policy.device() == c10::Device(c10::kCPU));
+  EXPECT(result.policy_version == 0);
+  EXPECT(policy.version() == 0);
+  EXPECT(policy.device() == c10::Device(c10::kCPU));
   std::vector<std::string> names;
   for (const auto& [name, tensor] : result.outputs) names.push_back(name);
-  CHECK((names == std::vector<std::string>{"values", "action_logits", "actions", "log_prob_actions",
+  EXPECT((names == std::vector<std::string>{"values", "action_logits", "actions", "log_prob_actions",
                                            "new_rnn_states"}));
-  CHECK(result.outputs.at("values").sizes() == at::IntArrayRef({4}));
-  CHECK(result.outputs.at("action_logits").sizes() == at::IntArrayRef({4, shape.num_actions}));
-  CHECK(result.outputs.at("actions").sizes() == at::IntArrayRef({4}));
-  CHECK(result.outputs.at("actions").scalar_type() == at::kLong);
-  CHECK(result.outputs.at("log_prob_actions").sizes() == at::IntArrayRef({4}));
-  CHECK(result.outputs.at("new_rnn_states").sizes() == at::IntArrayRef({4, shape.rnn_size}));
+  EXPECT(result.outputs.at("values").sizes() == at::IntArrayRef({4}));
+  EXPECT(result.outputs.at("action_logits").sizes() == at::IntArrayRef({4, shape.num_actions}));
+  EXPECT(result.outputs.at("actions").sizes() == at::IntArrayRef({4}));
+  EXPECT(result.outputs.at("actions").scalar_type() == at::kLong);
+  EXPECT(result.outputs.at("log_prob_actions").sizes() == at::IntArrayRef({4}));
+  EXPECT(result.outputs.at("new_rnn_states").sizes() == at::IntArrayRef({4, shape.rnn_size}));
   const at::Tensor actions = result.outputs.at("actions");
-  CHECK(actions.min().item<std::int64_t>() >= 0 && actions.max().item<std::int64_t>() < shape.num_actions);
-  CHECK(policy.state_names().front() == "encoder.0.weight");
-  CHECK(policy.state_names().back() == "value_offset");  // buffers come after parameters
+  EXPECT(actions.min().item<std::int64_t>() >= 0 && actions.max().item<std::int64_t>() < shape.num_actions);
+  EXPECT(policy.state_names().front() == "encoder.0.weight");
+  EXPECT(policy.state_names().back() == "value_offset");  // buffers come after parameters
 
   const Policy tagged(discrete_archive(), c10::Device(c10::kCPU), /*initial_version=*/7);
-  CHECK(tagged.version() == 7);
-  CHECK(tagged.forward(batch.obs, batch.rnn_states, false).policy_version == 7);
+  EXPECT(tagged.version() == 7);
+  EXPECT(tagged.forward(batch.obs, batch.rnn_states, false).policy_version == 7);
 }
 
 TEST_CASE(outputs_are_ordinary_tensors_usable_by_autograd_and_in_place) {
   const Policy policy(discrete_archive(), c10::Device(c10::kCPU));
   const Batch batch = make_batch(6);
-  CHECK(c10::GradMode::is_enabled());
+  EXPECT(c10::GradMode::is_enabled());
   PolicyOutput result = policy.forward(batch.obs, batch.rnn_states, false);
-  CHECK(c10::GradMode::is_enabled());  // the no-grad guard did not leak into the caller
+  EXPECT(c10::GradMode::is_enabled());  // the no-grad guard did not leak into the caller
   at::Tensor values = result.outputs.at("values");
-  CHECK(!values.requires_grad());
-  CHECK(!values.is_inference());
+  EXPECT(!values.requires_grad());
+  EXPECT(!values.is_inference());
   // torch:: factories (unlike at::) honour requires_grad.
   const at::Tensor weights = torch::ones({6}, torch::requires_grad());
   (values * weights).sum().backward();
-  CHECK(weights.grad().defined() && weights.grad().equal(values));
+  EXPECT(weights.grad().defined() && weights.grad().equal(values));
   const at::Tensor before = values.clone();
   values.add_(1.0);  // in-place updates of outputs are allowed (they would not be on inference tensors)
-  CHECK(values.equal(before + 1.0));
+  EXPECT(values.equal(before + 1.0));
 }
 
 TEST_CASE(deterministic_forward_takes_the_argmax_and_is_repeatable) {
@@ -156,11 +156,11 @@ TEST_CASE(deterministic_forward_takes_the_argmax_and_is_repeatable) {
   const PolicyOutput first = policy.forward(batch.obs, batch.rnn_states, /*deterministic=*/true);
   const PolicyOutput second = policy.forward(batch.obs, batch.rnn_states, /*deterministic=*/true);
   const at::Tensor& logits = first.outputs.at("action_logits");
-  CHECK(first.outputs.at("actions").equal(logits.argmax(1)));
-  CHECK(same_outputs(first.outputs, second.outputs));
+  EXPECT(first.outputs.at("actions").equal(logits.argmax(1)));
+  EXPECT(same_outputs(first.outputs, second.outputs));
   const at::Tensor expected_log_prob =
       logits.log_softmax(1).gather(1, first.outputs.at("actions").unsqueeze(1)).squeeze(1);
-  CHECK(first.outputs.at("log_prob_actions").allclose(expected_log_prob));
+  EXPECT(first.outputs.at("log_prob_actions").allclose(expected_log_prob));
 }
 
 TEST_CASE(stochastic_forward_samples_more_than_the_argmax) {
@@ -169,13 +169,13 @@ TEST_CASE(stochastic_forward_samples_more_than_the_argmax) {
   const PolicyOutput result = policy.forward(batch.obs, batch.rnn_states, /*deterministic=*/false);
   const at::Tensor greedy = result.outputs.at("action_logits").argmax(1);
   // The fixture's initial logits are near-uniform, so sampling disagrees with argmax often.
-  CHECK(result.outputs.at("actions").ne(greedy).sum().item<std::int64_t>() > 100);
+  EXPECT(result.outputs.at("actions").ne(greedy).sum().item<std::int64_t>() > 100);
 }
 
 TEST_CASE(construction_rejects_contract_violations) {
-  CHECK_THROWS(Policy(read_file(g_fixture_dir + "/policy_bad_signature.pt"), c10::Device(c10::kCPU)),
+  EXPECT_THROWS(Policy(read_file(g_fixture_dir + "/policy_bad_signature.pt"), c10::Device(c10::kCPU)),
                std::invalid_argument, "forward(obs: Dict[str, Tensor], rnn_states: Tensor, deterministic: bool)");
-  CHECK_THROWS(Policy("not a torchscript archive", c10::Device(c10::kCPU)), c10::Error, "");
+  EXPECT_THROWS(Policy("not a torchscript archive", c10::Device(c10::kCPU)), c10::Error, "");
 }
 
 TEST_CASE(update_weights_validates_and_applies_nothing_on_error) {
@@ -188,36 +188,36 @@ TEST_CASE(update_weights_validates_and_applies_nothing_on_error) {
   for (const auto& [name, tensor] : good) {
     if (name != "core.bias") missing.insert_or_assign(name, tensor);
   }
-  CHECK_THROWS(policy.update_weights(missing, 1), std::invalid_argument, "Missing: [core.bias]");
+  EXPECT_THROWS(policy.update_weights(missing, 1), std::invalid_argument, "Missing: [core.bias]");
 
   TensorMap unknown = good;
   unknown.insert_or_assign("core.extra", at::zeros({1}));
-  CHECK_THROWS(policy.update_weights(unknown, 1), std::invalid_argument, "Unexpected: [core.extra]");
+  EXPECT_THROWS(policy.update_weights(unknown, 1), std::invalid_argument, "Unexpected: [core.extra]");
 
   TensorMap wrong_shape = good;
   wrong_shape.insert_or_assign("core.weight", good.at("core.weight").t().contiguous());
-  CHECK_THROWS(policy.update_weights(wrong_shape, 1), std::invalid_argument, "core.weight (expected shape");
+  EXPECT_THROWS(policy.update_weights(wrong_shape, 1), std::invalid_argument, "core.weight (expected shape");
 
   TensorMap wrong_dtype = good;
   wrong_dtype.insert_or_assign("value_offset", good.at("value_offset").to(at::kFloat));
-  CHECK_THROWS(policy.update_weights(wrong_dtype, 1), std::invalid_argument, "value_offset (expected dtype Double");
+  EXPECT_THROWS(policy.update_weights(wrong_dtype, 1), std::invalid_argument, "value_offset (expected dtype Double");
 
   TensorMap undefined = good;
   undefined.insert_or_assign("core.weight", at::Tensor());
-  CHECK_THROWS(policy.update_weights(undefined, 1), std::invalid_argument, "core.weight (undefined tensor)");
+  EXPECT_THROWS(policy.update_weights(undefined, 1), std::invalid_argument, "core.weight (undefined tensor)");
 
   std::vector<at::Tensor> short_list;
-  CHECK_THROWS(policy.update_weights_list(short_list, 1), std::invalid_argument, "expected 11 tensors");
+  EXPECT_THROWS(policy.update_weights_list(short_list, 1), std::invalid_argument, "expected 11 tensors");
   std::vector<at::Tensor> bad_list;
   for (const auto& name : policy.state_names()) bad_list.push_back(good.at(name));
   bad_list.front() = at::zeros({1});
-  CHECK_THROWS(policy.update_weights_list(bad_list, 1), std::invalid_argument, "encoder.0.weight (expected shape");
+  EXPECT_THROWS(policy.update_weights_list(bad_list, 1), std::invalid_argument, "encoder.0.weight (expected shape");
 
   // Every failed update above left the weights and the version alone.
-  CHECK(policy.version() == 0);
+  EXPECT(policy.version() == 0);
   const PolicyOutput after = policy.forward(batch.obs, batch.rnn_states, true);
-  CHECK(after.policy_version == 0);
-  CHECK(same_outputs(original.outputs, after.outputs));
+  EXPECT(after.policy_version == 0);
+  EXPECT(same_outputs(original.outputs, after.outputs));
 }
 
 TEST_CASE(update_weights_replaces_parameters_and_buffers_in_both_replicas) {
@@ -229,10 +229,10 @@ TEST_CASE(update_weights_replaces_parameters_and_buffers_in_both_replicas) {
 
   policy.update_weights(state_b, 1);
   const PolicyOutput with_b = policy.forward(batch.obs, batch.rnn_states, true);
-  CHECK(with_b.policy_version == 1 && policy.version() == 1);
-  CHECK(!with_b.outputs.at("action_logits").equal(reference_a.at("action_logits")));
+  EXPECT(with_b.policy_version == 1 && policy.version() == 1);
+  EXPECT(!with_b.outputs.at("action_logits").equal(reference_a.at("action_logits")));
   // The float64 buffer took part: values are around 100 only if value_offset was copied.
-  CHECK(with_b.outputs.at("values").gt(90.0).all().item<bool>());
+  EXPECT(with_b.outputs.at("values").gt(90.0).all().item<bool>());
 
   // Alternate a few times through both entry points: each update lands in a different replica, and every
   // one must be complete on its own.
@@ -246,8 +246,8 @@ TEST_CASE(update_weights_replaces_parameters_and_buffers_in_both_replicas) {
       policy.update_weights_list(ordered, version);
     }
     const PolicyOutput result = policy.forward(batch.obs, batch.rnn_states, true);
-    CHECK(result.policy_version == version);
-    CHECK(same_outputs(result.outputs, version % 2 == 0 ? reference_a : with_b.outputs));
+    EXPECT(result.policy_version == version);
+    EXPECT(same_outputs(result.outputs, version % 2 == 0 ? reference_a : with_b.outputs));
   }
 }
 
@@ -258,8 +258,8 @@ TEST_CASE(inputs_are_not_modified_and_may_be_non_contiguous) {
   const at::Tensor transposed_obs = batch.obs.at("obs").t().contiguous().t();  // same values, strided
   const PolicyOutput strided = policy.forward(TensorMap{{"obs", transposed_obs}}, batch.rnn_states, true);
   const PolicyOutput plain = policy.forward(batch.obs, batch.rnn_states, true);
-  CHECK(strided.outputs.at("action_logits").allclose(plain.outputs.at("action_logits")));
-  CHECK(batch.obs.at("obs").equal(obs_copy));
+  EXPECT(strided.outputs.at("action_logits").allclose(plain.outputs.at("action_logits")));
+  EXPECT(batch.obs.at("obs").equal(obs_copy));
 }
 
 TEST_CASE(warmup_and_benchmark) {
@@ -267,8 +267,8 @@ TEST_CASE(warmup_and_benchmark) {
   const Batch batch = make_batch(64);
   policy.warmup(batch.obs, batch.rnn_states, 2);
   const double microseconds = policy.benchmark(batch.obs, batch.rnn_states, 20);
-  CHECK(microseconds > 0.0);
-  CHECK_THROWS(policy.benchmark(batch.obs, batch.rnn_states, 0), std::invalid_argument, "iterations");
+  EXPECT(microseconds > 0.0);
+  EXPECT_THROWS(policy.benchmark(batch.obs, batch.rnn_states, 0), std::invalid_argument, "iterations");
 }
 
 // The core guarantee: while the weights flip between sets A and B, every forward call from every thread
@@ -286,7 +286,7 @@ TEST_CASE(concurrent_forwards_see_old_or_new_weights_never_a_mix) {
   const TensorMap reference_a = policy.forward(batch.obs, batch.rnn_states, true).outputs;
   policy.update_weights(state_b, 1);
   const TensorMap reference_b = policy.forward(batch.obs, batch.rnn_states, true).outputs;
-  CHECK(!same_outputs(reference_a, reference_b));
+  EXPECT(!same_outputs(reference_a, reference_b));
 
   std::atomic<std::int64_t> wrong_outputs{0};
   std::atomic<std::int64_t> version_went_back{0};
@@ -327,14 +327,14 @@ TEST_CASE(concurrent_forwards_see_old_or_new_weights_never_a_mix) {
       } else {
         policy.update_weights_list(ordered_b, version);
       }
-      CHECK(policy.version() == version);
+      EXPECT(policy.version() == version);
       std::this_thread::sleep_for(1ms);  // let readers run between flips (2 cores)
     }
   }  // stop requested and every thread joined here
-  CHECK_MSG(wrong_outputs.load() == 0, std::to_string(wrong_outputs.load()) + " torn outputs");
-  CHECK(version_went_back.load() == 0);
-  CHECK(impossible_versions.load() == 0);
-  CHECK(calls_with_a.load() > 0 && calls_with_b.load() > 0);
+  EXPECT_MSG(wrong_outputs.load() == 0, std::to_string(wrong_outputs.load()) + " torn outputs");
+  EXPECT(version_went_back.load() == 0);
+  EXPECT(impossible_versions.load() == 0);
+  EXPECT(calls_with_a.load() > 0 && calls_with_b.load() > 0);
   std::printf("  %lld forward calls (%lld with A, %lld with B) across %lld weight updates\n",
               static_cast<long long>(calls.load()), static_cast<long long>(calls_with_a.load()),
               static_cast<long long>(calls_with_b.load()), static_cast<long long>(version - 1));
@@ -353,8 +353,30 @@ TEST_CASE(forward_works_from_fresh_threads_and_policies_outlive_them) {
         });
       }
     }  // joined before the policy goes out of scope
-    CHECK(successes.load() == 4);
+    EXPECT(successes.load() == 4);
   }
+}
+
+// Intra-op parallelism inside concurrent forward calls (the OpenMP pool of libtorch) must work too.
+TEST_CASE(concurrent_forwards_with_intra_op_threads) {
+  const Policy policy(discrete_archive(), c10::Device(c10::kCPU));
+  const Batch batch = make_batch(4096);
+  const int previous_threads = at::get_num_threads();
+  at::set_num_threads(2);
+  std::atomic<int> successes{0};
+  {
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < 2; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < 5; ++i) {
+          const PolicyOutput result = policy.forward(batch.obs, batch.rnn_states, i % 2 == 0);
+          if (result.outputs.at("values").size(0) == 4096) successes.fetch_add(1);
+        }
+      });
+    }
+  }
+  at::set_num_threads(previous_threads);
+  EXPECT(successes.load() == 10);
 }
 
 int main(int argc, char** argv) {
