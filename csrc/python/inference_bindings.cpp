@@ -53,7 +53,8 @@ void bind_inference(py::module_& module) {
   // only touched with the GIL held.
   using release_gil = py::call_guard<py::gil_scoped_release>;
 
-  py::class_<Policy>(module, "Policy", R"doc(
+  // shared_ptr holder: C++ components (e.g. an inference server) can co-own the policy Python created.
+  py::class_<Policy, std::shared_ptr<Policy>>(module, "Policy", R"doc(
 A TorchScript actor-critic run natively, callable concurrently from many threads.
 
 Built from the bytes of ``torch.jit.save`` of a scripted module with
@@ -65,7 +66,7 @@ Every call releases the GIL. ``forward`` runs with one consistent set of weights
              std::string archive_bytes = archive;
              const c10::Device parsed_device(py::str(device).cast<std::string>());
              py::gil_scoped_release no_gil;
-             return std::make_unique<Policy>(archive_bytes, parsed_device);
+             return std::make_shared<Policy>(archive_bytes, parsed_device);
            }),
            py::arg("archive"), py::arg("device") = "cpu",
            "Load the module (twice: one replica per weight generation) onto `device` (str or torch.device).")
