@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: the Python tests (pytest, tests/) and the standalone C++ tests (tests/cpp).
+# Expects the venv and build from scripts/setup_env.sh (`make test` runs both). Extra arguments go to pytest.
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${PYSF_VENV:-$ROOT/.venv}
+cd "$ROOT"
+
+"$VENV/bin/python" -m pytest "$@"
+status=$?
+if [ "$status" -eq 5 ]; then
+  echo "[pysf tests] pytest collected no tests: that is a failure, not a pass" >&2
+  exit 1
+elif [ "$status" -ne 0 ]; then
+  exit "$status"
+fi
+
+bash "$ROOT/scripts/cpp_tests.sh"
