@@ -12,7 +12,7 @@
 
 namespace pysf::inference {
 
-/// Wait-free-for-readers publication of a large value that is replaced as a whole (e.g. model weights).
+/// Publication of a large value that is replaced as a whole (e.g. model weights), lock-free for readers.
 ///
 /// Two replicas exist. Readers pin the *current* replica for the duration of `read` and never block:
 /// pinning is one atomic increment plus a re-check (retried only if a publication raced with it).
@@ -26,7 +26,9 @@ namespace pysf::inference {
 ///
 /// Thread safety: `read` and `read_all` may run concurrently from any number of threads, also
 /// concurrently with `write`; concurrent `write`s are serialised. The object must outlive every call.
-/// Readers must only read the replica they are given (they get a const reference).
+/// Readers must only read the replica they are given (they get a const reference). A callback may
+/// `read`, but must not `write` from inside `read_all` or `write` (writers are not re-entrant), nor
+/// `write` twice from inside `read` (the second write would wait for the calling reader).
 template <typename T>
 class LeftRight {
  public:

@@ -80,7 +80,8 @@ class Policy {
 
   /// Runs `iterations` forward calls (stochastic and deterministic) on each replica, so that the
   /// TorchScript profiling executor has specialised both before timing-sensitive use (its first 2-3 calls
-  /// are slow). Call with inputs shaped like real ones. Thread-safe; updates wait while it runs.
+  /// are slow). Call with inputs shaped like real ones. Thread-safe; it waits for an update in
+  /// progress, and updates wait while it runs (forward calls do not).
   void warmup(const TensorMap& obs, const at::Tensor& rnn_states, int iterations = 3) const;
 
   /// Mean wall time in microseconds of `iterations` forward calls run in a C++ loop on the calling
