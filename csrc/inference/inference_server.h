@@ -1,0 +1,83 @@
+// InferenceServer: inference threads that batch requests from many splits into one policy forward.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "buffers/bounded_queue.h"
+#include "buffers/trajectory_buffers.h"
+#include "inference/inference_request.h"
+#include "inference/policy_runner.h"
+
+namespace pysf::inference {
+
+struct InferenceServerConfig {
+  int num_threads = 1;                 // --policy_workers_per_policy
+  std::int64_t max_batch_rows = 1 << 20;  // a batch never exceeds this many env rows (whole requests)
+  bool deterministic_actions = false;  // argmax instead of sampling (evaluation)
+  // Serve requests strictly in round-robin split order, one split per forward: with one thread this
+  // makes sampling reproducible (the RNG is consumed in a fixed order), at the cost of batching.
+  bool serial_order = false;
+  int num_splits = 0;                  // total splits (capacity of the request queue)
+};
+
+/// Dynamic batching: a thread waits for one request, then takes every other request already queued
+/// (up to `max_batch_rows` rows), so batches grow with load without waiting on a deadline. For each
+/// batch it gathers the observations and RNN states of every request from the trajectory buffers,
+/// runs the policy once, scatters actions, action_logits, log_prob_actions, values and policy_version
+/// into step t and the new RNN states into step t+1, then calls `on_actions_ready(request)` per request.
+///
+/// Threads start in `start()` and are joined by `stop()` (also from the destructor); `stop()` returns
+/// promptly even while threads wait for requests. A policy error is reported through `on_error` and
+/// stops the failing thread. `submit` is thread-safe.
+class InferenceServer {
+ public:
+  using ActionsReady = std::function<void(const InferenceRequest&)>;
+  using ErrorHandler = std::function<void(const std::string&)>;
+
+  InferenceServer(InferenceServerConfig config, std::shared_ptr<PolicyRunner> policy, buffers::TrajectoryBuffers buffers,
+                  ActionsReady on_actions_ready, ErrorHandler on_error);
+  ~InferenceServer();
+  InferenceServer(const InferenceServer&) = delete;
+  InferenceServer& operator=(const InferenceServer&) = delete;
+
+  void start();
+  /// Closes the request queue so the threads finish their batch and exit; does not wait for them.
+  void request_stop();
+  /// request_stop() and join the threads.
+  void stop();
+
+  /// Queue a request; returns false once the server is stopping.
+  bool submit(const InferenceRequest& request);
+
+  /// Batches run and rows served so far (for throughput statistics).
+  [[nodiscard]] std::int64_t batches_served() const { return batches_.load(); }
+  [[nodiscard]] std::int64_t rows_served() const { return rows_.load(); }
+
+ private:
+  void thread_main();
+  void collect_batch(std::vector<InferenceRequest>& batch);
+  void collect_serial(std::vector<InferenceRequest>& batch);
+  void run_batch(const std::vector<InferenceRequest>& batch);
+
+  const InferenceServerConfig config_;
+  std::shared_ptr<PolicyRunner> policy_;
+  const buffers::TrajectoryBuffers buffers_;
+  ActionsReady on_actions_ready_;
+  ErrorHandler on_error_;
+  buffers::BoundedQueue<InferenceRequest> requests_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::int64_t> batches_{0};
+  std::atomic<std::int64_t> rows_{0};
+  // serial_order bookkeeping (only with one thread)
+  int next_split_ = 0;
+  std::vector<InferenceRequest> parked_;
+};
+
+}  // namespace pysf::inference

@@ -1,0 +1,67 @@
+#include "sampler/rollout_split.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+
+namespace pysf::sampler {
+
+RolloutSplit::RolloutSplit(int split_id, const buffers::TrajectoryBuffers& buffers, BlockQueues queues,
+                           RewardShaping shaping)
+    : split_id_(split_id), buffers_(buffers), queues_(queues), shaping_(shaping) {
+  const c10::NoGradGuard no_grad;
+  for (const auto& [key, tensor] : buffers_.obs) {
+    carry_obs_.insert_or_assign(key, at::empty_like(block_step(tensor, buffers_, 0, 0)));
+  }
+  carry_rnn_states_ = at::empty_like(block_step(buffers_.rnn_states, buffers_, 0, 0));
+}
+
+at::Tensor RolloutSplit::at_step(const at::Tensor& tensor, std::int64_t step) const {
+  return buffers::block_step(tensor, buffers_, block_, step);
+}
+
+bool RolloutSplit::acquire_block() {
+  std::optional<std::int64_t> block = queues_.free.pop();
+  if (!block) return false;
+  block_ = *block;
+  step_ = 0;
+  const c10::NoGradGuard no_grad;
+  if (has_carry_) {
+    for (const auto& [key, tensor] : buffers_.obs) at_step(tensor, 0).copy_(carry_obs_.at(key));
+    at_step(buffers_.rnn_states, 0).copy_(carry_rnn_states_);
+  } else {
+    at_step(buffers_.rnn_states, 0).zero_();
+  }
+  return true;
+}
+
+bool RolloutSplit::finish_step() {
+  const c10::NoGradGuard no_grad;
+  at::Tensor rewards = at_step(buffers_.rewards, step_);
+  if (shaping_.scale != 1.0F) rewards.mul_(shaping_.scale);
+  rewards.clamp_(-shaping_.clip, shaping_.clip);
+  at::Tensor dones = at_step(buffers_.dones, step_);
+  dones.logical_or_(at_step(buffers_.time_outs, step_));
+  at_step(buffers_.valids, step_).fill_(true);
+  at_step(buffers_.policy_id, step_).fill_(0);
+  at_step(buffers_.rnn_states, step_ + 1).masked_fill_(dones.unsqueeze(1), 0.0);
+  ++step_;
+  if (step_ < buffers_.rollout()) return true;
+  return complete_block();
+}
+
+bool RolloutSplit::complete_block() {
+  const std::int64_t last = buffers_.rollout();
+  {
+    const c10::NoGradGuard no_grad;
+    at_step(buffers_.valids, last).fill_(true);
+    for (const auto& [key, tensor] : buffers_.obs) carry_obs_.find(key)->copy_(at_step(tensor, last));
+    carry_rnn_states_.copy_(at_step(buffers_.rnn_states, last));
+    has_carry_ = true;
+  }
+  const std::int64_t completed = block_;
+  block_ = -1;
+  return queues_.completed.push(completed);
+}
+
+}  // namespace pysf::sampler

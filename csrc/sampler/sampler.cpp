@@ -1,0 +1,206 @@
+#include "sampler/sampler.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <utility>
+
+#include "envs/registry.h"
+#include "sampler/native_runner.h"
+#include "sampler/remote_worker.h"
+
+namespace pysf::sampler {
+
+Sampler::Sampler(SamplerConfig config, buffers::TrajectoryBuffers buffers,
+                 std::shared_ptr<inference::PolicyRunner> policy)
+    : config_(std::move(config)),
+      buffers_(std::move(buffers)),
+      policy_(std::move(policy)),
+      free_blocks_(static_cast<std::size_t>(std::max<std::int64_t>(1, buffers_.rewards.defined() ? buffers_.rewards.size(0) : 1))),
+      completed_blocks_(free_blocks_.capacity()) {
+  buffers_.validate();
+  if (config_.worker_num_splits < 1) throw std::invalid_argument("worker_num_splits must be >= 1");
+  if (!config_.native_env_name.empty()) {
+    if (config_.num_native_workers < 1 || config_.envs_per_native_worker < 1) {
+      throw std::invalid_argument("native sampling needs num_workers >= 1 and num_envs_per_worker >= 1");
+    }
+    if (config_.envs_per_native_worker % config_.worker_num_splits != 0 ||
+        config_.envs_per_native_worker / config_.worker_num_splits != buffers_.block_rows) {
+      throw std::invalid_argument("num_envs_per_worker (" + std::to_string(config_.envs_per_native_worker) +
+                                  ") must equal worker_num_splits (" + std::to_string(config_.worker_num_splits) +
+                                  ") x the trajectory block rows (" + std::to_string(buffers_.block_rows) + ")");
+    }
+  }
+  outstanding_.assign(static_cast<std::size_t>(buffers_.num_blocks()), 0);
+}
+
+Sampler::~Sampler() { stop(); }
+
+int Sampler::num_splits() const {
+  const int native = config_.native_env_name.empty() ? 0 : config_.num_native_workers * config_.worker_num_splits;
+  return native + num_remote_splits_;
+}
+
+std::vector<int> Sampler::add_remote_worker(int request_fd, int reply_fd, int num_splits, const std::string& description) {
+  if (started_.load()) {
+    ::close(request_fd);
+    ::close(reply_fd);
+    throw std::logic_error("add_remote_worker must be called before start()");
+  }
+  if (num_splits < 1) throw std::invalid_argument("a worker needs at least one split");
+  const int first = this->num_splits();
+  pending_remote_.push_back(PendingRemoteWorker{request_fd, reply_fd, num_splits, description});
+  num_remote_splits_ += num_splits;
+  std::vector<int> ids;
+  for (int i = 0; i < num_splits; ++i) ids.push_back(first + i);
+  return ids;
+}
+
+std::vector<std::unique_ptr<RolloutSplit>> Sampler::make_splits(int first_split, int count) {
+  std::vector<std::unique_ptr<RolloutSplit>> splits;
+  for (int i = 0; i < count; ++i) {
+    splits.push_back(std::make_unique<RolloutSplit>(first_split + i, buffers_, BlockQueues{free_blocks_, completed_blocks_},
+                                                    config_.reward_shaping));
+  }
+  return splits;
+}
+
+void Sampler::start() {
+  if (started_.exchange(true)) throw std::logic_error("Sampler::start called twice");
+  const int total_splits = num_splits();
+  if (total_splits == 0) throw std::invalid_argument("the sampler has no env workers");
+  if (buffers_.num_blocks() < total_splits) {
+    throw std::invalid_argument("the trajectory buffers hold " + std::to_string(buffers_.num_blocks()) +
+                                " blocks but there are " + std::to_string(total_splits) +
+                                " splits; every split needs a block of its own");
+  }
+  for (std::int64_t block = 0; block < buffers_.num_blocks(); ++block) free_blocks_.push(block);
+
+  inference::InferenceServerConfig server_config = config_.inference;
+  server_config.num_splits = total_splits;
+  auto on_error = [this](const std::string& message) { fail(message); };
+  server_ = std::make_unique<inference::InferenceServer>(
+      server_config, policy_, buffers_, [this](const inference::InferenceRequest& r) { on_actions_ready(r); }, on_error);
+
+  split_owners_.assign(static_cast<std::size_t>(total_splits), SplitOwner{});
+  int next_split = 0;
+  if (!config_.native_env_name.empty()) {
+    for (int worker = 0; worker < config_.num_native_workers; ++worker) {
+      std::vector<std::unique_ptr<envs::VectorEnv>> worker_envs;
+      for (int s = 0; s < config_.worker_num_splits; ++s) {
+        // Distinct, reproducible streams per split: the seed and the split's first global env index.
+        const std::uint64_t split_seed = config_.seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(next_split + s) * 0x10001ULL + 1;
+        worker_envs.push_back(envs::make_vector_env(config_.native_env_name, static_cast<int>(buffers_.block_rows), split_seed));
+      }
+      auto runner = std::make_unique<NativeRunner>(worker, make_splits(next_split, config_.worker_num_splits),
+                                                   std::move(worker_envs), buffers_, *server_, episode_stats_, on_error);
+      for (int s = 0; s < config_.worker_num_splits; ++s) {
+        split_owners_[static_cast<std::size_t>(next_split + s)] = SplitOwner{runner.get(), nullptr, s};
+      }
+      next_split += config_.worker_num_splits;
+      native_runners_.push_back(std::move(runner));
+    }
+  }
+  for (auto& pending : pending_remote_) {
+    auto worker = std::make_unique<RemoteWorker>(pending.description, pending.request_fd, pending.reply_fd,
+                                                 make_splits(next_split, pending.num_splits), *server_, on_error);
+    for (int s = 0; s < pending.num_splits; ++s) {
+      split_owners_[static_cast<std::size_t>(next_split + s)] = SplitOwner{nullptr, worker.get(), s};
+    }
+    next_split += pending.num_splits;
+    remote_workers_.push_back(std::move(worker));
+  }
+  pending_remote_.clear();
+
+  server_->start();
+  for (auto& runner : native_runners_) runner->start();
+  for (auto& worker : remote_workers_) worker->start();
+}
+
+void Sampler::on_actions_ready(const inference::InferenceRequest& request) {
+  const SplitOwner& owner = split_owners_[static_cast<std::size_t>(request.split)];
+  if (owner.native != nullptr) {
+    owner.native->on_actions_ready(owner.local_index);
+  } else {
+    owner.remote->on_actions_ready(owner.local_index, request);
+  }
+}
+
+void Sampler::request_stop_all() {
+  free_blocks_.close();
+  completed_blocks_.close();
+  if (server_) server_->request_stop();
+  for (auto& runner : native_runners_) runner->request_stop();
+  for (auto& worker : remote_workers_) worker->request_stop();
+}
+
+void Sampler::stop() {
+  if (stopped_.exchange(true)) return;
+  request_stop_all();
+  for (auto& runner : native_runners_) runner->stop();
+  for (auto& worker : remote_workers_) worker->stop();
+  if (server_) server_->stop();
+  for (auto& pending : pending_remote_) {  // registered but never started
+    ::close(pending.request_fd);
+    ::close(pending.reply_fd);
+  }
+  pending_remote_.clear();
+}
+
+void Sampler::fail(const std::string& message) {
+  {
+    const std::lock_guard lock(error_mutex_);
+    if (!error_) error_ = message;
+  }
+  request_stop_all();
+}
+
+std::optional<std::string> Sampler::error() const {
+  const std::lock_guard lock(error_mutex_);
+  return error_;
+}
+
+void Sampler::check() const {
+  if (auto message = error()) throw std::runtime_error("sampling failed: " + *message);
+}
+
+std::vector<std::int64_t> Sampler::get_trajectories(int num_blocks, double timeout_seconds) {
+  check();
+  std::vector<std::int64_t> blocks;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
+  while (static_cast<int>(blocks.size()) < num_blocks) {
+    const auto remaining = deadline - std::chrono::steady_clock::now();
+    if (remaining <= std::chrono::steady_clock::duration::zero()) break;
+    std::optional<std::int64_t> block = completed_blocks_.pop_for(remaining);
+    if (!block) {
+      if (completed_blocks_.closed()) break;
+      continue;
+    }
+    blocks.push_back(*block);
+  }
+  check();
+  {
+    const std::lock_guard lock(outstanding_mutex_);
+    for (std::int64_t block : blocks) outstanding_[static_cast<std::size_t>(block)] = 1;
+  }
+  return blocks;
+}
+
+void Sampler::release(const std::vector<std::int64_t>& blocks) {
+  {
+    const std::lock_guard lock(outstanding_mutex_);
+    for (std::int64_t block : blocks) {
+      if (block < 0 || block >= static_cast<std::int64_t>(outstanding_.size()) || !outstanding_[static_cast<std::size_t>(block)]) {
+        throw std::invalid_argument("release: block " + std::to_string(block) +
+                                    " is not held by the consumer (released twice, or never received)");
+      }
+      outstanding_[static_cast<std::size_t>(block)] = 0;
+    }
+  }
+  for (std::int64_t block : blocks) free_blocks_.push(block);
+}
+
+std::int64_t Sampler::rows_served() const { return server_ ? server_->rows_served() : 0; }
+
+}  // namespace pysf::sampler

@@ -1,0 +1,121 @@
+// Sampler: the sampling side of APPO — env runners, the inference server and the trajectory queues.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "buffers/bounded_queue.h"
+#include "buffers/trajectory_buffers.h"
+#include "inference/inference_server.h"
+#include "inference/policy_runner.h"
+#include "sampler/episode_stats.h"
+#include "sampler/rollout_split.h"
+
+namespace pysf::sampler {
+
+class NativeRunner;
+class RemoteWorker;
+
+struct SamplerConfig {
+  // Native path: C++ threads stepping pysf's own envs (empty name: no native workers).
+  std::string native_env_name;
+  int num_native_workers = 0;        // --num_workers (threads)
+  int envs_per_native_worker = 0;    // --num_envs_per_worker
+  // Both paths
+  int worker_num_splits = 2;         // --worker_num_splits (double buffering)
+  std::uint64_t seed = 0;            // env seeds derive from it and the global env index
+  RewardShaping reward_shaping;
+  inference::InferenceServerConfig inference;  // num_splits is filled in by the Sampler
+};
+
+/// Owns everything that produces trajectories: native runner threads, proxies of Python env worker
+/// processes, the inference threads, the free-block pool and the completed-block queue.
+///
+/// Life cycle: construct, `add_remote_worker` for each Python env worker process, `start()`, then
+/// repeatedly `get_trajectories` (blocks) and `release` the blocks once their data was consumed, and
+/// finally `stop()` (idempotent, also run by the destructor), which joins every thread and returns
+/// within a bounded time even when threads are blocked on queues or pipes.
+///
+/// Failures anywhere (an env error, a dead worker process, a policy error) are recorded (the first one
+/// wins), stop sampling, and are rethrown as std::runtime_error by `get_trajectories` / `check`.
+class Sampler {
+ public:
+  Sampler(SamplerConfig config, buffers::TrajectoryBuffers buffers, std::shared_ptr<inference::PolicyRunner> policy);
+  ~Sampler();
+  Sampler(const Sampler&) = delete;
+  Sampler& operator=(const Sampler&) = delete;
+
+  /// Registers a Python env worker process before start(): it will step `num_splits` splits of
+  /// `envs_per_split` envs; the sampler talks to it through the pipe file descriptors it now owns.
+  /// Returns the global ids of its splits.
+  std::vector<int> add_remote_worker(int request_fd, int reply_fd, int num_splits, const std::string& description);
+
+  void start();
+  void stop();
+
+  /// Waits up to `timeout_seconds` for `num_blocks` completed blocks; returns what it got (fewer on
+  /// timeout). Throws std::runtime_error if sampling failed.
+  std::vector<std::int64_t> get_trajectories(int num_blocks, double timeout_seconds);
+
+  /// Returns consumed blocks to the free pool.
+  void release(const std::vector<std::int64_t>& blocks);
+
+  /// Finished-episode statistics since the last call.
+  std::vector<EpisodeStat> drain_episode_stats() { return episode_stats_.drain(); }
+
+  /// Records an external failure (e.g. the Python monitor saw a worker die) and stops sampling.
+  void fail(const std::string& message);
+  /// Throws std::runtime_error with the recorded failure, if any.
+  void check() const;
+  [[nodiscard]] std::optional<std::string> error() const;
+
+  [[nodiscard]] std::int64_t rows_served() const;
+  /// Splits of native workers plus those of registered remote workers.
+  [[nodiscard]] int num_splits() const;
+  [[nodiscard]] const buffers::TrajectoryBuffers& buffers() const { return buffers_; }
+
+ private:
+  struct SplitOwner {
+    NativeRunner* native = nullptr;
+    RemoteWorker* remote = nullptr;
+    int local_index = 0;
+  };
+
+  struct PendingRemoteWorker {
+    int request_fd;
+    int reply_fd;
+    int num_splits;
+    std::string description;
+  };
+
+  void on_actions_ready(const inference::InferenceRequest& request);
+  void request_stop_all();
+  std::vector<std::unique_ptr<RolloutSplit>> make_splits(int first_split, int count);
+
+  SamplerConfig config_;
+  buffers::TrajectoryBuffers buffers_;
+  std::shared_ptr<inference::PolicyRunner> policy_;
+  buffers::BoundedQueue<std::int64_t> free_blocks_;
+  buffers::BoundedQueue<std::int64_t> completed_blocks_;
+  EpisodeStatsSink episode_stats_;
+  std::unique_ptr<inference::InferenceServer> server_;
+  std::vector<std::unique_ptr<NativeRunner>> native_runners_;
+  std::vector<std::unique_ptr<RemoteWorker>> remote_workers_;
+  std::vector<SplitOwner> split_owners_;
+  std::vector<PendingRemoteWorker> pending_remote_;
+  int num_remote_splits_ = 0;
+  // Blocks handed to the consumer and not yet released (to catch double or unknown releases).
+  std::mutex outstanding_mutex_;
+  std::vector<char> outstanding_;
+  mutable std::mutex error_mutex_;
+  std::optional<std::string> error_;
+  std::atomic<bool> started_{false};
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace pysf::sampler

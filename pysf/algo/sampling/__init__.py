@@ -1,0 +1,1 @@
+"""The sampling side of APPO: trajectory buffers, env workers and the native sampling engine."""

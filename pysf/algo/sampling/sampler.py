@@ -1,0 +1,247 @@
+"""The Python face of the native sampling engine (``pysf._C.Sampler``).
+
+``Sampler`` allocates the trajectory buffers, starts native env threads (pysf's C++ envs) or Python env
+worker processes (gymnasium envs), and the inference threads, then hands out completed trajectory
+blocks. Settings come from Sample Factory's flags: ``--num_workers``, ``--num_envs_per_worker``,
+``--worker_num_splits``, ``--rollout``, ``--policy_workers_per_policy``, ``--reward_scale``,
+``--reward_clip``, ``--seed``, ``--async_rl``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.multiprocessing  # noqa: F401 - registers tensor pickling through shared memory
+
+from pysf.algo.inference.policy_backends import NativePolicy, PythonPolicy
+from pysf.algo.sampling.buffers import allocate_trajectory_buffers, block_row_index, native_buffers_dict
+from pysf.algo.sampling.rollout_worker import WorkerSpec, rollout_worker_main
+from pysf.algo.utils.context import sf_global_context
+from pysf.algo.utils.env_info import EnvInfo
+from pysf.algo.utils.tensor_dict import TensorDict
+from pysf.utils.typing import Config
+
+log = logging.getLogger(__name__)
+
+# Worker processes get this long to exit after STOP before they are terminated.
+_WORKER_JOIN_SECONDS = 3.0
+
+
+@dataclass
+class EpisodeStats:
+    """One finished episode: raw (unscaled) return, length, and what the env reported in ``info``."""
+
+    env_id: int
+    reward: float
+    length: int
+    true_objective: Optional[float] = None
+    extra_stats: Optional[Dict[str, Any]] = None
+
+
+def sampling_geometry(cfg: Config) -> tuple:
+    """``(block_rows, num_splits)``: envs per split and splits in total; validates the flags."""
+    envs, splits = int(cfg.num_envs_per_worker), int(cfg.worker_num_splits)
+    if envs < 1 or cfg.num_workers < 1 or splits < 1:
+        raise ValueError("--num_workers, --num_envs_per_worker and --worker_num_splits must be >= 1")
+    if envs % splits != 0:
+        raise ValueError(
+            f"--num_envs_per_worker={envs} must be a multiple of --worker_num_splits={splits} "
+            f"(each split steps the same number of envs)"
+        )
+    return envs // splits, int(cfg.num_workers) * splits
+
+
+class Sampler:
+    """Native sampling for one policy; see the module docstring. Use as a context manager or call stop()."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        env_info: EnvInfo,
+        policy: Union[NativePolicy, PythonPolicy],
+        rnn_state_size: int,
+        num_blocks: Optional[int] = None,
+        deterministic_actions: bool = False,
+        serial_inference_order: bool = False,
+    ):
+        from pysf import _C
+
+        self.cfg = cfg
+        self.env_info = env_info
+        self.policy = policy
+        self.block_rows, self.num_splits = sampling_geometry(cfg)
+        if num_blocks is None:
+            # Async sampling keeps every split busy while the consumer holds a full set of blocks.
+            num_blocks = self.num_splits * (2 if cfg.async_rl else 1)
+        if num_blocks < self.num_splits:
+            raise ValueError(f"num_blocks={num_blocks} is less than the number of splits ({self.num_splits})")
+        self.num_blocks = num_blocks
+        self.rollout = int(cfg.rollout)
+        self.native_envs = bool(env_info.native)
+        self.buffers = allocate_trajectory_buffers(
+            env_info.obs_space,
+            env_info.action_space,
+            rnn_state_size,
+            self.rollout,
+            num_blocks,
+            self.block_rows,
+            shared_memory=not self.native_envs,
+        )
+        config = dict(
+            worker_num_splits=int(cfg.worker_num_splits),
+            seed=int(cfg.seed) if cfg.seed is not None else 0,
+            reward_scale=float(cfg.reward_scale),
+            reward_clip=float(cfg.reward_clip),
+            num_inference_threads=int(cfg.policy_workers_per_policy),
+            deterministic_actions=deterministic_actions,
+            serial_inference_order=serial_inference_order,
+        )
+        if self.native_envs:
+            config.update(
+                native_env_name=cfg.env,
+                num_native_workers=int(cfg.num_workers),
+                envs_per_native_worker=int(cfg.num_envs_per_worker),
+            )
+        native_policy = policy.native if isinstance(policy, NativePolicy) else policy.forward
+        self._sampler = _C.Sampler(config, native_buffers_dict(self.buffers, self.block_rows), native_policy)
+        self._processes: List[multiprocessing.process.BaseProcess] = []
+        self._stats_queue = None
+        self._started = False
+        self._stopped = False
+
+    # ---- life cycle -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start env workers and inference threads."""
+        if not self.native_envs:
+            self._start_worker_processes()
+        self._sampler.start()
+        self._started = True
+
+    def _start_worker_processes(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._stats_queue = ctx.Queue()
+        shared = {k: self.buffers[k] for k in ("obs", "actions", "rewards", "dones", "time_outs")}
+        shared["obs"] = dict(shared["obs"])
+        splits_per_worker = int(self.cfg.worker_num_splits)
+        envs_per_worker = int(self.cfg.num_envs_per_worker)
+        for worker_index in range(int(self.cfg.num_workers)):
+            request_reader, request_writer = ctx.Pipe(duplex=False)
+            reply_reader, reply_writer = ctx.Pipe(duplex=False)
+            spec = WorkerSpec(
+                worker_index=worker_index,
+                env_name=self.cfg.env,
+                cfg=self.cfg,
+                obs_space=self.env_info.obs_space,
+                action_space=self.env_info.action_space,
+                block_rows=self.block_rows,
+                num_splits=splits_per_worker,
+                first_env_id=worker_index * envs_per_worker,
+                seed=self.cfg.seed,
+                context=sf_global_context(),
+                env_obs_is_dict=self.env_info.obs_is_dict,
+            )
+            process = ctx.Process(
+                target=rollout_worker_main,
+                args=(spec, shared, request_writer, reply_reader, self._stats_queue),
+                name=f"pysf-env-worker-{worker_index}",
+                daemon=True,
+            )
+            process.start()
+            # The parent must not keep the child's ends open: a dead child must read as end-of-file.
+            request_writer.close()
+            reply_reader.close()
+            self._sampler.add_remote_worker(
+                os.dup(request_reader.fileno()),
+                os.dup(reply_writer.fileno()),
+                splits_per_worker,
+                f"env worker {worker_index} (pid {process.pid}, env {self.cfg.env!r})",
+            )
+            request_reader.close()
+            reply_writer.close()
+            self._processes.append(process)
+
+    def stop(self) -> None:
+        """Stop sampling and join every thread and process (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._sampler.stop()
+        for process in self._processes:
+            process.join(timeout=_WORKER_JOIN_SECONDS)
+        for process in self._processes:
+            if process.is_alive():
+                log.warning("env worker %s did not exit after stop; terminating it", process.name)
+                process.terminate()
+                process.join(timeout=_WORKER_JOIN_SECONDS)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        if self._stats_queue is not None:
+            self._stats_queue.close()
+            self._stats_queue.join_thread()
+
+    def __enter__(self) -> "Sampler":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---- trajectories -----------------------------------------------------------------------------------
+
+    def get_trajectories(self, num_blocks: int, timeout: float = 60.0) -> List[int]:
+        """Completed blocks (fewer if ``timeout`` passes first). Raises RuntimeError if sampling failed."""
+        try:
+            return list(self._sampler.get_trajectories(num_blocks, timeout))
+        except RuntimeError as exc:
+            raise RuntimeError(self._describe_failure(str(exc))) from None
+
+    def release(self, blocks: Sequence[int]) -> None:
+        """Give consumed blocks back to the samplers."""
+        self._sampler.release(list(blocks))
+
+    def copy_blocks(self, blocks: Sequence[int]) -> TensorDict:
+        """A copy of the blocks' data, ``[len(blocks) * block_rows, T(+1), ...]`` each."""
+        rows = block_row_index(blocks, self.block_rows)
+        return self.buffers.apply(lambda t: t.index_select(0, rows))
+
+    def episode_stats(self) -> List[EpisodeStats]:
+        """Episodes finished since the last call."""
+        native = self._sampler.drain_episode_stats()
+        stats = [
+            EpisodeStats(int(e), float(r), int(n))
+            for e, r, n in zip(native["env_id"].tolist(), native["reward"].tolist(), native["length"].tolist())
+        ]
+        if self._stats_queue is not None:
+            while True:
+                try:
+                    env_id, reward, length, true_objective, extra = self._stats_queue.get_nowait()
+                except (queue.Empty, OSError, ValueError):
+                    break
+                stats.append(EpisodeStats(env_id, reward, length, true_objective, extra))
+        return stats
+
+    @property
+    def samples_collected(self) -> int:
+        """Env steps the inference threads have acted on so far."""
+        return int(self._sampler.rows_served)
+
+    def check(self) -> None:
+        """Raise RuntimeError if sampling failed."""
+        error = self._sampler.error
+        if error is not None:
+            raise RuntimeError(self._describe_failure(f"sampling failed: {error}"))
+
+    def _describe_failure(self, message: str) -> str:
+        exits = []
+        for process in self._processes:
+            if process.exitcode not in (None, 0):  # exitcode polls without blocking
+                exits.append(f"{process.name} exit code {process.exitcode}")
+        return message + (f" [{'; '.join(exits)}]" if exits else "")

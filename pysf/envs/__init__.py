@@ -1,0 +1,1 @@
+"""Environments: registration, creation, and pysf's native C++ implementations (Sample Factory's ``envs``)."""

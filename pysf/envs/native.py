@@ -1,0 +1,56 @@
+"""pysf's native (C++) environments as seen from Python: names, spaces, and backend selection."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import numpy as np
+from gymnasium import spaces
+
+from pysf.algo.utils.context import global_env_registry
+from pysf.utils.typing import Config
+
+ENV_BACKENDS = ("auto", "native", "gym")
+
+
+def native_env_names() -> List[str]:
+    """Env ids with a native C++ implementation (e.g. ``CartPole-v1``)."""
+    from pysf import _C
+
+    return list(_C.native_env_names())
+
+
+def _space_from_spec(spec: Dict) -> spaces.Space:
+    if spec["kind"] == "discrete":
+        return spaces.Discrete(int(spec["n"]))
+    shape = tuple(int(s) for s in spec["shape"])
+    low = np.asarray(spec["low"], dtype=np.float32).reshape(shape)
+    high = np.asarray(spec["high"], dtype=np.float32).reshape(shape)
+    return spaces.Box(low, high, shape, dtype=np.float32)
+
+
+def native_env_spaces(env_name: str) -> Tuple[spaces.Space, spaces.Space, int]:
+    """``(observation_space, action_space, max_episode_steps)`` of a native env, as gymnasium spaces."""
+    from pysf import _C
+
+    spec = _C.NativeVectorEnv(env_name, 1, 0).spec
+    return _space_from_spec(spec["observation_space"]), _space_from_spec(spec["action_space"]), int(spec["max_episode_steps"])
+
+
+def use_native_env(cfg: Config) -> bool:
+    """Whether ``cfg.env`` runs on the native engine (``--env_backend``: auto, native or gym).
+
+    ``auto`` picks the native implementation when one exists and the name was not registered with
+    ``register_env`` (a registered factory may add wrappers, so it is honored).
+    """
+    backend = getattr(cfg, "env_backend", "auto")
+    if backend not in ENV_BACKENDS:
+        raise ValueError(f"Unknown --env_backend={backend!r}: use one of {ENV_BACKENDS}")
+    names = native_env_names()
+    if backend == "native":
+        if cfg.env not in names:
+            raise ValueError(f"--env_backend=native: there is no native implementation of {cfg.env!r} (native envs: {names})")
+        return True
+    if backend == "gym":
+        return False
+    return cfg.env in names and cfg.env not in global_env_registry()

@@ -1,0 +1,210 @@
+"""The native sampling engine: exactly-once trajectories, reproducibility, faults and shutdown."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import torch
+
+from pysf.algo.sampling.sampling_api import SyncSamplingAPI
+from pysf.algo.utils.context import reset_global_context
+from pysf.cfg.arguments import default_cfg
+from pysf.envs.env_utils import register_env
+
+import sampler_test_envs
+
+
+@pytest.fixture(autouse=True)
+def fresh_context():
+    reset_global_context()
+    yield
+    reset_global_context()
+
+
+def small_cfg(env: str, **overrides):
+    cfg = default_cfg(env=env)
+    cfg.use_rnn = False
+    cfg.encoder_mlp_layers = [16]
+    cfg.num_workers = 2
+    cfg.num_envs_per_worker = 4
+    cfg.worker_num_splits = 2
+    cfg.rollout = 8
+    cfg.seed = 1
+    cfg.policy_workers_per_policy = 1
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
+    return cfg
+
+
+def check_counting_trajectories(batches, rollout: int, num_envs: int):
+    """Every step of every env appears exactly once, in order, with consistent flags."""
+    counters = defaultdict(list)
+    for batch in batches:
+        obs = batch["obs"]["obs"].numpy()
+        dones = batch["dones"].numpy()
+        assert bool(batch["valids"].all()), "every stored step is valid"
+        assert np.all(batch["rewards"].numpy() == 1.0)
+        for row in range(obs.shape[0]):
+            env_ids = obs[row, :, 0]
+            assert np.all(env_ids == env_ids[0]), "a row holds one env's trajectory"
+            steps = obs[row, :, 1]
+            assert np.all(np.diff(steps) == 1), f"counters must increase by 1 along a row: {steps}"
+            # terminated at t exactly when the next observation starts a new episode
+            assert np.array_equal(dones[row], obs[row, 1:, 2] == 0)
+            counters[int(env_ids[0])].extend(steps[:-1].astype(int).tolist())
+    assert sorted(counters) == list(range(num_envs))
+    for env_id, seen in counters.items():
+        seen = sorted(seen)
+        assert seen == list(range(len(seen))), f"env {env_id}: steps lost or duplicated"
+        assert len(seen) % rollout == 0
+
+
+def collect_from_every_env(sampling, num_envs: int, min_rows_per_env: int = 3, max_batches: int = 200):
+    """Batches until every env contributed at least ``min_rows_per_env`` trajectories."""
+    batches, rows_per_env = [], defaultdict(int)
+    while len(batches) < max_batches:
+        batch = sampling.get_trajectories_sync()
+        batches.append(batch)
+        for env_id in batch["obs"]["obs"][:, 0, 0].tolist():
+            rows_per_env[int(env_id)] += 1
+        if len(rows_per_env) == num_envs and min(rows_per_env.values()) >= min_rows_per_env:
+            break
+    return batches
+
+
+def test_python_path_every_transition_exactly_once():
+    register_env("counting_env", sampler_test_envs.make_counting_env)
+    cfg = small_cfg("counting_env")
+    with SyncSamplingAPI(cfg) as sampling:
+        assert not sampling.env_info.native
+        batches = collect_from_every_env(sampling, 8)
+        time.sleep(0.2)
+        stats = sampling.episode_stats()
+    check_counting_trajectories(batches, cfg.rollout, cfg.num_workers * cfg.num_envs_per_worker)
+    assert stats and all(s.length == 4 + s.env_id % 5 for s in stats)
+    assert all(s.reward == float(s.length) for s in stats)
+    assert all("last_counter" in s.extra_stats for s in stats)
+
+
+def test_python_path_with_eager_python_inference():
+    register_env("counting_env", sampler_test_envs.make_counting_env)
+    cfg = small_cfg("counting_env", inference_backend="python", num_workers=1)
+    with SyncSamplingAPI(cfg) as sampling:
+        batches = collect_from_every_env(sampling, cfg.num_envs_per_worker)
+    check_counting_trajectories(batches, cfg.rollout, cfg.num_envs_per_worker)
+
+
+def test_native_cartpole_trajectories_are_consistent():
+    cfg = small_cfg("CartPole-v1", num_envs_per_worker=64, num_workers=2, rollout=16)
+    with SyncSamplingAPI(cfg) as sampling:
+        assert sampling.env_info.native
+        batches = [sampling.get_trajectories_sync() for _ in range(5)]
+        stats = sampling.episode_stats()
+    for batch in batches:
+        obs = batch["obs"]["obs"]
+        assert obs.shape == (2 * 64, 17, 4)  # one block per split: all 128 envs
+        assert bool(batch["valids"].all())
+        assert torch.isfinite(obs).all()
+        assert set(batch["actions"].unique().tolist()) <= {0.0, 1.0}
+        assert bool((batch["policy_version"] == 0).all())
+        # CartPole's reward is 1 every step; dones only where the pole fell or time ran out
+        assert bool((batch["rewards"] == 1.0).all())
+    assert stats and all(1 <= s.length <= 500 and s.reward == s.length for s in stats)
+
+
+def native_run(seed: int):
+    cfg = small_cfg("CartPole-v1", num_envs_per_worker=32, num_workers=2, async_rl=False, seed=seed)
+    torch.manual_seed(seed)
+    with SyncSamplingAPI(cfg, serial_inference_order=True) as sampling:
+        return [sampling.get_trajectories_sync() for _ in range(3)]
+
+
+def test_native_sync_sampling_is_reproducible():
+    first, second, other = native_run(5), native_run(5), native_run(6)
+    for a, b in zip(first, second):
+        assert torch.equal(a["obs"]["obs"], b["obs"]["obs"])
+        assert torch.equal(a["actions"], b["actions"])
+        assert torch.equal(a["dones"], b["dones"])
+    assert not torch.equal(first[0]["obs"]["obs"], other[0]["obs"]["obs"])
+
+
+def _alive_children():
+    return [p for p in multiprocessing.active_children() if p.name.startswith("pysf-env-worker")]
+
+
+@pytest.mark.parametrize(
+    "failure, expected",
+    [
+        ("raise", "raised RuntimeError: CountingEnv 5 exploded on purpose"),
+        ("shape", "returned an observation 'obs' of shape (5,), expected (3,)"),
+        ("nan", "returned a non-finite observation"),
+        ("crash", "exited unexpectedly"),
+    ],
+)
+def test_env_faults_end_with_a_clear_error(failure, expected):
+    env_name = f"faulty_env_{failure}"
+    register_env(env_name, sampler_test_envs.make_faulty_env)
+    cfg = small_cfg(env_name)
+    sampling = SyncSamplingAPI(cfg)
+    sampling.start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(RuntimeError) as info:
+            for _ in range(50):
+                sampling.get_trajectories_sync(timeout=30)
+        elapsed = time.monotonic() - start
+    finally:
+        stop_start = time.monotonic()
+        sampling.stop()
+        stop_seconds = time.monotonic() - stop_start
+    message = str(info.value)
+    assert expected in message
+    assert "worker 1" in message  # env_id 5 lives in worker 1 (4 envs per worker)
+    if failure != "crash":
+        assert env_name in message
+    assert elapsed < 10 and stop_seconds < 5
+    assert not _alive_children()
+
+
+def test_stop_while_everything_is_blocked():
+    register_env("counting_env", sampler_test_envs.make_counting_env)
+    cfg = small_cfg("counting_env", async_rl=False)
+    sampling = SyncSamplingAPI(cfg)
+    sampling.start()
+    # Nobody consumes: every split fills its only block and waits for a free one.
+    time.sleep(1.5)
+    start = time.monotonic()
+    sampling.stop()
+    assert time.monotonic() - start < 3
+    assert not _alive_children()
+
+
+def test_hung_env_does_not_hang_shutdown():
+    register_env("faulty_env_hang", sampler_test_envs.make_faulty_env)
+    cfg = small_cfg("faulty_env_hang")
+    sampling = SyncSamplingAPI(cfg)
+    sampling.start()
+    time.sleep(1.5)
+    start = time.monotonic()
+    sampling.stop()
+    assert time.monotonic() - start < 10
+    assert not _alive_children()
+
+
+def test_release_twice_is_rejected():
+    cfg = small_cfg("CartPole-v1")
+    with SyncSamplingAPI(cfg) as sampling:
+        blocks = sampling.sampler.get_trajectories(2, 30)
+        sampling.sampler.release(blocks)
+        with pytest.raises(ValueError, match="released twice"):
+            sampling.sampler.release(blocks)
+
+
+def test_invalid_geometry_is_explained():
+    cfg = small_cfg("CartPole-v1", num_envs_per_worker=5, worker_num_splits=2)
+    with pytest.raises(ValueError, match="multiple of --worker_num_splits"):
+        SyncSamplingAPI(cfg)
