@@ -27,6 +27,8 @@ from pysf.utils.typing import ActionSpace, Config
 class ActionsParameterization(Configurable, nn.Module):
     """Base of the action heads; owns the distribution head for ``action_space``."""
 
+    __jit_ignored_attributes__ = ["cfg", "action_space"]
+
     def __init__(self, cfg: Config, action_space: ActionSpace):
         Configurable.__init__(self, cfg)
         nn.Module.__init__(self)

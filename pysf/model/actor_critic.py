@@ -45,6 +45,9 @@ class ActorCritic(nn.Module, Configurable):
     ``torch.distributions``.
     """
 
+    # Eager-only attributes TorchScript need not try to compile (it would attempt their Python classes).
+    __jit_ignored_attributes__ = ["cfg", "action_space", "last_action_distribution"]
+
     def __init__(self, obs_space: ObsSpace, action_space: ActionSpace, cfg: Config):
         nn.Module.__init__(self)
         Configurable.__init__(self, cfg)

@@ -13,6 +13,10 @@ from pysf.utils.typing import Config
 class Configurable:
     """Anything that keeps the experiment config as ``self.cfg``."""
 
+    # TorchScript would otherwise try (and fail) to compile the config's class for every module that holds
+    # it, re-parsing argparse's source each time: most of a small model's compile time.
+    __jit_ignored_attributes__ = ["cfg"]
+
     def __init__(self, cfg: Config):
         self.cfg = cfg
 

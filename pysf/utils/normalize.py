@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
 import torch
 from torch import Tensor, nn
@@ -23,7 +23,9 @@ class ObservationNormalizer(nn.Module):
         super().__init__()
         self.sub_mean: float = float(cfg.obs_subtract_mean)
         self.scale: float = float(cfg.obs_scale)
-        self.running_mean_std: Optional[RunningMeanStdDictInPlace] = None
+        # No instance-level annotation: TorchScript warns about Optional[<module>] annotations in __init__;
+        # it types the attribute as a submodule or as None by itself.
+        self.running_mean_std = None
         if cfg.normalize_input:
             self.running_mean_std = RunningMeanStdDictInPlace(obs_space, cfg.normalize_input_keys)
         self.should_sub_mean: bool = abs(self.sub_mean) > EPS
