@@ -453,7 +453,9 @@ def test_categorical_sample_frequencies(masked):
     close(log_probs, ref.log_prob(actions))
     # the eager object samples from the same distribution
     dist = CategoricalActionDistribution(logits, mask)
-    counts2 = np.bincount(dist.sample().numpy(), minlength=n)
+    sampled = dist.sample()
+    assert sampled.shape == (actions.shape[0], 1)  # Sample Factory's categorical sample() shape
+    counts2 = np.bincount(sampled.squeeze(1).numpy(), minlength=n)
     _chi_square_ok(counts2, probs)
 
 
@@ -524,6 +526,9 @@ def test_action_shapes_and_dtypes(name, batch):
     assert head.entropy(params).shape == (batch,)
     dist = get_action_distribution(space, params)
     s = dist.sample()
+    if isinstance(space, spaces.Discrete):
+        assert tuple(s.shape) == (batch, 1) and s.dtype == dtype  # Sample Factory returns [B, 1] here
+        s = s.squeeze(1)
     assert tuple(s.shape) == shape and s.dtype == dtype
     a2, lp2 = sample_actions_log_probs(dist)
     assert tuple(a2.shape) == shape and lp2.shape == (batch,)

@@ -414,6 +414,10 @@ class CategoricalActionDistribution(ActionDistribution):
     def __init__(self, raw_logits: Tensor, action_mask: Optional[Tensor] = None):
         super().__init__(CategoricalHead(raw_logits.shape[-1]), raw_logits, action_mask)
 
+    def sample(self) -> Tensor:
+        """Draw actions, ``[B, 1]`` as in Sample Factory (the model outputs squeeze them to ``[B]``)."""
+        return super().sample().unsqueeze(-1)
+
     @property
     def log_probs(self) -> Tensor:
         """Normalized log-probabilities ``[B, n]``."""
@@ -480,7 +484,7 @@ def get_action_distribution(
 
 
 def sample_actions_log_probs(distribution: ActionDistribution) -> Tuple[Tensor, Tensor]:
-    """Sample actions and compute their log-probabilities."""
+    """Sample actions and compute their log-probabilities (actions in the model-output convention)."""
     return distribution.sample_actions_log_probs()
 
 
