@@ -1,0 +1,61 @@
+// The table of native envs. Adding an env: its make_*_env factory goes here, nothing else changes.
+#include "envs/registry.h"
+
+#include <array>
+#include <stdexcept>
+#include <string_view>
+
+#include "envs/acrobot.h"
+#include "envs/cartpole.h"
+#include "envs/mountain_car.h"
+#include "envs/pendulum.h"
+
+namespace pysf::envs {
+
+namespace {
+
+struct Entry {
+  std::string_view name;
+  std::unique_ptr<VectorEnv> (*make)(int num_envs, std::uint64_t seed);
+};
+
+constexpr std::array kEntries = {
+    Entry{"CartPole-v1", &make_cartpole_env},
+    Entry{"Acrobot-v1", &make_acrobot_env},
+    Entry{"MountainCar-v0", &make_mountain_car_env},
+    Entry{"MountainCarContinuous-v0", &make_mountain_car_continuous_env},
+    Entry{"Pendulum-v1", &make_pendulum_env},
+};
+
+const Entry* find(const std::string& name) {
+  for (const Entry& entry : kEntries) {
+    if (entry.name == name) return &entry;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::vector<std::string> native_env_names() {
+  std::vector<std::string> names;
+  names.reserve(kEntries.size());
+  for (const Entry& entry : kEntries) names.emplace_back(entry.name);
+  return names;
+}
+
+bool has_native_env(const std::string& name) { return find(name) != nullptr; }
+
+std::unique_ptr<VectorEnv> make_vector_env(const std::string& name, int num_envs, std::uint64_t seed) {
+  const Entry* entry = find(name);
+  if (entry == nullptr) {
+    std::string message = "no native env named '" + name + "'; available: ";
+    for (std::size_t i = 0; i < kEntries.size(); ++i) {
+      message += (i ? ", " : "");
+      message += kEntries[i].name;
+    }
+    throw std::invalid_argument(message);
+  }
+  return entry->make(num_envs, seed);
+}
+
+}  // namespace pysf::envs
