@@ -18,13 +18,14 @@ namespace pysf::sampler {
 
 RemoteWorker::RemoteWorker(std::string description, int request_fd, int reply_fd,
                            std::vector<std::unique_ptr<RolloutSplit>> splits, inference::InferenceServer& server,
-                           ErrorHandler on_error)
+                           EpisodeStatsSink& episode_stats, ErrorHandler on_error)
     : description_(std::move(description)),
       request_fd_(request_fd),
       reply_fd_(reply_fd),
       wake_fd_(::eventfd(0, EFD_CLOEXEC)),
       splits_(std::move(splits)),
       server_(server),
+      episode_stats_(episode_stats),
       on_error_(std::move(on_error)) {
   if (wake_fd_ < 0) throw std::runtime_error(std::string("eventfd failed: ") + std::strerror(errno));
 }
@@ -82,6 +83,21 @@ bool RemoteWorker::read_exact(void* data, std::size_t size) {
   return true;
 }
 
+bool RemoteWorker::read_episodes(const RolloutSplit& split, std::int32_t payload_bytes) {
+  if (payload_bytes <= 0) return true;
+  if (payload_bytes % static_cast<std::int32_t>(sizeof(protocol::EpisodeRecord)) != 0) {
+    on_error_(description_ + ": protocol error (episode payload of " + std::to_string(payload_bytes) + " bytes)");
+    return false;
+  }
+  std::vector<protocol::EpisodeRecord> records(static_cast<std::size_t>(payload_bytes) / sizeof(protocol::EpisodeRecord));
+  if (!read_exact(records.data(), static_cast<std::size_t>(payload_bytes))) return false;
+  for (const auto& record : records) {
+    const int env_id = static_cast<int>(split.split_id() * split.rows() + record.env_index);
+    episode_stats_.push(EpisodeStat{env_id, 0, record.reward, record.length});
+  }
+  return true;
+}
+
 bool RemoteWorker::handle_message() {
   protocol::WorkerMessage message{};
   if (!read_exact(&message, sizeof(message))) {
@@ -100,6 +116,10 @@ bool RemoteWorker::handle_message() {
   }
   RolloutSplit& split = *splits_[static_cast<std::size_t>(message.split)];
   if (message.kind == protocol::kStepped) {
+    if (!read_episodes(split, message.payload_bytes)) {
+      if (!stopping_.load()) on_error_(description_ + " exited unexpectedly (its pipe to the sampler closed)");
+      return false;
+    }
     if (!split.finish_step()) return false;
     if (split.needs_block()) {
       // Blocking here only delays reading this process's next message; the process keeps stepping its

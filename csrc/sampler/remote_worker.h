@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "inference/inference_server.h"
+#include "sampler/episode_stats.h"
 #include "sampler/rollout_split.h"
 
 namespace pysf::sampler {
@@ -28,7 +29,7 @@ class RemoteWorker {
   using ErrorHandler = std::function<void(const std::string&)>;
 
   RemoteWorker(std::string description, int request_fd, int reply_fd, std::vector<std::unique_ptr<RolloutSplit>> splits,
-               inference::InferenceServer& server, ErrorHandler on_error);
+               inference::InferenceServer& server, EpisodeStatsSink& episode_stats, ErrorHandler on_error);
   ~RemoteWorker();
   RemoteWorker(const RemoteWorker&) = delete;
   RemoteWorker& operator=(const RemoteWorker&) = delete;
@@ -47,6 +48,7 @@ class RemoteWorker {
   bool handle_message();
   void send(std::int32_t kind, int local_split, std::int64_t block, std::int64_t step);
   bool read_exact(void* data, std::size_t size);
+  bool read_episodes(const RolloutSplit& split, std::int32_t payload_bytes);
 
   const std::string description_;
   const int request_fd_;
@@ -54,6 +56,7 @@ class RemoteWorker {
   const int wake_fd_;
   std::vector<std::unique_ptr<RolloutSplit>> splits_;
   inference::InferenceServer& server_;
+  EpisodeStatsSink& episode_stats_;
   ErrorHandler on_error_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};

@@ -104,7 +104,8 @@ void Sampler::start() {
   }
   for (auto& pending : pending_remote_) {
     auto worker = std::make_unique<RemoteWorker>(pending.description, pending.request_fd, pending.reply_fd,
-                                                 make_splits(next_split, pending.num_splits), *server_, on_error);
+                                                 make_splits(next_split, pending.num_splits), *server_, episode_stats_,
+                                                 on_error);
     for (int s = 0; s < pending.num_splits; ++s) {
       split_owners_[static_cast<std::size_t>(next_split + s)] = SplitOwner{nullptr, worker.get(), s};
     }

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Tuple
+from typing import List, Tuple
 
-# worker -> sampler: kind, local split, payload bytes (+ UTF-8 payload for ERROR)
+import numpy as np
+
+# worker -> sampler: kind, local split, payload bytes; payload: finished episodes for STEPPED, UTF-8 for ERROR
 WORKER_MESSAGE = struct.Struct("<iii")
 READY, STEPPED, ERROR = 1, 2, 3
+# one finished episode in a STEPPED payload: env index within the split, raw return, length
+EPISODE = np.dtype([("env_index", "<i4"), ("reward", "<f4"), ("length", "<i4")])
 # sampler -> worker: kind, local split, block, step
 SAMPLER_MESSAGE = struct.Struct("<iiqq")
 ASSIGN, ACT, STOP = 1, 2, 3
@@ -38,9 +42,19 @@ def receive(fd: int) -> Tuple[int, int, int, int]:
     return SAMPLER_MESSAGE.unpack(data)
 
 
-def send(fd: int, kind: int, split: int) -> None:
-    """Report READY / STEPPED for ``split``."""
-    os.write(fd, WORKER_MESSAGE.pack(kind, split, 0))
+def pack_episodes(episodes: List[Tuple[int, float, int]]) -> bytes:
+    """Binary payload for ``(env_index, reward, length)`` records."""
+    if not episodes:
+        return b""
+    return np.array(episodes, dtype=EPISODE).tobytes()
+
+
+def send(fd: int, kind: int, split: int, payload: bytes = b"") -> None:
+    """Report READY / STEPPED for ``split`` (with finished episodes as payload)."""
+    message = WORKER_MESSAGE.pack(kind, split, len(payload)) + payload
+    written = os.write(fd, message)
+    while written < len(message):  # only when a payload exceeds the pipe's atomic size
+        written += os.write(fd, message[written:])
 
 
 def send_error(fd: int, message: str) -> None:

@@ -51,7 +51,7 @@ class WorkerSpec:
 
 
 class _ActionDecoder:
-    """Float32 action rows from the buffers -> what ``env.step`` expects."""
+    """Float32 action rows of one split from the buffers -> one ``env.step`` argument per env."""
 
     def __init__(self, action_space: spaces.Space):
         self.action_space = action_space
@@ -61,17 +61,23 @@ class _ActionDecoder:
             self.splits = np.cumsum([calc_num_actions(s) for s in action_space.spaces])[:-1]
             self.parts = [_ActionDecoder(s) for s in action_space.spaces]
 
-    def __call__(self, row: np.ndarray) -> Any:
+    def one(self, row: np.ndarray) -> Any:
+        """Decode the action row of one env."""
         space = self.action_space
         if isinstance(space, spaces.Discrete):
             return int(row[0]) + int(space.start)
-        if isinstance(space, spaces.MultiDiscrete):
-            return row.astype(space.dtype).reshape(space.shape)
-        if isinstance(space, spaces.Box):
+        if isinstance(space, (spaces.MultiDiscrete, spaces.Box)):
             return row.astype(space.dtype).reshape(space.shape)
         if isinstance(space, spaces.Tuple):
-            return tuple(part(chunk) for part, chunk in zip(self.parts, np.split(row, self.splits)))
+            return tuple(part.one(chunk) for part, chunk in zip(self.parts, np.split(row, self.splits)))
         raise NotImplementedError(f"action space {space}")
+
+    def rows(self, rows: np.ndarray) -> List[Any]:
+        """Decode ``[n, num_actions]`` action rows (vectorized for the common Discrete case)."""
+        space = self.action_space
+        if isinstance(space, spaces.Discrete):
+            return (rows[:, 0].astype(np.int64) + int(space.start)).tolist()
+        return [self.one(row) for row in rows]
 
 
 class _SplitEnvs:
@@ -100,6 +106,7 @@ class RolloutWorker:
         self.stats_queue = stats_queue
         self.obs_keys = list(spec.obs_space.spaces.keys())
         self.obs = {k: buffers["obs"][k].numpy() for k in self.obs_keys}
+        self.obs_shapes = [(k, tuple(spec.obs_space[k].shape)) for k in self.obs_keys]
         self.actions = buffers["actions"].numpy()
         self.rewards = buffers["rewards"].numpy()
         self.terminated = buffers["dones"].numpy()
@@ -108,7 +115,9 @@ class RolloutWorker:
         self.wrap_obs = not spec.env_obs_is_dict
         self.splits: List[_SplitEnvs] = []
 
-    def describe(self, split: int = 0, env_index: int = 0) -> str:
+    def describe(self, split: int = 0, env_index: Optional[int] = None) -> str:
+        if env_index is None:
+            return f"env {self.spec.env_name!r} (worker {self.spec.worker_index}, split {split})"
         env_id = self.spec.first_env_id + split * self.spec.block_rows + env_index
         return f"env {self.spec.env_name!r} (worker {self.spec.worker_index}, env_id {env_id})"
 
@@ -118,67 +127,93 @@ class RolloutWorker:
         for split in range(self.spec.num_splits):
             self.splits.append(_SplitEnvs(self.spec, split, create_env))
 
-    def _write_obs(self, obs: Any, row: int, step: int, split: int, env_index: int) -> None:
-        if self.wrap_obs:
-            obs = {"obs": obs}
-        elif not isinstance(obs, dict):
-            raise EnvOutputError(f"{self.describe(split, env_index)} returned a {type(obs).__name__} observation, expected a dict")
-        for key in self.obs_keys:
-            space = self.spec.obs_space[key]
+    def _store_observations(self, observations: List[Any], first_row: int, step: int, split: int) -> None:
+        """Write one split's observations (one per env) at ``step``: one numpy copy per key, validated."""
+        rows = slice(first_row, first_row + self.spec.block_rows)
+        for key, shape in self.obs_shapes:
+            if self.wrap_obs:
+                values = observations
+            else:
+                values = []
+                for i, obs in enumerate(observations):
+                    if not isinstance(obs, dict) or key not in obs:
+                        raise EnvOutputError(
+                            f"{self.describe(split, i)} returned {type(obs).__name__} observation without key {key!r}"
+                        )
+                    values.append(obs[key])
             try:
-                value = np.asarray(obs[key])
-            except KeyError:
-                raise EnvOutputError(f"{self.describe(split, env_index)} returned no observation key {key!r}") from None
-            if value.shape != space.shape:
+                block = np.asarray(values)
+            except ValueError:  # ragged: some env returned another shape
+                block = None
+            if block is None or block.shape[1:] != shape or block.dtype == object:
+                for i, value in enumerate(values):
+                    if np.shape(value) != shape:
+                        raise EnvOutputError(
+                            f"{self.describe(split, i)} returned an observation '{key}' of shape {np.shape(value)}, "
+                            f"expected {shape} (its observation_space)"
+                        )
+                raise EnvOutputError(f"{self.describe(split)} returned observations '{key}' that are not numeric arrays")
+            if block.dtype.kind == "f" and not np.isfinite(block).all():
+                i = int(np.argwhere(~np.isfinite(block.reshape(len(values), -1)))[0, 0])
+                raise EnvOutputError(f"{self.describe(split, i)} returned a non-finite observation '{key}': {block[i]}")
+            try:
+                self.obs[key][rows, step] = block
+            except (TypeError, ValueError) as exc:
                 raise EnvOutputError(
-                    f"{self.describe(split, env_index)} returned an observation '{key}' of shape {value.shape}, "
-                    f"expected {space.shape} (its observation_space)"
-                )
-            if value.dtype != space.dtype and not np.can_cast(value.dtype, space.dtype, casting="same_kind"):
-                raise EnvOutputError(
-                    f"{self.describe(split, env_index)} returned an observation '{key}' of dtype {value.dtype}, "
-                    f"expected {space.dtype}"
-                )
-            if value.dtype.kind == "f" and not np.isfinite(value).all():
-                raise EnvOutputError(f"{self.describe(split, env_index)} returned a non-finite observation '{key}': {value}")
-            self.obs[key][row, step] = value
+                    f"{self.describe(split)} returned observations '{key}' of dtype {block.dtype} that do not convert "
+                    f"to {self.obs[key].dtype}: {exc}"
+                ) from None
 
     def reset_split(self, split: int, block: int) -> None:
         envs = self.splits[split]
-        first_row = block * self.spec.block_rows
+        observations = []
         for i, env in enumerate(envs.envs):
             seed = None if self.spec.seed is None else self.spec.seed + envs.env_ids[i]
-            obs, _ = env.reset(seed=seed)
-            self._write_obs(obs, first_row + i, 0, split, i)
+            observations.append(env.reset(seed=seed)[0])
+        self._store_observations(observations, block * self.spec.block_rows, 0, split)
 
-    def step_split(self, split: int, block: int, step: int) -> None:
+    def step_split(self, split: int, block: int, step: int) -> bytes:
+        """Step one split; returns the finished episodes as the binary payload of the STEPPED message."""
         envs = self.splits[split]
         first_row = block * self.spec.block_rows
+        rows = slice(first_row, first_row + self.spec.block_rows)
+        actions = self.decode_action.rows(self.actions[rows, step])
+        observations, rewards, terminated, truncated, finished = [], [], [], [], []
         for i, env in enumerate(envs.envs):
-            row = first_row + i
-            action = self.decode_action(self.actions[row, step])
-            obs, reward, terminated, truncated, info = env.step(action)
-            reward = float(reward)
-            if not np.isfinite(reward):
-                raise EnvOutputError(f"{self.describe(split, i)} returned a non-finite reward {reward}")
-            envs.episode_reward[i] += reward
-            envs.episode_length[i] += 1
-            self.rewards[row, step] = reward
-            self.terminated[row, step] = bool(terminated)
-            self.truncated[row, step] = bool(truncated)
-            if terminated or truncated:
-                self._report_episode(envs, i, info)
+            obs, reward, term, trunc, info = env.step(actions[i])
+            if term or trunc:
+                finished.append((i, info))
                 obs, _ = env.reset()
-            self._write_obs(obs, row, step + 1, split, i)
+            observations.append(obs)
+            rewards.append(reward)
+            terminated.append(term)
+            truncated.append(trunc)
+        self._store_observations(observations, first_row, step + 1, split)
+        rewards = np.asarray(rewards, dtype=np.float64)
+        if not np.isfinite(rewards).all():
+            i = int(np.argwhere(~np.isfinite(rewards))[0, 0])
+            raise EnvOutputError(f"{self.describe(split, i)} returned a non-finite reward {rewards[i]}")
+        self.rewards[rows, step] = rewards
+        self.terminated[rows, step] = terminated
+        self.truncated[rows, step] = truncated
+        envs.episode_reward += rewards
+        envs.episode_length += 1
+        return self._finished_episodes(envs, finished)
 
-    def _report_episode(self, envs: _SplitEnvs, i: int, info: Dict[str, Any]) -> None:
-        extra = info.get("episode_extra_stats") if isinstance(info, dict) else None
-        true_objective = info.get("true_objective") if isinstance(info, dict) else None
-        self.stats_queue.put(
-            (envs.env_ids[i], float(envs.episode_reward[i]), int(envs.episode_length[i]), true_objective, extra)
-        )
-        envs.episode_reward[i] = 0.0
-        envs.episode_length[i] = 0
+    def _finished_episodes(self, envs: _SplitEnvs, finished: List[Any]) -> bytes:
+        """Episodes with extra info go through the stats queue; plain ones become the binary payload."""
+        plain = []
+        for i, info in finished:
+            reward, length = float(envs.episode_reward[i]), int(envs.episode_length[i])
+            envs.episode_reward[i] = 0.0
+            envs.episode_length[i] = 0
+            extra = info.get("episode_extra_stats") if isinstance(info, dict) else None
+            true_objective = info.get("true_objective") if isinstance(info, dict) else None
+            if extra is None and true_objective is None:
+                plain.append((i, reward, length))
+            else:
+                self.stats_queue.put((envs.env_ids[i], reward, length, true_objective, extra))
+        return protocol.pack_episodes(plain)
 
     def run(self) -> None:
         self.create_envs()
@@ -190,8 +225,8 @@ class RolloutWorker:
                 self.reset_split(split, block)
                 protocol.send(self.request_fd, protocol.READY, split)
             elif kind == protocol.ACT:
-                self.step_split(split, block, step)
-                protocol.send(self.request_fd, protocol.STEPPED, split)
+                episodes = self.step_split(split, block, step)
+                protocol.send(self.request_fd, protocol.STEPPED, split, episodes)
 
     def close(self) -> None:
         for envs in self.splits:
@@ -206,6 +241,7 @@ def rollout_worker_main(spec: WorkerSpec, buffers: Dict[str, Any], request_conn,
     """Entry point of an env worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops us
     torch.set_num_threads(1)
+    stats_queue.cancel_join_thread()  # never block exit on stats nobody will read any more
     set_global_context(spec.context)
     request_fd, reply_fd = request_conn.fileno(), reply_conn.fileno()
     worker = RolloutWorker(spec, buffers, request_fd, reply_fd, stats_queue)
