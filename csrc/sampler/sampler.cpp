@@ -91,7 +91,9 @@ void Sampler::start() {
       for (int s = 0; s < config_.worker_num_splits; ++s) {
         // Distinct, reproducible streams per split: the seed and the split's first global env index.
         const std::uint64_t split_seed = config_.seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(next_split + s) * 0x10001ULL + 1;
-        worker_envs.push_back(envs::make_vector_env(config_.native_env_name, static_cast<int>(buffers_.block_rows), split_seed));
+        const int rows = static_cast<int>(buffers_.block_rows);
+        worker_envs.push_back(config_.make_env ? config_.make_env(next_split + s, rows, split_seed)
+                                               : envs::make_vector_env(config_.native_env_name, rows, split_seed));
       }
       auto runner = std::make_unique<NativeRunner>(worker, make_splits(next_split, config_.worker_num_splits),
                                                    std::move(worker_envs), buffers_, *server_, episode_stats_, on_error);

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -11,6 +12,7 @@
 
 #include "buffers/bounded_queue.h"
 #include "buffers/trajectory_buffers.h"
+#include "envs/vector_env.h"
 #include "inference/inference_server.h"
 #include "inference/policy_runner.h"
 #include "sampler/episode_stats.h"
@@ -21,9 +23,14 @@ namespace pysf::sampler {
 class NativeRunner;
 class RemoteWorker;
 
+/// Makes the VectorEnv of one split: (global split id, envs in the split, seed).
+using VectorEnvFactory = std::function<std::unique_ptr<envs::VectorEnv>(int, int, std::uint64_t)>;
+
 struct SamplerConfig {
   // Native path: C++ threads stepping pysf's own envs (empty name: no native workers).
   std::string native_env_name;
+  // Optional: builds the native envs instead of the registry (e.g. instrumented envs in C++ tests).
+  VectorEnvFactory make_env;
   int num_native_workers = 0;        // --num_workers (threads)
   int envs_per_native_worker = 0;    // --num_envs_per_worker
   // Both paths

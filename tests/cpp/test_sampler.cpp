@@ -1,0 +1,264 @@
+// The native sampler end to end, in C++ only (so it runs under ASan and TSan): many runner threads,
+// several inference threads, an instrumented counting env and a fake policy whose outputs encode their
+// inputs. Checks that every env step lands in exactly one trajectory, in order, with its outputs.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include "check.h"
+#include "envs/block_vector_env.h"
+#include "sampler/sampler.h"
+
+namespace {
+
+using pysf::buffers::TrajectoryBuffers;
+using pysf::envs::EnvSpec;
+using pysf::envs::Rng;
+using pysf::envs::Space;
+using pysf::envs::Transition;
+using pysf::inference::PolicyOutput;
+using pysf::inference::PolicyRunner;
+using pysf::inference::TensorMap;
+using pysf::sampler::Sampler;
+using pysf::sampler::SamplerConfig;
+
+/// Observation [env_id, counter, episode_step]: counter counts every step the env ever took, so each
+/// transition is identified by (env_id, counter). Episodes end after 3 + env_id % 4 steps.
+class CounterDynamics {
+ public:
+  static constexpr int kStateSize = 3;
+  static constexpr bool kDiscreteActions = true;
+
+  static EnvSpec spec() {
+    EnvSpec spec;
+    spec.name = "Counter-v0";
+    spec.observation_space = Space::box({3}, {0, 0, 0}, {1e9F, 1e9F, 1e9F});
+    spec.action_space = Space::discrete(2);
+    spec.max_episode_steps = 1000;
+    return spec;
+  }
+
+  explicit CounterDynamics(int num_envs) : state_(static_cast<std::size_t>(num_envs), {0, 0, 0}) {}
+
+  void reset(int i, Rng& /*rng*/) { state_[static_cast<std::size_t>(i)][2] = 0; }
+
+  Transition step(int i, std::int32_t action) {
+    auto& s = state_[static_cast<std::size_t>(i)];
+    s[1] += 1;
+    s[2] += 1;
+    const bool terminated = s[2] >= 3 + static_cast<std::int64_t>(s[0]) % 4;
+    return Transition{static_cast<double>(action) + 1.0, terminated};  // reward tells which action was taken
+  }
+
+  void observe(int i, float* row, std::int64_t col_stride) const {
+    for (int j = 0; j < 3; ++j) row[j * col_stride] = static_cast<float>(state_[static_cast<std::size_t>(i)][j]);
+  }
+  void get_state(int i, std::span<double> state) const {
+    for (int j = 0; j < 3; ++j) state[j] = static_cast<double>(state_[static_cast<std::size_t>(i)][j]);
+  }
+  void set_state(int i, std::span<const double> state) {
+    for (int j = 0; j < 3; ++j) state_[static_cast<std::size_t>(i)][j] = static_cast<std::int64_t>(state[j]);
+  }
+
+ private:
+  std::vector<std::array<std::int64_t, 3>> state_;
+};
+
+/// actions = counter % 2 (so rewards reveal that the right action reached the right env), values =
+/// counter, new RNN state = old state + 1 (so the sampler's reset-on-done of RNN states is visible).
+class EchoPolicy final : public PolicyRunner {
+ public:
+  PolicyOutput forward(const TensorMap& obs, const at::Tensor& rnn_states, bool /*deterministic*/) override {
+    const at::Tensor counters = obs.at("obs").select(1, 1);
+    PolicyOutput output;
+    output.outputs.insert_or_assign("actions", at::remainder(counters, 2).to(at::kLong));
+    output.outputs.insert_or_assign("action_logits", at::zeros({counters.size(0), 2}));
+    output.outputs.insert_or_assign("log_prob_actions", at::zeros({counters.size(0)}));
+    output.outputs.insert_or_assign("values", counters.clone());
+    output.outputs.insert_or_assign("new_rnn_states", rnn_states + 1.0);
+    output.policy_version = 7;
+    calls.fetch_add(1);
+    return output;
+  }
+  std::atomic<int> calls{0};
+};
+
+TrajectoryBuffers make_buffers(std::int64_t num_blocks, std::int64_t block_rows, std::int64_t rollout) {
+  const std::int64_t rows = num_blocks * block_rows;
+  TrajectoryBuffers b;
+  b.obs.insert_or_assign("obs", at::full({rows, rollout + 1, 3}, -1.0F));
+  b.rnn_states = at::full({rows, rollout + 1, 2}, -1.0F);
+  b.actions = at::full({rows, rollout, 1}, -1.0F);
+  b.action_logits = at::full({rows, rollout, 2}, -1.0F);
+  b.log_prob_actions = at::full({rows, rollout}, -1.0F);
+  b.values = at::full({rows, rollout + 1}, -1.0F);
+  b.rewards = at::full({rows, rollout}, -1.0F);
+  b.dones = at::zeros({rows, rollout}, at::kBool);
+  b.time_outs = at::zeros({rows, rollout}, at::kBool);
+  b.policy_version = at::full({rows, rollout}, -1, at::kInt);
+  b.policy_id = at::full({rows, rollout}, -1, at::kInt);
+  b.valids = at::zeros({rows, rollout + 1}, at::kBool);
+  b.block_rows = block_rows;
+  return b;
+}
+
+SamplerConfig counter_config(int workers, int envs_per_worker, int splits, int inference_threads) {
+  SamplerConfig config;
+  config.native_env_name = "Counter-v0";
+  config.num_native_workers = workers;
+  config.envs_per_native_worker = envs_per_worker;
+  config.worker_num_splits = splits;
+  config.inference.num_threads = inference_threads;
+  config.make_env = [](int split, int num_envs, std::uint64_t seed) {
+    auto env = std::make_unique<pysf::envs::BlockVectorEnv<CounterDynamics>>(num_envs, seed);
+    for (int i = 0; i < num_envs; ++i) {
+      const double state[3] = {static_cast<double>(split * num_envs + i), 0.0, 0.0};
+      env->set_state(i, state, 0);
+    }
+    return env;
+  };
+  return config;
+}
+
+struct Collected {
+  std::map<int, std::vector<std::int64_t>> counters_by_env;  // env id -> counters seen at steps 0..T-1
+  int blocks = 0;
+};
+
+/// Checks one block's content and records the counters it holds.
+void check_block(const TrajectoryBuffers& buffers, std::int64_t block, Collected& collected) {
+  const std::int64_t rollout = buffers.rollout();
+  const at::Tensor rows = at::arange(block * buffers.block_rows, (block + 1) * buffers.block_rows);
+  // Copies of the block (accessors need tensors that outlive them).
+  const at::Tensor obs = buffers.obs.at("obs").index_select(0, rows);
+  const at::Tensor rnn = buffers.rnn_states.index_select(0, rows);
+  const at::Tensor value_rows = buffers.values.index_select(0, rows);
+  const at::Tensor reward_rows = buffers.rewards.index_select(0, rows);
+  const at::Tensor done_rows = buffers.dones.index_select(0, rows);
+  const at::Tensor valid_rows = buffers.valids.index_select(0, rows);
+  const at::Tensor version_rows = buffers.policy_version.index_select(0, rows);
+  const auto obs_a = obs.accessor<float, 3>();
+  const auto values = value_rows.accessor<float, 2>();
+  const auto rewards = reward_rows.accessor<float, 2>();
+  const auto dones = done_rows.accessor<bool, 2>();
+  const auto valids = valid_rows.accessor<bool, 2>();
+  const auto versions = version_rows.accessor<int, 2>();
+  const auto rnn_a = rnn.accessor<float, 3>();
+  for (std::int64_t r = 0; r < buffers.block_rows; ++r) {
+    const int env_id = static_cast<int>(obs_a[r][0][0]);
+    for (std::int64_t t = 0; t < rollout; ++t) {
+      const auto counter = static_cast<std::int64_t>(obs_a[r][t][1]);
+      EXPECT(obs_a[r][t][0] == static_cast<float>(env_id));
+      EXPECT_MSG(static_cast<std::int64_t>(obs_a[r][t + 1][1]) == counter + 1, "counters increase by one along a row");
+      EXPECT(values[r][t] == static_cast<float>(counter));
+      EXPECT(rewards[r][t] == static_cast<float>(counter % 2 + 1));  // the action chosen for this very step
+      EXPECT(valids[r][t] && versions[r][t] == 7);
+      const bool episode_ended = obs_a[r][t + 1][2] == 0.0F;
+      EXPECT(dones[r][t] == episode_ended);
+      // RNN state: +1 per step, zeroed at episode ends (and it starts at 0 for every env).
+      const float expected_rnn = episode_ended ? 0.0F : rnn_a[r][t][0] + 1.0F;
+      EXPECT(rnn_a[r][t + 1][0] == expected_rnn);
+      collected.counters_by_env[env_id].push_back(counter);
+    }
+    EXPECT(valids[r][rollout]);
+  }
+  ++collected.blocks;
+}
+
+void expect_exactly_once(const Collected& collected, int num_envs, std::int64_t rollout) {
+  EXPECT(static_cast<int>(collected.counters_by_env.size()) == num_envs);
+  for (auto [env_id, counters] : collected.counters_by_env) {
+    std::sort(counters.begin(), counters.end());
+    bool contiguous = counters.size() % static_cast<std::size_t>(rollout) == 0;
+    for (std::size_t i = 0; i < counters.size(); ++i) contiguous = contiguous && counters[i] == static_cast<std::int64_t>(i);
+    EXPECT_MSG(contiguous, "env " + std::to_string(env_id) + ": steps lost or duplicated");
+  }
+}
+
+void run_and_check(int workers, int envs_per_worker, int splits, int inference_threads, std::int64_t blocks_extra,
+                   int blocks_to_collect) {
+  const std::int64_t rollout = 5;
+  const std::int64_t block_rows = envs_per_worker / splits;
+  const int num_splits = workers * splits;
+  TrajectoryBuffers buffers = make_buffers(num_splits + blocks_extra, block_rows, rollout);
+  auto policy = std::make_shared<EchoPolicy>();
+  Sampler sampler(counter_config(workers, envs_per_worker, splits, inference_threads), buffers, policy);
+  sampler.start();
+  Collected collected;
+  // Consume in batches of one block per split, in a different order than they arrived.
+  while (collected.blocks < blocks_to_collect) {
+    std::vector<std::int64_t> blocks = sampler.get_trajectories(num_splits, 30.0);
+    EXPECT(static_cast<int>(blocks.size()) == num_splits);
+    if (blocks.empty()) break;
+    std::reverse(blocks.begin(), blocks.end());
+    for (std::int64_t block : blocks) check_block(buffers, block, collected);
+    sampler.release(blocks);
+  }
+  sampler.stop();
+  EXPECT(!sampler.error().has_value());
+  // Every env contributes one block row per collected round: all rows of a batch are distinct envs.
+  expect_exactly_once(collected, workers * envs_per_worker, rollout);
+  EXPECT(policy->calls.load() > 0);
+}
+
+TEST_CASE(sampler_async_many_threads_every_step_exactly_once) { run_and_check(4, 8, 2, 2, 8, 200); }
+
+TEST_CASE(sampler_sync_one_block_per_split_exactly_once) { run_and_check(3, 6, 3, 1, 0, 90); }
+
+TEST_CASE(sampler_single_split_workers) { run_and_check(2, 3, 1, 3, 2, 60); }
+
+TEST_CASE(sampler_stop_is_bounded_while_blocked) {
+  // Nobody consumes: every split fills its block and then waits for a free one.
+  TrajectoryBuffers buffers = make_buffers(4, 2, 3);
+  Sampler sampler(counter_config(2, 4, 2, 2), buffers, std::make_shared<EchoPolicy>());
+  sampler.start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto start = std::chrono::steady_clock::now();
+  sampler.stop();
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT(elapsed < std::chrono::seconds(2));
+}
+
+TEST_CASE(sampler_release_of_unknown_block_throws) {
+  TrajectoryBuffers buffers = make_buffers(4, 2, 3);
+  Sampler sampler(counter_config(2, 4, 2, 1), buffers, std::make_shared<EchoPolicy>());
+  sampler.start();
+  const auto blocks = sampler.get_trajectories(1, 10.0);
+  EXPECT(blocks.size() == 1);
+  sampler.release(blocks);
+  EXPECT_THROWS(sampler.release(blocks), std::invalid_argument, "released twice");
+  sampler.stop();
+}
+
+/// A policy that fails: the sampler records the error, stops, and get_trajectories rethrows it.
+class FailingPolicy final : public PolicyRunner {
+ public:
+  PolicyOutput forward(const TensorMap&, const at::Tensor&, bool) override {
+    throw std::runtime_error("policy exploded");
+  }
+};
+
+TEST_CASE(sampler_policy_error_stops_everything) {
+  TrajectoryBuffers buffers = make_buffers(8, 2, 3);
+  Sampler sampler(counter_config(2, 4, 2, 2), buffers, std::make_shared<FailingPolicy>());
+  sampler.start();
+  EXPECT_THROWS((void)sampler.get_trajectories(1, 10.0), std::runtime_error, "policy exploded");
+  sampler.stop();
+}
+
+TEST_CASE(sampler_rejects_too_few_blocks) {
+  TrajectoryBuffers buffers = make_buffers(3, 2, 3);
+  Sampler sampler(counter_config(2, 4, 2, 1), buffers, std::make_shared<EchoPolicy>());
+  EXPECT_THROWS(sampler.start(), std::invalid_argument, "every split needs a block");
+}
+
+}  // namespace
+
+int main() { return pysf::test::run_all_tests(); }
