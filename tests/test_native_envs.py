@@ -192,6 +192,35 @@ def observation_of(name: str, state: list[float]) -> np.ndarray:
     return s.astype(np.float32)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_set_state_mid_episode_continues_exactly(name: str) -> None:
+    """Synchronising mid-episode also works: MountainCarContinuous then holds a float32 state (gymnasium
+    stores one after every step), which set_state recognises and continues with float32 arithmetic."""
+    rng = np.random.default_rng(7)
+    driver = DRIVERS[name]
+    for episode in range(5):
+        reference = gym.make(name)
+        reference.reset(seed=episode)
+        elapsed = 0
+        for _ in range(8):  # the controllers do not end an episode within 8 steps
+            _, _, terminated, _, _ = reference.step(driver.controller(np.asarray(reference.unwrapped.state), rng))
+            assert not terminated
+            elapsed += 1
+        native = _C.NativeVectorEnv(name, 1, 0)
+        native.reset()
+        native.set_state(0, gym_state(reference), elapsed)
+        for _ in range(150):
+            action = driver.random_action(rng)
+            g_obs, g_rew, g_term, g_trunc, _ = reference.step(action)
+            obs, rew, term, trunc, _, _ = native.step(to_action_tensor(name, [action]))
+            assert (bool(term[0]), bool(trunc[0])) == (g_term, g_trunc)
+            assert float(rew[0]) == np.float32(g_rew)
+            if g_term or g_trunc:
+                break
+            np.testing.assert_array_equal(obs[0].numpy(), g_obs)
+            assert native.get_state(0) == gym_state(reference)
+
+
 # ---- spaces and specs --------------------------------------------------------------------------------
 
 

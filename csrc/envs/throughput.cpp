@@ -1,3 +1,4 @@
+// measure_step_throughput: a single-thread C++ stepping loop over one VectorEnv block.
 #include "envs/throughput.h"
 
 #include <ATen/ATen.h>
