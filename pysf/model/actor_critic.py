@@ -163,7 +163,11 @@ class ActorCritic(nn.Module, Configurable):
         action_mask: Optional[Tensor] = None,
     ) -> Dict[str, Tensor]:
         """Full step: head, core, tail (sampling actions) plus ``new_rnn_states``."""
-        raise NotImplementedError()
+        x = self.forward_head(normalized_obs_dict)
+        x, new_rnn_states = self.forward_core(x, rnn_states)
+        result = self.forward_tail(x, values_only, True, action_mask)
+        result["new_rnn_states"] = new_rnn_states
+        return result
 
 
 def _as_output(result: Dict[str, Tensor]) -> Dict[str, Tensor]:
@@ -201,19 +205,6 @@ class ActorCriticSharedWeights(ActorCritic):
         if not values_only:
             self._add_action_outputs(result, decoder_output, sample_actions, action_mask)
         return _as_output(result)
-
-    def forward(
-        self,
-        normalized_obs_dict: Dict[str, Tensor],
-        rnn_states: Tensor,
-        values_only: bool = False,
-        action_mask: Optional[Tensor] = None,
-    ) -> Dict[str, Tensor]:
-        x = self.forward_head(normalized_obs_dict)
-        x, new_rnn_states = self.forward_core(x, rnn_states)
-        result = self.forward_tail(x, values_only, True, action_mask)
-        result["new_rnn_states"] = new_rnn_states
-        return result
 
 
 class ActorCriticSeparateWeights(ActorCritic):
@@ -287,19 +278,6 @@ class ActorCriticSeparateWeights(ActorCritic):
             actor_decoder_output = self.actor_decoder(actor_core_output)
             self._add_action_outputs(result, actor_decoder_output, sample_actions, action_mask)
         return _as_output(result)
-
-    def forward(
-        self,
-        normalized_obs_dict: Dict[str, Tensor],
-        rnn_states: Tensor,
-        values_only: bool = False,
-        action_mask: Optional[Tensor] = None,
-    ) -> Dict[str, Tensor]:
-        x = self.forward_head(normalized_obs_dict)
-        x, new_rnn_states = self.forward_core(x, rnn_states)
-        result = self.forward_tail(x, values_only, True, action_mask)
-        result["new_rnn_states"] = new_rnn_states
-        return result
 
 
 def obs_space_without_action_mask(obs_space: ObsSpace) -> ObsSpace:
