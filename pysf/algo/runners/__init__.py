@@ -1,0 +1,1 @@
+"""Runners: what drives sampling and learning (Sample Factory's ``algo.runners``)."""

@@ -1,0 +1,351 @@
+"""The training runner: sampler + learner in one loop, with Sample Factory's outputs and controls.
+
+The runner owns the experiment folder (``config.json``, ``sf_log.txt``, ``.summary/0`` TensorBoard events,
+``checkpoint_p0``), starts the native sampler (C++ env threads or gymnasium worker processes and the
+inference threads), and trains: each iteration takes ``batch_size * num_batches_per_epoch`` samples of
+completed trajectories, trains on them and publishes the weights to inference after every SGD step.
+In async mode (default) the trajectory blocks are freed as soon as they are copied, so sampling goes on
+during training; in sync mode they are freed after training, so every sample comes from the current policy.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from collections import deque
+from typing import Deque, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from pysf.algo.inference.policy_backends import make_inference_policy
+from pysf.algo.learning.learner import Learner
+from pysf.algo.sampling.sampler import Sampler, sampling_geometry
+from pysf.algo.utils.checkpoints import checkpoint_dir, load_latest_checkpoint, save_checkpoint
+from pysf.algo.utils.env_info import EnvInfo, obtain_env_info
+from pysf.algo.utils.misc import ExperimentStatus
+from pysf.model.model_utils import get_rnn_size
+from pysf.utils.typing import Config
+
+log = logging.getLogger("pysf")
+
+REPORT_INTERVAL_SECONDS = 5.0
+_FPS_WINDOWS = (10, 60, 300)
+
+
+def setup_logging(log_file: Optional[str] = None) -> None:
+    """Sample Factory's console format; also into ``log_file`` (sf_log.txt) when given."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_pysf", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("[%(asctime)s][%(process)05d] %(message)s", "%Y-%m-%d %H:%M:%S"))
+        handler._pysf = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+    if log_file and not any(getattr(h, "baseFilename", None) == os.path.abspath(log_file) for h in root.handlers):
+        file_handler = logging.FileHandler(log_file)
+        file_handler.setFormatter(logging.Formatter("[%(asctime)s][%(process)05d] %(message)s"))
+        root.addHandler(file_handler)
+
+
+class _EpisodeWindow:
+    """The last ``stats_avg`` episodes' rewards, lengths and extra statistics."""
+
+    def __init__(self, size: int):
+        self.rewards: Deque[float] = deque(maxlen=size)
+        self.lengths: Deque[int] = deque(maxlen=size)
+        self.true_objectives: Deque[float] = deque(maxlen=size)
+        self.extra: Dict[str, Deque[float]] = {}
+        self.total_episodes = 0
+        self.size = size
+
+    def add(self, stats) -> None:
+        for s in stats:
+            self.rewards.append(s.reward)
+            self.lengths.append(s.length)
+            self.true_objectives.append(s.true_objective if s.true_objective is not None else s.reward)
+            for key, value in (s.extra_stats or {}).items():
+                try:
+                    self.extra.setdefault(key, deque(maxlen=self.size)).append(float(value))
+                except (TypeError, ValueError):
+                    pass
+            self.total_episodes += 1
+
+    def mean_reward(self) -> Optional[float]:
+        return float(np.mean(self.rewards)) if self.rewards else None
+
+
+class Runner:
+    """Trains one policy (Sample Factory's single-policy APPO)."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.env_info: Optional[EnvInfo] = None
+        self.learner: Optional[Learner] = None
+        self.sampler: Optional[Sampler] = None
+        self.policy = None
+        self.writer = None
+        self.experiment_dir = ""
+        self.episodes = _EpisodeWindow(int(cfg.stats_avg))
+        self._stop_requested = False
+        self._interrupted = False
+        self._fps_history: Deque[Tuple[float, int]] = deque()
+        self._train_seconds_before = 0.0
+        self._run_start = time.time()
+        self._last_report = 0.0
+        self._last_summary = 0.0
+        self._last_save = 0.0
+        self._last_best_check = 0.0
+        self._last_train_stats: Dict[str, float] = {}
+        self._progress_line = sys.stdout.isatty()
+        self.last_checkpoint_path: Optional[str] = None
+
+    # ---- set-up ------------------------------------------------------------------------------------------
+
+    def init(self) -> int:
+        """Experiment folder, config, env info, model, checkpoint, inference, sampler. Returns a status."""
+        from pysf.cfg.arguments import preprocess_cfg, verify_cfg
+        from pysf.cfg.experiment import prepare_experiment_dir, save_config
+
+        cfg = self.cfg
+        self.cfg = cfg = prepare_experiment_dir(cfg)
+        self.experiment_dir = os.path.join(cfg.train_dir, cfg.experiment)
+        os.makedirs(self.experiment_dir, exist_ok=True)
+        setup_logging(os.path.join(self.experiment_dir, "sf_log.txt") if cfg.log_to_file else None)
+        self.env_info = obtain_env_info(cfg)
+        cfg = self.cfg = preprocess_cfg(cfg, self.env_info)
+        verify_cfg(cfg, self.env_info)
+        save_config(cfg)
+        log.info("Starting experiment with the following configuration:\n%s", "\n".join(f"{k}={v}" for k, v in sorted(vars(cfg).items())))
+
+        torch.set_num_threads(1)
+        if cfg.seed is not None:
+            torch.manual_seed(cfg.seed)
+            np.random.seed(cfg.seed)
+
+        self.learner = Learner(cfg, self.env_info)
+        state = load_latest_checkpoint(checkpoint_dir(self.experiment_dir), cfg.load_checkpoint_kind)
+        if state is not None:
+            self.learner.load_checkpoint_state(state)
+            self._train_seconds_before = float(state.get("train_seconds", 0.0))
+            self.last_checkpoint_path = state.get("_path")
+        rnn_size = get_rnn_size(cfg)
+        self.policy = make_inference_policy(self.learner.actor_critic, self.env_info.obs_space, rnn_size, backend=cfg.inference_backend)
+        self.policy.update_weights(self.learner.actor_critic, self.learner.train_step)
+
+        block_rows, num_splits = sampling_geometry(cfg)
+        samples_per_block = block_rows * int(cfg.rollout)
+        self.blocks_per_batch = int(cfg.batch_size) * int(cfg.num_batches_per_epoch) // samples_per_block
+        if cfg.async_rl:
+            num_blocks = num_splits + self.blocks_per_batch * max(1, int(cfg.num_batches_to_accumulate))
+        else:
+            num_blocks = max(self.blocks_per_batch, num_splits)
+        self.sampler = Sampler(cfg, self.env_info, self.policy, rnn_size, num_blocks=num_blocks)
+
+        try:
+            from tensorboardX import SummaryWriter
+
+            self.writer = SummaryWriter(os.path.join(self.experiment_dir, ".summary", "0"), flush_secs=int(cfg.flush_summaries_interval))
+        except ImportError:
+            log.warning("tensorboardX is not installed: no TensorBoard summaries")
+        return ExperimentStatus.SUCCESS
+
+    # ---- the loop ----------------------------------------------------------------------------------------
+
+    def _handle_sigint(self, signum, frame) -> None:
+        log.info("Interrupted: saving a checkpoint and stopping (Ctrl-C again to abort)")
+        self._interrupted = True
+        self._stop_requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _train_seconds(self) -> float:
+        return self._train_seconds_before + (time.time() - self._run_start)
+
+    def _should_stop(self) -> bool:
+        return (
+            self._stop_requested
+            or self.learner.env_steps >= self.cfg.train_for_env_steps
+            or self._train_seconds() >= self.cfg.train_for_seconds
+        )
+
+    def run(self) -> int:
+        """Train until a stop condition; returns SUCCESS, FAILURE or INTERRUPTED."""
+        cfg = self.cfg
+        previous_handler = signal.signal(signal.SIGINT, self._handle_sigint)
+        status = ExperimentStatus.SUCCESS
+        self._run_start = time.time()
+        self._last_save = self._last_report = self._last_summary = self._last_best_check = time.time()
+        self._fps_history.append((time.time(), self.learner.env_steps))
+        pending: List[int] = []
+        try:
+            self.sampler.start()
+            while not self._should_stop():
+                # Short waits so that reports, checkpoints and Ctrl-C are handled while sampling runs.
+                pending += self.sampler.get_trajectories(self.blocks_per_batch - len(pending), timeout=0.5)
+                if len(pending) < self.blocks_per_batch:
+                    self._periodic()
+                    continue
+                blocks, pending = pending, []
+                batch = self.sampler.copy_blocks(blocks)
+                if cfg.async_rl:
+                    self.sampler.release(blocks)
+                self._last_train_stats = self.learner.train(batch, on_sgd_step=self._publish_weights)
+                if not cfg.async_rl:
+                    self.sampler.release(blocks)
+                self.episodes.add(self.sampler.episode_stats())
+                self._periodic()
+        except KeyboardInterrupt:
+            self._interrupted = True
+        except RuntimeError as exc:
+            log.error("Training failed: %s", exc)
+            status = ExperimentStatus.FAILURE
+        finally:
+            signal.signal(signal.SIGINT, previous_handler)
+            self._stop_everything()
+        if self._progress_line:
+            sys.stdout.write("\n")
+        self._save_checkpoint()
+        fps = self._fps()[0]
+        log.info("Collected {0: %d}, FPS: %.1f", self.learner.env_steps, fps)
+        if self._interrupted and status == ExperimentStatus.SUCCESS:
+            status = ExperimentStatus.INTERRUPTED
+        return status
+
+    def _publish_weights(self, train_step: int) -> None:
+        self.policy.update_weights(self.learner.actor_critic, train_step)
+
+    def _stop_everything(self) -> None:
+        if self.sampler is not None:
+            try:
+                self.sampler.stop()
+            except Exception as exc:  # noqa: BLE001 - shutting down regardless
+                log.error("Error while stopping the sampler: %s", exc)
+        if self.writer is not None:
+            self.writer.flush()
+
+    # ---- periodic work -----------------------------------------------------------------------------------
+
+    def _periodic(self) -> None:
+        now = time.time()
+        self.sampler.check()
+        if now - self._last_report >= REPORT_INTERVAL_SECONDS:
+            self._report()
+            self._last_report = now
+        elif self._progress_line:
+            self._print_progress()
+        if now - self._last_summary >= self.cfg.experiment_summaries_interval:
+            self._write_summaries()
+            self._last_summary = now
+        if now - self._last_save >= self.cfg.save_every_sec:
+            self._save_checkpoint()
+            self._last_save = now
+        if now - self._last_best_check >= self.cfg.save_best_every_sec:
+            self._maybe_save_best()
+            self._last_best_check = now
+
+    def _fps(self) -> List[float]:
+        now = time.time()
+        self._fps_history.append((now, self.learner.env_steps))
+        while self._fps_history and now - self._fps_history[0][0] > max(_FPS_WINDOWS) + 5:
+            self._fps_history.popleft()
+        result = []
+        for window in _FPS_WINDOWS:
+            past = [entry for entry in self._fps_history if now - entry[0] <= window]
+            if len(past) >= 2 and past[-1][0] > past[0][0]:
+                result.append((past[-1][1] - past[0][1]) / (past[-1][0] - past[0][0]))
+            else:
+                result.append(math.nan)
+        return result
+
+    def _report(self) -> None:
+        fps = self._fps()
+        stats = self._last_train_stats
+        lag = (stats.get("version_diff_min", 0.0), stats.get("version_diff_avg", 0.0), stats.get("version_diff_max", 0.0))
+        if self._progress_line:
+            sys.stdout.write("\r\033[K")
+        log.info(
+            "Fps is (10 sec: %.1f, 60 sec: %.1f, 300 sec: %.1f). Total num frames: %d. Throughput: 0: %.1f. "
+            "Samples: %d. Policy #0 lag: (min: %.1f, avg: %.1f, max: %.1f)",
+            fps[0], fps[1], fps[2], self.learner.env_steps, fps[0], self.sampler.samples_collected, *lag,
+        )
+        reward = self.episodes.mean_reward()
+        if reward is not None:
+            log.info("Avg episode reward: [(0, '%.3f')]", reward)
+
+    def _print_progress(self) -> None:
+        cfg = self.cfg
+        fps = self._fps()[0]
+        steps = self.learner.env_steps
+        reward = self.episodes.mean_reward()
+        eta = (cfg.train_for_env_steps - steps) / fps if fps and fps > 0 and not math.isnan(fps) else math.nan
+        line = (
+            f"\r\033[K[pysf] {steps:,}/{int(cfg.train_for_env_steps):,} env steps | {fps:,.0f} FPS | "
+            f"reward {reward if reward is not None else float('nan'):.2f} | ETA {eta:.0f}s"
+        )
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+    def _write_summaries(self) -> None:
+        if self.writer is None:
+            return
+        step = self.learner.env_steps
+        w = self.writer
+        episodes = self.episodes
+        if len(episodes.rewards) >= min(episodes.size, 10):
+            w.add_scalar("reward/reward", float(np.mean(episodes.rewards)), step)
+            w.add_scalar("reward/reward_min", float(np.min(episodes.rewards)), step)
+            w.add_scalar("reward/reward_max", float(np.max(episodes.rewards)), step)
+            w.add_scalar("len/len", float(np.mean(episodes.lengths)), step)
+            w.add_scalar("len/len_min", float(np.min(episodes.lengths)), step)
+            w.add_scalar("len/len_max", float(np.max(episodes.lengths)), step)
+            w.add_scalar("policy_stats/avg_true_objective", float(np.mean(episodes.true_objectives)), step)
+            for key, values in episodes.extra.items():
+                name = key if "/" in key else f"policy_stats/avg_{key}"
+                w.add_scalar(name, float(np.mean(values)), step)
+        fps = self._fps()
+        if not math.isnan(fps[0]):
+            w.add_scalar("perf/_fps", fps[0], step)
+            w.add_scalar("perf/_sample_throughput", fps[0], step)
+        for key, value in self._last_train_stats.items():
+            if key != "train_seconds":
+                w.add_scalar(f"train/{key}", value, step)
+        w.add_scalar("train/env_steps", step, step)
+        try:
+            import psutil
+
+            w.add_scalar("stats/master_process_memory_mb", psutil.Process().memory_info().rss / 2**20, step)
+        except ImportError:
+            pass
+
+    def _checkpoint_state(self) -> Dict:
+        state = self.learner.checkpoint_state()
+        state["train_seconds"] = self._train_seconds()
+        return state
+
+    def _save_checkpoint(self) -> None:
+        if self.learner is None:
+            return
+        directory = checkpoint_dir(self.experiment_dir)
+        path = save_checkpoint(self._checkpoint_state(), directory, keep=int(self.cfg.keep_checkpoints))
+        self.last_checkpoint_path = path
+        log.info("Saving %s...", path)
+
+    def _maybe_save_best(self) -> None:
+        cfg = self.cfg
+        reward = self.episodes.mean_reward()
+        if reward is None or self.learner.env_steps < cfg.save_best_after or len(self.episodes.rewards) < self.episodes.size:
+            return
+        if cfg.save_best_metric != "reward":
+            values = self.episodes.extra.get(cfg.save_best_metric)
+            if not values:
+                return
+            reward = float(np.mean(values))
+        if reward > self.learner.best_performance + 1e-3:
+            self.learner.best_performance = reward
+            suffix = f"_{cfg.save_best_metric}_{reward:.3f}"
+            save_checkpoint(self._checkpoint_state(), checkpoint_dir(self.experiment_dir), keep=1, name_prefix="best", suffix=suffix)
+            log.info("Saving new best policy, %s=%.3f!", cfg.save_best_metric, reward)
