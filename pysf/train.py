@@ -11,7 +11,7 @@ from pysf.utils.typing import Config, StatusCode
 
 
 def make_runner(cfg: Config) -> Tuple[Config, Runner]:
-    """The runner for ``cfg`` (resume logic happens in ``Runner.init``)."""
+    """The runner for ``cfg`` (experiment folder and resume logic happen in ``Runner.init``)."""
     return cfg, Runner(cfg)
 
 
@@ -24,12 +24,19 @@ def run_rl(cfg: Config) -> StatusCode:
     return status
 
 
+def parse_train_args(argv: Optional[List[str]] = None, evaluation: bool = False) -> Config:
+    """Sample Factory's two-pass parse, with pysf's defaults for native envs applied in between."""
+    from pysf.cfg.arguments import parse_full_cfg, parse_sf_args
+    from pysf.envs.native_defaults import native_env_defaults
+
+    parser, partial_cfg = parse_sf_args(argv, evaluation=evaluation)
+    parser.set_defaults(**native_env_defaults(getattr(partial_cfg, "env", None) or ""))
+    return parse_full_cfg(parser, argv)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """``python -m pysf.train --env ... [flags]``."""
-    from pysf.cfg.arguments import parse_args
-
-    cfg = parse_args(argv)
-    return run_rl(cfg)
+    return run_rl(parse_train_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,56 @@
+"""Default hyperparameters for pysf's native envs (what Sample Factory's env scripts do with set_defaults).
+
+Sample Factory's defaults (GRU 512, 512-512 encoder, lr 1e-4) are made for large 3D envs and learn
+classic-control tasks slowly. ``python -m pysf.train --env <native env>`` starts from these instead;
+any flag given on the command line still wins.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+# Small MLP policy, many envs, large batches, few epochs: sample-efficient and fast on 2 CPU cores.
+_CLASSIC_CONTROL = dict(
+    use_rnn=False,
+    recurrence=1,
+    encoder_mlp_layers=[64, 64],
+    nonlinearity="tanh",
+    num_workers=2,
+    num_envs_per_worker=128,
+    worker_num_splits=2,
+    policy_workers_per_policy=2,
+    rollout=32,
+    batch_size=4096,
+    num_batches_per_epoch=2,
+    num_epochs=2,
+    learning_rate=3e-3,
+    gamma=0.99,
+    gae_lambda=0.95,
+    ppo_clip_ratio=0.2,
+    exploration_loss_coeff=0.0,
+    value_loss_coeff=0.5,
+    max_grad_norm=1.0,
+    normalize_returns=True,
+    save_best_after=50_000,
+)
+
+_CONTINUOUS = dict(
+    _CLASSIC_CONTROL,
+    learning_rate=1e-3,
+    exploration_loss_coeff=0.0,
+    adaptive_stddev=False,
+    num_epochs=4,
+)
+
+NATIVE_ENV_DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "CartPole-v1": _CLASSIC_CONTROL,
+    "Acrobot-v1": _CLASSIC_CONTROL,
+    "MountainCar-v0": _CLASSIC_CONTROL,
+    "MountainCarContinuous-v0": _CONTINUOUS,
+    "Pendulum-v1": dict(_CONTINUOUS, gamma=0.95, rollout=64, value_bootstrap=True),
+}
+
+
+def native_env_defaults(env_name: str) -> Dict[str, Any]:
+    """Flag defaults for ``env_name`` (empty for envs without native defaults)."""
+    return dict(NATIVE_ENV_DEFAULTS.get(env_name, {}))
