@@ -1,0 +1,134 @@
+"""Evaluate a trained policy (Sample Factory's ``sample_factory.enjoy``): ``enjoy(cfg)`` / ``python -m pysf.enjoy``.
+
+Loads the experiment's ``config.json`` (flags passed now win), builds the model, loads the latest (or,
+with ``--load_checkpoint_kind=best``, the best) checkpoint and runs episodes in one env until
+``--max_num_episodes`` or ``--max_num_frames``. ``--eval_deterministic`` takes the most likely actions,
+``--no_render`` skips rendering, ``--save_video`` writes ``replay.mp4`` (or ``--video_name``) into the
+experiment folder for envs that render ``rgb_array``. A native env renders through gymnasium's
+implementation of the same id (pysf's native envs reproduce it exactly).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from typing import Any, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from pysf.algo.inference.policy_module import make_inference_module
+from pysf.algo.utils.checkpoints import checkpoint_dir, load_latest_checkpoint
+from pysf.algo.utils.env_info import obtain_env_info
+from pysf.algo.utils.misc import ExperimentStatus
+from pysf.model.actor_critic import create_actor_critic
+from pysf.model.model_utils import get_rnn_size
+from pysf.utils.attr_dict import AttrDict
+from pysf.utils.typing import Config
+
+log = logging.getLogger("pysf")
+
+
+def make_env(cfg: Config, render_mode: Optional[str] = None) -> Any:
+    """One env for evaluation: the registered/gymnasium env, or gymnasium's twin of a native env."""
+    from pysf.envs.create_env import create_env
+
+    return create_env(cfg.env, cfg=cfg, env_config=AttrDict(worker_index=0, vector_index=0, env_id=0), render_mode=render_mode)
+
+
+def _write_video(frames: List[np.ndarray], path: str, fps: int) -> None:
+    try:
+        import imageio.v2 as imageio
+    except ImportError as exc:
+        raise RuntimeError("--save_video needs imageio and imageio-ffmpeg: pip install imageio imageio-ffmpeg") from exc
+    imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
+    log.info("Replay video saved to %s", path)
+
+
+def enjoy(cfg: Config) -> Tuple[int, float]:
+    """Run the trained policy; returns ``(status, average episode reward)``."""
+    from pysf.algo.runners.runner import setup_logging
+    from pysf.cfg.arguments import load_from_checkpoint
+
+    setup_logging()
+    cfg = load_from_checkpoint(cfg)
+    experiment_dir = os.path.join(cfg.train_dir, cfg.experiment)
+    env_info = obtain_env_info(cfg)
+    actor_critic = create_actor_critic(cfg, env_info.obs_space, env_info.action_space)
+    state = load_latest_checkpoint(checkpoint_dir(experiment_dir, cfg.policy_index), cfg.load_checkpoint_kind)
+    if state is None:
+        log.error("No checkpoint in %s: train first (python -m pysf.train ...)", checkpoint_dir(experiment_dir, cfg.policy_index))
+        return ExperimentStatus.FAILURE, float("nan")
+    actor_critic.load_state_dict(state["model"])
+    # The same module the native core runs (casts, normalizes, masks, argmax when deterministic), eagerly.
+    policy = make_inference_module(actor_critic.eval(), env_info.obs_space)
+
+    render_mode = None
+    if cfg.save_video:
+        render_mode = "rgb_array"
+    elif not cfg.no_render:
+        render_mode = "human"
+    env = make_env(cfg, render_mode=render_mode)
+    wrap = not env_info.obs_is_dict
+    rnn_states = torch.zeros(1, get_rnn_size(cfg))
+    frames: List[np.ndarray] = []
+    episode_rewards: List[float] = []
+    episode_reward, num_frames = 0.0, 0
+    obs, _ = env.reset(seed=cfg.seed)
+    last_render = time.time()
+    with torch.no_grad():
+        while len(episode_rewards) < cfg.max_num_episodes and num_frames < cfg.max_num_frames:
+            obs_dict = {"obs": obs} if wrap else obs
+            batch = {k: torch.as_tensor(np.asarray(v))[None] for k, v in obs_dict.items()}
+            result = policy(batch, rnn_states, bool(cfg.eval_deterministic))
+            rnn_states = result["new_rnn_states"]
+            action = _to_env_action(result["actions"][0], env_info.action_space)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            episode_reward += float(reward)
+            num_frames += 1
+            if render_mode == "rgb_array" and len(frames) < cfg.video_frames:
+                frames.append(env.render())
+            elif render_mode == "human":
+                if cfg.fps > 0:
+                    time.sleep(max(0.0, 1.0 / cfg.fps - (time.time() - last_render)))
+                    last_render = time.time()
+            if terminated or truncated:
+                episode_rewards.append(episode_reward)
+                log.info("Episode finished: reward %.3f (%d episodes)", episode_reward, len(episode_rewards))
+                episode_reward = 0.0
+                rnn_states = torch.zeros_like(rnn_states)
+                obs, _ = env.reset()
+    env.close()
+    if cfg.save_video and frames:
+        _write_video(frames, os.path.join(experiment_dir, cfg.video_name or "replay.mp4"), cfg.fps if cfg.fps > 0 else 30)
+    avg_reward = float(np.mean(episode_rewards)) if episode_rewards else float("nan")
+    log.info("Num frames %d...", num_frames)
+    log.info("Avg episode rewards: #0: %.3f, true rewards: #0: %.3f", avg_reward, avg_reward)
+    log.info("Avg episode reward: %.3f, avg true_objective: %.3f", avg_reward, avg_reward)
+    return ExperimentStatus.SUCCESS, avg_reward
+
+
+def _to_env_action(action: torch.Tensor, action_space) -> Any:
+    from gymnasium import spaces
+
+    if isinstance(action_space, spaces.Discrete):
+        return int(action) + int(action_space.start)
+    if isinstance(action_space, spaces.Tuple):
+        from pysf.algo.sampling.rollout_worker import _ActionDecoder
+
+        return _ActionDecoder(action_space).one(action.float().numpy())
+    return action.numpy().astype(action_space.dtype).reshape(action_space.shape)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m pysf.enjoy --env ... --experiment ... [--no_render] [--max_num_episodes N]``."""
+    from pysf.train import parse_train_args
+
+    status, _ = enjoy(parse_train_args(argv, evaluation=True))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
