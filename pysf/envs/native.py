@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from gymnasium import spaces
@@ -29,12 +29,18 @@ def _space_from_spec(spec: Dict) -> spaces.Space:
     return spaces.Box(low, high, shape, dtype=np.float32)
 
 
-def native_env_spaces(env_name: str) -> Tuple[spaces.Space, spaces.Space, int]:
-    """``(observation_space, action_space, max_episode_steps)`` of a native env, as gymnasium spaces."""
+def native_env_spaces(env_name: str) -> Tuple[spaces.Space, spaces.Space, int, Optional[float]]:
+    """``(observation_space, action_space, max_episode_steps, reward_threshold)`` of a native env."""
     from pysf import _C
 
     spec = _C.NativeVectorEnv(env_name, 1, 0).spec
-    return _space_from_spec(spec["observation_space"]), _space_from_spec(spec["action_space"]), int(spec["max_episode_steps"])
+    threshold = spec.get("reward_threshold")
+    return (
+        _space_from_spec(spec["observation_space"]),
+        _space_from_spec(spec["action_space"]),
+        int(spec["max_episode_steps"]),
+        None if threshold is None else float(threshold),
+    )
 
 
 def use_native_env(cfg: Config) -> bool:

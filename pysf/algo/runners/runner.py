@@ -37,6 +37,19 @@ REPORT_INTERVAL_SECONDS = 5.0
 _FPS_WINDOWS = (10, 60, 300)
 
 
+def process_start_time() -> float:
+    """When this process started (wall clock), for time-to-threshold figures."""
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except ImportError:
+        return _IMPORT_TIME
+
+
+_IMPORT_TIME = time.time()
+
+
 def setup_logging(log_file: Optional[str] = None) -> None:
     """Sample Factory's console format; also into ``log_file`` (sf_log.txt) when given."""
     root = logging.getLogger()
@@ -103,6 +116,12 @@ class Runner:
         self._last_train_stats: Dict[str, float] = {}
         self._progress_line = sys.stdout.isatty()
         self.last_checkpoint_path: Optional[str] = None
+        # What the run achieved (read by tests and benchmarks, reported in the log).
+        self.status: Optional[int] = None
+        self.best_mean_reward = -math.inf
+        self.threshold_reached: Optional[Tuple[int, float]] = None  # (env steps, seconds since process start)
+        self.resumed_from: Optional[Tuple[int, int]] = None  # (train_step, env_steps) of the loaded checkpoint
+        self.max_version_diff = 0.0
 
     # ---- set-up ------------------------------------------------------------------------------------------
 
@@ -133,6 +152,7 @@ class Runner:
             self.learner.load_checkpoint_state(state)
             self._train_seconds_before = float(state.get("train_seconds", 0.0))
             self.last_checkpoint_path = state.get("_path")
+            self.resumed_from = (self.learner.train_step, self.learner.env_steps)
         rnn_size = get_rnn_size(cfg)
         self.policy = make_inference_policy(self.learner.actor_critic, self.env_info.obs_space, rnn_size, backend=cfg.inference_backend)
         self.policy.update_weights(self.learner.actor_critic, self.learner.train_step)
@@ -196,7 +216,9 @@ class Runner:
                 self._last_train_stats = self.learner.train(batch, on_sgd_step=self._publish_weights)
                 if not cfg.async_rl:
                     self.sampler.release(blocks)
+                self.max_version_diff = max(self.max_version_diff, self._last_train_stats.get("version_diff_max", 0.0))
                 self.episodes.add(self.sampler.episode_stats())
+                self._track_progress()
                 self._periodic()
         except KeyboardInterrupt:
             self._interrupted = True
@@ -209,11 +231,45 @@ class Runner:
         if self._progress_line:
             sys.stdout.write("\n")
         self._save_checkpoint()
-        fps = self._fps()[0]
-        log.info("Collected {0: %d}, FPS: %.1f", self.learner.env_steps, fps)
+        elapsed = time.time() - self._run_start
+        steps_this_run = self.learner.env_steps - (self.resumed_from[1] if self.resumed_from else 0)
+        log.info("Collected {0: %d}, FPS: %.1f", self.learner.env_steps, steps_this_run / max(elapsed, 1e-9))
+        self._log_result(elapsed, steps_this_run)
         if self._interrupted and status == ExperimentStatus.SUCCESS:
             status = ExperimentStatus.INTERRUPTED
         return status
+
+    def _log_result(self, elapsed: float, steps_this_run: int) -> None:
+        final = self.episodes.mean_reward()
+        threshold = self.env_info.reward_threshold if self.env_info else None
+        reached = (
+            f"reached at {self.threshold_reached[0]:,} env steps, {self.threshold_reached[1]:.1f} s after process start"
+            if self.threshold_reached
+            else "not reached"
+        )
+        log.info(
+            "Result: %s env steps in %.1f s (%.0f env frames/s); final %d-episode mean reward %s (best %s); "
+            "reward threshold %s %s; checkpoint %s",
+            f"{self.learner.env_steps:,}", elapsed, steps_this_run / max(elapsed, 1e-9), self.episodes.size,
+            "n/a" if final is None else f"{final:.1f}",
+            "n/a" if self.best_mean_reward == -math.inf else f"{self.best_mean_reward:.1f}",
+            "n/a" if threshold is None else f"{threshold:g}", reached if threshold is not None else "",
+            self.last_checkpoint_path,
+        )
+
+    def _track_progress(self) -> None:
+        if len(self.episodes.rewards) < self.episodes.size:
+            return
+        mean = self.episodes.mean_reward()
+        self.best_mean_reward = max(self.best_mean_reward, mean)
+        threshold = self.env_info.reward_threshold
+        if threshold is not None and self.threshold_reached is None and mean >= threshold:
+            seconds = time.time() - process_start_time()
+            self.threshold_reached = (self.learner.env_steps, seconds)
+            log.info(
+                "Reached the reward threshold %.1f: %d-episode mean reward %.1f at %d env steps, %.1f s after process start",
+                threshold, self.episodes.size, mean, self.learner.env_steps, seconds,
+            )
 
     def _publish_weights(self, train_step: int) -> None:
         self.policy.update_weights(self.learner.actor_critic, train_step)

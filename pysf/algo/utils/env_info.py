@@ -28,6 +28,7 @@ class EnvInfo:
     native: bool = False
     max_episode_steps: Optional[int] = None
     obs_is_dict: bool = True  # False: the env returns bare observations, stored under key "obs"
+    reward_threshold: Optional[float] = None  # the env's "solved" level (gymnasium spec), when it has one
 
 
 def as_dict_space(space: spaces.Space) -> spaces.Dict:
@@ -58,6 +59,7 @@ def extract_env_info(env: Any, cfg: Config) -> EnvInfo:
         frameskip=int(getattr(cfg, "env_frameskip", 1)),
         max_episode_steps=getattr(spec, "max_episode_steps", None) if spec is not None else None,
         obs_is_dict=isinstance(env.observation_space, spaces.Dict),
+        reward_threshold=getattr(spec, "reward_threshold", None) if spec is not None else None,
     )
 
 
@@ -66,13 +68,15 @@ def obtain_env_info(cfg: Config) -> EnvInfo:
     from pysf.envs.native import native_env_spaces, use_native_env
 
     if use_native_env(cfg):
-        obs_space, action_space, max_steps = native_env_spaces(cfg.env)
+        obs_space, action_space, max_steps, reward_threshold = native_env_spaces(cfg.env)
         return EnvInfo(
             obs_space=as_dict_space(obs_space),
             action_space=action_space,
             frameskip=int(getattr(cfg, "env_frameskip", 1)),
             native=True,
             max_episode_steps=max_steps,
+            obs_is_dict=False,
+            reward_threshold=reward_threshold,
         )
     from pysf.envs.create_env import create_env
 
