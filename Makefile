@@ -3,9 +3,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SETUP := bash scripts/setup_env.sh
 
-.PHONY: run test test-fast wheel cpp-test sanitize clean
+.PHONY: run demo test wheel cpp-test sanitize clean
 
-run:  ## the main job
+run:  ## the main job: train CartPole-v1 on the native engine to a solved policy and report
+	@$(SETUP)
+	@$(PY) -m pysf.train --env CartPole-v1 --experiment cartpole --train_for_env_steps 1000000 \
+		--restart_behavior overwrite
+
+demo:  ## build, compile and run the default model in C++ (the foundation demo)
 	@$(SETUP)
 	@$(PY) -m pysf.demo
 
