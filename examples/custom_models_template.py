@@ -9,21 +9,20 @@ Registering ``CustomActorCritic`` as a class works in pysf: its documented const
 Forward methods are type-annotated so that pysf can compile the model with TorchScript and run it in its
 native rollout loop (TorchScript assumes unannotated arguments are tensors).
 
-Run: ``python examples/custom_models_template.py --env CartPole-v1``. Until pysf's trainer lands
-(``run_rl``), ``main`` builds the registered model for the env, compiles it and runs a batch of native
-inference.
+Run: ``python examples/custom_models_template.py --env CartPole-v1 --train_for_env_steps 200000``
+(``--rnn_size``, ``--use_rnn`` and the other flags work as usual; the custom core here is a GRU cell, so
+keep ``--use_rnn=True``, the default, for the RNN state size to match).
 """
 
 import sys
 from typing import Dict, Optional, Tuple
 
-import gymnasium as gym
-import torch
 from torch import Tensor, nn
 
 from pysf.algo.utils.context import global_model_factory
 from pysf.cfg.arguments import parse_args
 from pysf.model.actor_critic import ActorCritic
+from pysf.train import run_rl
 from pysf.model.core import ModelCore
 from pysf.model.decoder import Decoder
 from pysf.model.encoder import Encoder
@@ -133,31 +132,12 @@ def register_model_components():
     global_model_factory().register_decoder_factory(CustomDecoder)
 
 
-def run_native_inference(cfg: Config) -> int:
-    """Build the registered model for ``cfg.env``, compile it and run one batch natively."""
-    from pysf.algo.inference.policy_backends import make_inference_policy
-    from pysf.model.actor_critic import create_actor_critic
-    from pysf.model.model_utils import get_rnn_size
-
-    env = gym.make(cfg.env)
-    obs_space = gym.spaces.Dict(obs=env.observation_space)
-    actor_critic = create_actor_critic(cfg, obs_space, env.action_space)
-    policy = make_inference_policy(actor_critic, obs_space, get_rnn_size(cfg), backend=cfg.inference_backend)
-    batch = 8
-    obs = {"obs": torch.as_tensor(env.observation_space.sample()).expand(batch, -1).contiguous()}
-    outputs, version = policy.forward(obs, torch.zeros(batch, get_rnn_size(cfg)))
-    print(f"{type(actor_critic).__name__} on {cfg.env} ({policy.backend} backend, policy version {version}):")
-    for name, value in outputs.items():
-        print(f"  {name}: {tuple(value.shape)} {value.dtype}")
-    return 0
-
-
 def main():
     """Script entry point."""
     register_model_components()
     cfg = parse_args()
 
-    status = run_native_inference(cfg)
+    status = run_rl(cfg)
     return status
 
 

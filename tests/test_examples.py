@@ -1,0 +1,37 @@
+"""The Sample-Factory-style example scripts run end to end (short runs)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_example(tmp_path, script: str, *argv: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), "--train_dir", str(tmp_path), "--experiment", "ex", *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Result:" in result.stdout
+    assert list((tmp_path / "ex" / "checkpoint_p0").glob("checkpoint_*.pth"))
+    return result.stdout
+
+
+def test_train_gym_env_example(tmp_path):
+    output = run_example(tmp_path, "train_gym_env.py", "--env", "CartPole-v1", "--train_for_env_steps", "30000")
+    assert "CartPole-v1" in output
+
+
+def test_custom_env_custom_model_example(tmp_path):
+    run_example(
+        tmp_path, "train_custom_env_custom_model.py", "--env", "my_custom_env_v1", "--train_for_env_steps", "10000",
+        "--custom_env_episode_len", "50",
+    )
