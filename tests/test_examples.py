@@ -27,7 +27,7 @@ def run_example(tmp_path, script: str, *argv: str) -> str:
 
 def test_train_gym_env_example(tmp_path):
     output = run_example(tmp_path, "train_gym_env.py", "--env", "CartPole-v1", "--train_for_env_steps", "30000")
-    assert "CartPole-v1" in output
+    assert "env=CartPole-v1" in output and "env_backend=auto" in output
 
 
 def test_custom_env_custom_model_example(tmp_path):

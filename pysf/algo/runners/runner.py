@@ -127,7 +127,7 @@ class Runner:
 
     def init(self) -> int:
         """Experiment folder, config, env info, model, checkpoint, inference, sampler. Returns a status."""
-        from pysf.cfg.arguments import preprocess_cfg, verify_cfg
+        from pysf.cfg.arguments import cfg_str, preprocess_cfg, verify_cfg
         from pysf.cfg.experiment import prepare_experiment_dir, save_config
 
         cfg = self.cfg
@@ -139,7 +139,7 @@ class Runner:
         cfg = self.cfg = preprocess_cfg(cfg, self.env_info)
         verify_cfg(cfg, self.env_info)
         save_config(cfg)
-        log.info("Starting experiment with the following configuration:\n%s", "\n".join(f"{k}={v}" for k, v in sorted(vars(cfg).items())))
+        log.info("Starting experiment with the following configuration:\n%s", cfg_str(cfg))
 
         torch.set_num_threads(1)
         if cfg.seed is not None:
