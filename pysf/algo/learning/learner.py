@@ -25,7 +25,7 @@ from pysf.algo.learning.appo_loss import (
     symmetric_kl_loss,
     value_loss,
 )
-from pysf.algo.learning.optimizers import Lamb
+from pysf.algo.learning.optimizers import Adam, Lamb
 from pysf.algo.utils.env_info import EnvInfo
 from pysf.algo.utils.rl_utils import gae_advantages, vtrace
 from pysf.algo.utils.tensor_dict import TensorDict
@@ -49,7 +49,7 @@ class Learner:
         params = list(self.actor_critic.parameters())
         betas = (cfg.adam_beta1, cfg.adam_beta2)
         if cfg.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps)
+            self.optimizer = Adam(params, lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps)
         elif cfg.optimizer == "lamb":
             self.optimizer = Lamb(params, lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps)
         else:

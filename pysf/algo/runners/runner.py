@@ -37,6 +37,15 @@ REPORT_INTERVAL_SECONDS = 5.0
 _FPS_WINDOWS = (10, 60, 300)
 
 
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process and its (worker) children, in MiB."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + children) / 1024.0
+
+
 def process_start_time() -> float:
     """When this process started (wall clock), for time-to-threshold figures."""
     try:
@@ -107,6 +116,7 @@ class Runner:
         self._stop_requested = False
         self._interrupted = False
         self._fps_history: Deque[Tuple[float, int]] = deque()
+        self._fps_samples: List[float] = []  # 10-second FPS at every report: the steady-state figure
         self._train_seconds_before = 0.0
         self._run_start = time.time()
         self._last_report = 0.0
@@ -240,7 +250,30 @@ class Runner:
         return status
 
     def _log_result(self, elapsed: float, steps_this_run: int) -> None:
+        """The run's figures: in the log, and in ``result.json`` for scripts (benchmarks parse it)."""
         final = self.episodes.mean_reward()
+        fps_windows = [f for f in self._fps_samples if not math.isnan(f)]
+        result = dict(
+            env_steps=self.learner.env_steps,
+            train_step=self.learner.train_step,
+            seconds=elapsed,
+            fps=steps_this_run / max(elapsed, 1e-9),
+            steady_state_fps=float(np.median(fps_windows)) if fps_windows else None,
+            final_reward=final,
+            best_reward=None if self.best_mean_reward == -math.inf else self.best_mean_reward,
+            reward_threshold=self.env_info.reward_threshold if self.env_info else None,
+            threshold_env_steps=self.threshold_reached[0] if self.threshold_reached else None,
+            threshold_seconds_since_process_start=self.threshold_reached[1] if self.threshold_reached else None,
+            checkpoint=self.last_checkpoint_path,
+            peak_rss_mb=_peak_rss_mb(),
+        )
+        try:
+            import json
+
+            with open(os.path.join(self.experiment_dir, "result.json"), "w") as f:
+                json.dump(result, f, indent=2)
+        except OSError as exc:
+            log.warning("Could not write result.json: %s", exc)
         threshold = self.env_info.reward_threshold if self.env_info else None
         reached = (
             f"reached at {self.threshold_reached[0]:,} env steps, {self.threshold_reached[1]:.1f} s after process start"
@@ -319,6 +352,7 @@ class Runner:
 
     def _report(self) -> None:
         fps = self._fps()
+        self._fps_samples.append(fps[0])
         stats = self._last_train_stats
         lag = (stats.get("version_diff_min", 0.0), stats.get("version_diff_avg", 0.0), stats.get("version_diff_max", 0.0))
         if self._progress_line:
