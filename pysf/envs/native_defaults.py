@@ -24,6 +24,9 @@ _CLASSIC_CONTROL = dict(
     num_batches_per_epoch=2,
     num_epochs=2,
     learning_rate=3e-3,
+    # Decays to 0 at --train_for_env_steps: measured on CartPole-v1 (4 seeds, 1M steps) it reaches 475
+    # every time and stays at 500, where a constant rate sometimes falls back late in training.
+    lr_schedule="linear_decay",
     gamma=0.99,
     gae_lambda=0.95,
     ppo_clip_ratio=0.2,
@@ -39,6 +42,7 @@ _CLASSIC_CONTROL = dict(
 _CONTINUOUS = dict(
     _CLASSIC_CONTROL,
     learning_rate=1e-3,
+    lr_schedule="constant",
     adaptive_stddev=False,
     gamma=0.9,
     num_epochs=8,

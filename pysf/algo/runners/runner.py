@@ -116,7 +116,10 @@ class Runner:
         self._stop_requested = False
         self._interrupted = False
         self._fps_history: Deque[Tuple[float, int]] = deque()
-        self._fps_samples: List[float] = []  # 10-second FPS at every report: the steady-state figure
+        # (time, env steps) after the first and the latest training iteration: the steady-state FPS window
+        # (excludes start-up: process start, compilation, the first batch).
+        self._first_iteration: Optional[Tuple[float, int]] = None
+        self._last_iteration: Tuple[float, int] = (0.0, 0)
         self._train_seconds_before = 0.0
         self._run_start = time.time()
         self._last_report = 0.0
@@ -227,6 +230,9 @@ class Runner:
                 if not cfg.async_rl:
                     self.sampler.release(blocks)
                 self.max_version_diff = max(self.max_version_diff, self._last_train_stats.get("version_diff_max", 0.0))
+                self._last_iteration = (time.time(), self.learner.env_steps)
+                if self._first_iteration is None:
+                    self._first_iteration = self._last_iteration
                 self.episodes.add(self.sampler.episode_stats())
                 self._track_progress()
                 self._periodic()
@@ -252,13 +258,17 @@ class Runner:
     def _log_result(self, elapsed: float, steps_this_run: int) -> None:
         """The run's figures: in the log, and in ``result.json`` for scripts (benchmarks parse it)."""
         final = self.episodes.mean_reward()
-        fps_windows = [f for f in self._fps_samples if not math.isnan(f)]
+        steady_fps = None
+        if self._first_iteration is not None:
+            t_first, steps_first = self._first_iteration
+            if self._last_iteration[0] > t_first:
+                steady_fps = (self._last_iteration[1] - steps_first) / (self._last_iteration[0] - t_first)
         result = dict(
             env_steps=self.learner.env_steps,
             train_step=self.learner.train_step,
             seconds=elapsed,
             fps=steps_this_run / max(elapsed, 1e-9),
-            steady_state_fps=float(np.median(fps_windows)) if fps_windows else None,
+            steady_state_fps=steady_fps,
             final_reward=final,
             best_reward=None if self.best_mean_reward == -math.inf else self.best_mean_reward,
             reward_threshold=self.env_info.reward_threshold if self.env_info else None,
@@ -352,7 +362,6 @@ class Runner:
 
     def _report(self) -> None:
         fps = self._fps()
-        self._fps_samples.append(fps[0])
         stats = self._last_train_stats
         lag = (stats.get("version_diff_min", 0.0), stats.get("version_diff_avg", 0.0), stats.get("version_diff_max", 0.0))
         if self._progress_line:
