@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import List, Optional, Tuple
 
@@ -16,9 +17,20 @@ def make_runner(cfg: Config) -> Tuple[Config, Runner]:
 
 
 def run_rl(cfg: Config) -> StatusCode:
-    """Train until ``--train_for_env_steps`` / ``--train_for_seconds``; 0 success, 1 failure, 2 interrupted."""
+    """Train until ``--train_for_env_steps`` / ``--train_for_seconds``; 0 success, 1 failure, 2 interrupted.
+
+    A configuration problem (bad flag combination, unknown env, model that does not compile) is logged
+    with what to change, and the status is 1.
+    """
+    from pysf.algo.inference.compile import ModelCompileError, ModelVerificationError
+
     cfg, runner = make_runner(cfg)
-    status = runner.init()
+    try:
+        status = runner.init()
+    except (ValueError, ModelCompileError, ModelVerificationError) as exc:
+        logging.getLogger("pysf").error("%s", exc)
+        runner.close()
+        return ExperimentStatus.FAILURE
     if status == ExperimentStatus.SUCCESS:
         status = runner.run()
     return status

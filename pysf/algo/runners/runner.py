@@ -140,7 +140,7 @@ class Runner:
 
     def init(self) -> int:
         """Experiment folder, config, env info, model, checkpoint, inference, sampler. Returns a status."""
-        from pysf.cfg.arguments import cfg_str, preprocess_cfg, verify_cfg
+        from pysf.cfg.arguments import cfg_str, check_env_name, preprocess_cfg, verify_cfg
         from pysf.cfg.experiment import prepare_experiment_dir, save_config
 
         cfg = self.cfg
@@ -148,6 +148,7 @@ class Runner:
         self.experiment_dir = os.path.join(cfg.train_dir, cfg.experiment)
         os.makedirs(self.experiment_dir, exist_ok=True)
         setup_logging(os.path.join(self.experiment_dir, "sf_log.txt") if cfg.log_to_file else None)
+        check_env_name(cfg.env)  # an unknown --env fails with the closest registered/native/gymnasium names
         self.env_info = obtain_env_info(cfg)
         cfg = self.cfg = preprocess_cfg(cfg, self.env_info)
         verify_cfg(cfg, self.env_info)
@@ -313,6 +314,12 @@ class Runner:
                 "Reached the reward threshold %.1f: %d-episode mean reward %.1f at %d env steps, %.1f s after process start",
                 threshold, self.episodes.size, mean, self.learner.env_steps, seconds,
             )
+
+    def close(self) -> None:
+        """Release what init() created when run() will not be called (e.g. init failed half-way)."""
+        self._stop_everything()
+        if self.writer is not None:
+            self.writer.close()
 
     def _publish_weights(self, train_step: int) -> None:
         self.policy.update_weights(self.learner.actor_critic, train_step)
