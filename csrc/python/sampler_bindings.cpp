@@ -17,6 +17,7 @@ namespace py = pybind11;
 using pysf::inference::PolicyOutput;
 using pysf::inference::PolicyRunner;
 using pysf::inference::TensorMap;
+using pysf::sampler::UniqueFd;
 
 namespace {
 
@@ -121,6 +122,75 @@ struct ReleaseGilDeleter {
   }
 };
 
+/// pysf._C.WorkerMailbox: the env worker process's end of its channel to the sampler, plus the layout
+/// facts Python needs (worker_mailbox.h owns them; pysf/algo/sampling/protocol.py reads them from here).
+void bind_worker_mailbox(py::module_& module) {
+  using pysf::sampler::CommandKind;
+  using pysf::sampler::MailboxLayout;
+  using pysf::sampler::ReportKind;
+  using pysf::sampler::WorkerMailboxEnd;
+
+  py::class_<WorkerMailboxEnd> mailbox(module, "WorkerMailbox", R"doc(
+The env worker process's end of its channel to the sampler (csrc/sampler/worker_mailbox.h): commands
+arrive in a shared-memory mailbox announced by an eventfd, reports go back the same way, and an error
+text goes through the lifeline socket just before the process exits.
+)doc");
+  mailbox
+      .def(py::init([](const at::Tensor& words, int num_splits, std::int64_t block_rows, int commands_posted_fd,
+                       int wake_sampler_fd, int lifeline_fd) {
+             // Owned from here on, so that they are closed even if the mailbox is rejected.
+             UniqueFd commands_posted(commands_posted_fd);
+             UniqueFd wake_sampler(wake_sampler_fd);
+             UniqueFd lifeline(lifeline_fd);
+             return std::make_unique<WorkerMailboxEnd>(
+                 pysf::sampler::MailboxWords(words, MailboxLayout(num_splits, block_rows)), std::move(commands_posted),
+                 std::move(wake_sampler), std::move(lifeline));
+           }),
+           py::arg("mailbox"), py::arg("num_splits"), py::arg("block_rows"), py::arg("commands_posted_fd"),
+           py::arg("wake_sampler_fd"), py::arg("lifeline_fd"), "Takes ownership of the three fds.")
+      .def("attach", &WorkerMailboxEnd::attach,
+           "Claim the mailbox before creating envs; False if the sampler gave up on this worker (exit at once).")
+      .def("stop_requested", &WorkerMailboxEnd::stop_requested, "The sampler asked this worker to stop.")
+      .def(
+          "wait",
+          [](WorkerMailboxEnd& end) {
+            pysf::sampler::WorkerCommand command{};
+            {
+              const py::gil_scoped_release no_gil;
+              command = end.wait();
+            }
+            return py::make_tuple(static_cast<std::int64_t>(command.kind), command.split, command.block, command.step);
+          },
+          "Block until the next command: (kind, split, block, step); kind STOP when the worker must exit.")
+      .def(
+          "post_ready", [](WorkerMailboxEnd& end, int split) { end.post_report(ReportKind::kReady, split, 0); },
+          py::arg("split"), "The split's initial observations are written.")
+      .def(
+          "post_stepped",
+          [](WorkerMailboxEnd& end, int split, std::int64_t num_episodes) {
+            end.post_report(ReportKind::kStepped, split, num_episodes);
+          },
+          py::arg("split"), py::arg("num_episodes"),
+          "The split stepped; the first `num_episodes` rows of episode_records(split) hold the finished episodes.")
+      .def("episode_records", &WorkerMailboxEnd::episode_records, py::arg("split"),
+           "int64 view [block_rows, len(RECORD_FIELDS)] of the split's finished-episode records in the mailbox.")
+      .def("report_error", &WorkerMailboxEnd::report_error, py::arg("text"),
+           "Send an error text to the sampler (best effort, one write); call just before exiting.")
+      .def_static(
+          "words", [](int num_splits, std::int64_t block_rows) { return MailboxLayout(num_splits, block_rows).words(); },
+          py::arg("num_splits"), py::arg("block_rows"), "Size of a mailbox in int64 words.")
+      .def_static("abandon_if_starting", &pysf::sampler::abandon_if_starting, py::arg("mailbox"),
+                  "For the process managing the workers, after the sampler stopped: True if the worker never "
+                  "attached (it holds no envs and may be terminated at once; it will not attach any more).");
+  mailbox.attr("ASSIGN") = static_cast<std::int64_t>(CommandKind::kAssign);
+  mailbox.attr("ACT") = static_cast<std::int64_t>(CommandKind::kAct);
+  mailbox.attr("STOP") = static_cast<std::int64_t>(CommandKind::kStop);
+  // Word order of an episode record; kReturn holds float64 bits.
+  static_assert(MailboxLayout::kEnvIndex == 0 && MailboxLayout::kReturn == 1 && MailboxLayout::kLength == 2 &&
+                MailboxLayout::kRecordWords == 3);
+  mailbox.attr("RECORD_FIELDS") = py::make_tuple("env_index", "raw_return", "length");
+}
+
 }  // namespace
 
 namespace pysf::python {
@@ -138,9 +208,19 @@ inference threads and the trajectory block queues. See csrc/sampler/sampler.h.
                  std::make_unique<Sampler>(config_from_dict(config), buffers_from_dict(buffers), make_runner(policy)).release());
            }),
            py::arg("config"), py::arg("buffers"), py::arg("policy"))
-      .def("add_remote_worker", &Sampler::add_remote_worker, py::arg("request_fd"), py::arg("reply_fd"),
-           py::arg("num_splits"), py::arg("description"),
-           "Register a Python env worker process (takes ownership of both fds); returns its global split ids.")
+      .def(
+          "add_remote_worker",
+          [](Sampler& sampler, const at::Tensor& mailbox, int wake_worker_fd, int reports_posted_fd, int lifeline_fd,
+             int num_splits, const std::string& description) {
+            pysf::sampler::WorkerChannels channels{mailbox, UniqueFd(wake_worker_fd), UniqueFd(reports_posted_fd),
+                                                   UniqueFd(lifeline_fd)};
+            return sampler.add_remote_worker(std::move(channels), num_splits, description);
+          },
+          py::arg("mailbox"), py::arg("wake_worker_fd"), py::arg("reports_posted_fd"), py::arg("lifeline_fd"),
+          py::arg("num_splits"), py::arg("description"),
+          "Register a Python env worker process (csrc/sampler/worker_mailbox.h): its shared mailbox tensor, the "
+          "eventfd it waits on, the eventfd it signals, the sampler's end of its lifeline socket. Takes ownership "
+          "of the three fds (also on error). Returns its global split ids.")
       .def("start", &Sampler::start, release_gil())
       .def("stop", &Sampler::stop, release_gil(), "Stop and join everything (idempotent).")
       .def("get_trajectories", &Sampler::get_trajectories, py::arg("num_blocks"), py::arg("timeout"), release_gil(),
@@ -173,6 +253,8 @@ inference threads and the trajectory block queues. See csrc/sampler/sampler.h.
       .def_property_readonly("error", &Sampler::error)
       .def_property_readonly("rows_served", &Sampler::rows_served)
       .def_property_readonly("num_splits", &Sampler::num_splits);
+
+  bind_worker_mailbox(module);
 }
 
 }  // namespace pysf::python

@@ -12,23 +12,26 @@
 #include "inference/inference_server.h"
 #include "sampler/episode_stats.h"
 #include "sampler/rollout_split.h"
+#include "sampler/worker_mailbox.h"
 
 namespace pysf::sampler {
 
 /// Drives the splits of one Python env worker process (gymnasium envs, Sample Factory's 4-argument
-/// make_env_func) through two pipes: the process reports "stepped split s" and this proxy finalises the
-/// step (RolloutSplit::finish_step, block rotation included) and requests inference; inference answers
-/// the process directly ("act on block b, step t"). Data never crosses the pipes: the process reads
-/// actions from and writes observations/rewards into the shared trajectory buffers.
+/// make_env_func) through a shared-memory mailbox: the process reports "stepped split s" and this
+/// proxy finalises the step (RolloutSplit::finish_step, block rotation included) and requests
+/// inference; inference commands the process directly ("act on block b, step t"). Data never goes
+/// through the kernel: the process reads actions from and writes observations/rewards into the shared
+/// trajectory buffers, and messages are a few words in the mailbox, announced by eventfd wake-ups.
 ///
-/// One thread per proxy blocks in poll() on the request pipe and an eventfd used to stop it. A closed
-/// pipe (the process died) or an error message from the process is reported through `on_error`.
-/// Owns both file descriptors and closes them.
+/// One thread per proxy sleeps in poll() on the reports eventfd and the lifeline while nothing is to be
+/// done. A hung-up lifeline (the process died) or an error text from the process is reported through
+/// `on_error`.
 class RemoteWorker {
  public:
   using ErrorHandler = std::function<void(const std::string&)>;
 
-  RemoteWorker(std::string description, int request_fd, int reply_fd, std::vector<std::unique_ptr<RolloutSplit>> splits,
+  /// Throws std::invalid_argument if the mailbox does not fit `splits` (count and block rows).
+  RemoteWorker(std::string description, WorkerChannels channels, std::vector<std::unique_ptr<RolloutSplit>> splits,
                inference::InferenceServer& server, EpisodeStatsSink& episode_stats, ErrorHandler on_error);
   ~RemoteWorker();
   RemoteWorker(const RemoteWorker&) = delete;
@@ -45,16 +48,15 @@ class RemoteWorker {
 
  private:
   void thread_main();
-  bool handle_message();
-  void send(std::int32_t kind, int local_split, std::int64_t block, std::int64_t step);
-  bool read_exact(void* data, std::size_t size);
-  bool read_episodes(const RolloutSplit& split, std::int32_t payload_bytes);
+  /// Handles every report that arrived; false when the proxy must exit (stopping or failed).
+  bool handle_reports();
+  bool handle_report(int local_index, const WorkerReport& report);
+  /// The lifeline is readable: the process sent its error text or exited. Reports it (unless stopping).
+  void handle_lifeline();
 
   const std::string description_;
-  const int request_fd_;
-  const int reply_fd_;
-  const int wake_fd_;
   std::vector<std::unique_ptr<RolloutSplit>> splits_;
+  SamplerMailboxEnd mailbox_;
   inference::InferenceServer& server_;
   EpisodeStatsSink& episode_stats_;
   ErrorHandler on_error_;

@@ -1,7 +1,5 @@
 #include "sampler/sampler.h"
 
-#include <unistd.h>
-
 #include <chrono>
 #include <stdexcept>
 #include <utility>
@@ -42,15 +40,13 @@ int Sampler::num_splits() const {
   return native + num_remote_splits_;
 }
 
-std::vector<int> Sampler::add_remote_worker(int request_fd, int reply_fd, int num_splits, const std::string& description) {
-  if (started_.load()) {
-    ::close(request_fd);
-    ::close(reply_fd);
-    throw std::logic_error("add_remote_worker must be called before start()");
-  }
+std::vector<int> Sampler::add_remote_worker(WorkerChannels channels, int num_splits, const std::string& description) {
+  if (started_.load()) throw std::logic_error("add_remote_worker must be called before start()");
   if (num_splits < 1) throw std::invalid_argument("a worker needs at least one split");
+  // Validates the mailbox now, where the caller can still react, rather than in start().
+  [[maybe_unused]] const MailboxWords check(channels.mailbox, MailboxLayout(num_splits, buffers_.block_rows));
   const int first = this->num_splits();
-  pending_remote_.push_back(PendingRemoteWorker{request_fd, reply_fd, num_splits, description});
+  pending_remote_.push_back(PendingRemoteWorker{std::move(channels), num_splits, description});
   num_remote_splits_ += num_splits;
   std::vector<int> ids;
   for (int i = 0; i < num_splits; ++i) ids.push_back(first + i);
@@ -105,7 +101,7 @@ void Sampler::start() {
     }
   }
   for (auto& pending : pending_remote_) {
-    auto worker = std::make_unique<RemoteWorker>(pending.description, pending.request_fd, pending.reply_fd,
+    auto worker = std::make_unique<RemoteWorker>(pending.description, std::move(pending.channels),
                                                  make_splits(next_split, pending.num_splits), *server_, episode_stats_,
                                                  on_error);
     for (int s = 0; s < pending.num_splits; ++s) {
@@ -144,11 +140,7 @@ void Sampler::stop() {
   for (auto& runner : native_runners_) runner->stop();
   for (auto& worker : remote_workers_) worker->stop();
   if (server_) server_->stop();
-  for (auto& pending : pending_remote_) {  // registered but never started
-    ::close(pending.request_fd);
-    ::close(pending.reply_fd);
-  }
-  pending_remote_.clear();
+  pending_remote_.clear();  // registered but never started: closes their channels
 }
 
 void Sampler::fail(const std::string& message) {

@@ -17,6 +17,7 @@
 #include "inference/policy_runner.h"
 #include "sampler/episode_stats.h"
 #include "sampler/rollout_split.h"
+#include "sampler/worker_mailbox.h"
 
 namespace pysf::sampler {
 
@@ -58,9 +59,9 @@ class Sampler {
   Sampler& operator=(const Sampler&) = delete;
 
   /// Registers a Python env worker process before start(): it will step `num_splits` splits of
-  /// `envs_per_split` envs; the sampler talks to it through the pipe file descriptors it now owns.
-  /// Returns the global ids of its splits.
-  std::vector<int> add_remote_worker(int request_fd, int reply_fd, int num_splits, const std::string& description);
+  /// `block_rows` envs; the sampler talks to it through `channels` (worker_mailbox.h), which it now owns.
+  /// Throws std::invalid_argument if the mailbox does not fit. Returns the global ids of its splits.
+  std::vector<int> add_remote_worker(WorkerChannels channels, int num_splits, const std::string& description);
 
   void start();
   void stop();
@@ -94,8 +95,7 @@ class Sampler {
   };
 
   struct PendingRemoteWorker {
-    int request_fd;
-    int reply_fd;
+    WorkerChannels channels;
     int num_splits;
     std::string description;
   };

@@ -1,66 +1,101 @@
-"""The pipe protocol between the native sampler and env worker processes (csrc/sampler/worker_protocol.h).
+"""The channel between the native sampler and an env worker process (csrc/sampler/worker_mailbox.h).
 
-Fixed-size little-endian messages; only indices travel, the data stays in the shared trajectory buffers.
+Per worker: a shared-memory int64 mailbox tensor (one command slot and one report slot per split), two
+eventfds that announce new messages (``eventfd_write`` wakes the reader without the synchronous-wake hint
+that made pipe writes preempt the writer), and a lifeline socket pair for death detection and the error
+text. The C++ side owns the layout; this module takes the constants it needs from ``pysf._C.WorkerMailbox``.
+Only indices travel: observations, actions and rewards stay in the shared trajectory buffers.
 """
 
 from __future__ import annotations
 
+import multiprocessing.reduction
 import os
-import struct
-from typing import List, Tuple
-
+import socket
+from typing import Tuple
+from dataclasses import dataclass
 import numpy as np
-
-# worker -> sampler: kind, local split, payload bytes; payload: finished episodes for STEPPED, UTF-8 for ERROR
-WORKER_MESSAGE = struct.Struct("<iii")
-READY, STEPPED, ERROR = 1, 2, 3
-# one finished episode in a STEPPED payload: env index within the split, raw return, length
-EPISODE = np.dtype([("env_index", "<i4"), ("reward", "<f4"), ("length", "<i4")])
-# sampler -> worker: kind, local split, block, step
-SAMPLER_MESSAGE = struct.Struct("<iiqq")
-ASSIGN, ACT, STOP = 1, 2, 3
+import torch
 
 
-def read_exact(fd: int, size: int) -> bytes:
-    """Read exactly ``size`` bytes (``b""`` at end of file)."""
-    chunks = []
-    remaining = size
-    while remaining > 0:
-        chunk = os.read(fd, remaining)
-        if not chunk:
-            return b""
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+def _mailbox_class():
+    from pysf import _C
+
+    return _C.WorkerMailbox
 
 
-def receive(fd: int) -> Tuple[int, int, int, int]:
-    """The next sampler message ``(kind, split, block, step)``; STOP at end of file."""
-    data = read_exact(fd, SAMPLER_MESSAGE.size)
-    if not data:
-        return STOP, -1, 0, 0
-    return SAMPLER_MESSAGE.unpack(data)
+def episode_record_dtype() -> np.dtype:
+    """numpy dtype of one finished-episode record in the mailbox (field order from the C++ layout)."""
+    types = {"env_index": "<i8", "raw_return": "<f8", "length": "<i8"}
+    return np.dtype([(name, types[name]) for name in _mailbox_class().RECORD_FIELDS])
 
 
-def pack_episodes(episodes: List[Tuple[int, float, int]]) -> bytes:
-    """Binary payload for ``(env_index, reward, length)`` records."""
-    if not episodes:
-        return b""
-    return np.array(episodes, dtype=EPISODE).tobytes()
+def abandon_if_starting(mailbox: torch.Tensor) -> bool:
+    """After the sampler stopped: True if the worker never attached (it can be terminated right away)."""
+    return _mailbox_class().abandon_if_starting(mailbox)
 
 
-def send(fd: int, kind: int, split: int, payload: bytes = b"") -> None:
-    """Report READY / STEPPED for ``split`` (with finished episodes as payload)."""
-    message = WORKER_MESSAGE.pack(kind, split, len(payload)) + payload
-    written = os.write(fd, message)
-    while written < len(message):  # only when a payload exceeds the pipe's atomic size
-        written += os.write(fd, message[written:])
+def allocate_mailbox(num_splits: int, block_rows: int) -> torch.Tensor:
+    """A zeroed mailbox for one worker, in shared memory (pickled to the child like the buffers)."""
+    words = _mailbox_class().words(num_splits, block_rows)
+    return torch.zeros(words, dtype=torch.int64).share_memory_()
 
 
-def send_error(fd: int, message: str) -> None:
-    """Report a failure (the sampler stops and raises it)."""
-    payload = message.encode("utf-8", "replace")[:4000]  # one pipe write, below PIPE_BUF
-    try:
-        os.write(fd, WORKER_MESSAGE.pack(ERROR, -1, len(payload)) + payload)
-    except OSError:
-        pass  # the sampler is gone already
+class InheritedFd:
+    """A file descriptor that survives pickling into a spawned child, as multiprocessing Connections do.
+
+    Pickling (``Process.start`` under the spawn method) registers a duplicate for the child through
+    ``multiprocessing.reduction.DupFd``; the child's copy owns the descriptor it receives. The parent's
+    object still owns the original: close it after the child started.
+    """
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __reduce__(self):
+        return _rebuild_inherited_fd, (multiprocessing.reduction.DupFd(self.fd),)
+
+    def detach(self) -> int:
+        """The descriptor, which the caller now owns."""
+        fd, self.fd = self.fd, -1
+        return fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.detach())
+
+
+def _rebuild_inherited_fd(dup_fd) -> InheritedFd:
+    return InheritedFd(dup_fd.detach())
+
+
+def new_eventfd() -> InheritedFd:
+    """A non-blocking, close-on-exec eventfd (blocking happens in poll())."""
+    return InheritedFd(os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK))
+
+
+def new_lifeline() -> Tuple[InheritedFd, InheritedFd]:
+    """``(sampler_end, worker_end)``: a connected, close-on-exec Unix socket pair."""
+    sampler_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return InheritedFd(sampler_end.detach()), InheritedFd(worker_end.detach())
+
+
+@dataclass
+class WorkerEndpoint:
+    """What a worker process receives to build its ``pysf._C.WorkerMailbox`` (picklable for spawn)."""
+
+    mailbox: torch.Tensor
+    commands_posted: InheritedFd  # eventfd the sampler signals after each command
+    wake_sampler: InheritedFd  # eventfd the worker signals after each report
+    lifeline: InheritedFd  # the worker's end of the lifeline socket pair
+
+    def open(self, num_splits: int, block_rows: int):
+        """The worker's ``pysf._C.WorkerMailbox``; it takes over the three descriptors."""
+        return _mailbox_class()(
+            self.mailbox,
+            num_splits,
+            block_rows,
+            self.commands_posted.detach(),
+            self.wake_sampler.detach(),
+            self.lifeline.detach(),
+        )

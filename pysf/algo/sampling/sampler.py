@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import queue
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -20,6 +19,7 @@ import torch
 import torch.multiprocessing  # noqa: F401 - registers tensor pickling through shared memory
 
 from pysf.algo.inference.policy_backends import NativePolicy, PythonPolicy
+from pysf.algo.sampling import protocol
 from pysf.algo.sampling.buffers import allocate_trajectory_buffers, block_row_index, native_buffers_dict
 from pysf.algo.sampling.rollout_worker import WorkerSpec, rollout_worker_main
 from pysf.algo.utils.context import sf_global_context
@@ -111,6 +111,7 @@ class Sampler:
         native_policy = policy.native if isinstance(policy, NativePolicy) else policy.forward
         self._sampler = _C.Sampler(config, native_buffers_dict(self.buffers, self.block_rows), native_policy)
         self._processes: List[multiprocessing.process.BaseProcess] = []
+        self._mailboxes: List[torch.Tensor] = []  # per process, its mailbox (protocol.py)
         self._stats_queue = None
         self._started = False
         self._stopped = False
@@ -132,8 +133,6 @@ class Sampler:
         splits_per_worker = int(self.cfg.worker_num_splits)
         envs_per_worker = int(self.cfg.num_envs_per_worker)
         for worker_index in range(int(self.cfg.num_workers)):
-            request_reader, request_writer = ctx.Pipe(duplex=False)
-            reply_reader, reply_writer = ctx.Pipe(duplex=False)
             spec = WorkerSpec(
                 worker_index=worker_index,
                 env_name=self.cfg.env,
@@ -147,32 +146,47 @@ class Sampler:
                 context=sf_global_context(),
                 env_obs_is_dict=self.env_info.obs_is_dict,
             )
+            mailbox = protocol.allocate_mailbox(splits_per_worker, self.block_rows)
+            wake_worker, reports_posted = protocol.new_eventfd(), protocol.new_eventfd()
+            lifeline_sampler, lifeline_worker = protocol.new_lifeline()
+            endpoint = protocol.WorkerEndpoint(mailbox, wake_worker, reports_posted, lifeline_worker)
             process = ctx.Process(
                 target=rollout_worker_main,
-                args=(spec, shared, request_writer, reply_reader, self._stats_queue),
+                args=(spec, shared, endpoint, self._stats_queue),
                 name=f"pysf-env-worker-{worker_index}",
                 daemon=True,
             )
-            process.start()
-            # The parent must not keep the child's ends open: a dead child must read as end-of-file.
-            request_writer.close()
-            reply_reader.close()
+            try:
+                process.start()
+            except BaseException:
+                for fd in (wake_worker, reports_posted, lifeline_sampler):
+                    fd.close()
+                raise
+            finally:
+                # The parent must not keep the child's end of the lifeline: a dead child must read as a hang-up.
+                lifeline_worker.close()
+            self._processes.append(process)
+            self._mailboxes.append(mailbox)
+            # The sampler takes over our ends (and closes them even if it rejects them).
             self._sampler.add_remote_worker(
-                os.dup(request_reader.fileno()),
-                os.dup(reply_writer.fileno()),
+                mailbox,
+                wake_worker.detach(),
+                reports_posted.detach(),
+                lifeline_sampler.detach(),
                 splits_per_worker,
                 f"env worker {worker_index} (pid {process.pid}, env {self.cfg.env!r})",
             )
-            request_reader.close()
-            reply_writer.close()
-            self._processes.append(process)
 
     def stop(self) -> None:
         """Stop sampling and join every thread and process (idempotent)."""
         if self._stopped:
             return
         self._stopped = True
-        self._sampler.stop()
+        self._sampler.stop()  # every worker that runs its loop sees STOP and exits within milliseconds
+        for process, mailbox in zip(self._processes, self._mailboxes):
+            # One still importing torch (seconds on a busy machine) holds no envs yet: no need to wait.
+            if protocol.abandon_if_starting(mailbox):
+                process.terminate()
         for process in self._processes:
             process.join(timeout=_WORKER_JOIN_SECONDS)
         for process in self._processes:
