@@ -39,4 +39,5 @@ PYBIND11_MODULE(_C, m) {
   pysf::python::bind_inference(m);
   pysf::python::bind_envs(m);
   pysf::python::bind_sampler(m);
+  pysf::python::bind_ops(m);
 }
