@@ -215,3 +215,10 @@ def test_checkpoint_state_round_trip():
     assert other.train_step == learner.train_step and other.env_steps == learner.env_steps
     for a, b in zip(learner.actor_critic.state_dict().values(), other.actor_critic.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_vtrace_training_step():
+    cfg = small_cfg(with_vtrace=True, normalize_returns=False, recurrence=4)
+    learner = Learner(cfg, ENV_INFO)
+    stats = learner.train(fake_batch(cfg))
+    assert learner.train_step == 2 and math.isfinite(stats["loss"]) and math.isfinite(stats["value_loss"])

@@ -161,12 +161,12 @@ class Learner:
     def _vtrace_targets(self, mb: TensorDict, values: Tensor, ratio: Tensor) -> tuple:
         steps = self.recurrence
         shape = (-1, steps)
+        # Invalid steps go through the recursion (as in Sample Factory) and are masked in the losses.
         vs, advantages = vtrace(
             ratio.detach().reshape(shape),
             mb["rewards"].reshape(shape),
             mb["dones"].reshape(shape),
             values.detach().reshape(shape),
-            mb["valids"].reshape(shape),
             self.cfg.gamma,
             self.cfg.vtrace_rho,
             self.cfg.vtrace_c,
