@@ -14,7 +14,10 @@ _CLASSIC_CONTROL = dict(
     use_rnn=False,
     recurrence=1,
     encoder_mlp_layers=[64, 64],
-    nonlinearity="tanh",
+    # ReLU and one epoch: measured on CartPole-v1 (8 seeds) 2.9-3.4 s from process start to a 100-episode
+    # mean of 475 at 470-530k frames/s; tanh costs as much as the matrix products at this size, and a
+    # second epoch halves the throughput without reaching 475 in fewer seconds.
+    nonlinearity="relu",
     num_workers=2,
     num_envs_per_worker=128,
     worker_num_splits=2,
@@ -22,7 +25,7 @@ _CLASSIC_CONTROL = dict(
     rollout=32,
     batch_size=4096,
     num_batches_per_epoch=2,
-    num_epochs=2,
+    num_epochs=1,
     learning_rate=3e-3,
     # Decays to 0 at --train_for_env_steps: measured on CartPole-v1 (4 seeds, 1M steps) it reaches 475
     # every time and stays at 500, where a constant rate sometimes falls back late in training.
@@ -43,6 +46,7 @@ _CONTINUOUS = dict(
     _CLASSIC_CONTROL,
     learning_rate=1e-3,
     lr_schedule="constant",
+    nonlinearity="tanh",
     adaptive_stddev=False,
     gamma=0.9,
     num_epochs=8,

@@ -247,6 +247,10 @@ class Runner:
             self._stop_everything()
         if self._progress_line:
             sys.stdout.write("\n")
+        if self.learner.env_steps > 0:
+            self._report()  # the final figures, also for runs shorter than one report interval
+            self._write_summaries()
+            self._maybe_save_best()
         self._save_checkpoint()
         elapsed = time.time() - self._run_start
         steps_this_run = self.learner.env_steps - (self.resumed_from[1] if self.resumed_from else 0)
