@@ -82,6 +82,18 @@ def test_enjoy_trained_cartpole(solved_cartpole):
     assert reward >= 450
 
 
+def test_enjoy_saves_a_video(solved_cartpole):
+    pytest.importorskip("pygame")
+    pytest.importorskip("imageio")
+    train_dir, _ = solved_cartpole
+    argv = ["--env", "CartPole-v1", "--experiment", "exp", "--train_dir", str(train_dir), "--save_video",
+            "--max_num_frames", "60", "--video_name", "clip.mp4"]
+    status, _ = enjoy(parse_train_args(argv, evaluation=True))
+    assert status == ExperimentStatus.SUCCESS
+    video = train_dir / "exp" / "clip.mp4"
+    assert video.exists() and video.stat().st_size > 1000
+
+
 def test_resume_continues_counters(solved_cartpole, tmp_path):
     first = train(tmp_path, "--train_for_env_steps", "100000")
     steps_before = first.learner.env_steps
