@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import time
 from collections import defaultdict
 
@@ -208,3 +210,55 @@ def test_invalid_geometry_is_explained():
     cfg = small_cfg("CartPole-v1", num_envs_per_worker=5, worker_num_splits=2)
     with pytest.raises(ValueError, match="multiple of --worker_num_splits"):
         SyncSamplingAPI(cfg)
+
+
+def test_python_path_reports_plain_episodes_through_the_mailbox():
+    # gymnasium's CartPole has no extra episode info: its episodes travel as mailbox records.
+    cfg = small_cfg("CartPole-v1", env_backend="gym", num_envs_per_worker=8, rollout=16)
+    with SyncSamplingAPI(cfg) as sampling:
+        assert not sampling.env_info.native
+        stats = []
+        for _ in range(20):
+            batch = sampling.get_trajectories_sync()
+            assert bool(batch["valids"].all())
+            stats += sampling.episode_stats()
+            if len(stats) >= 10:
+                break
+    assert len(stats) >= 10
+    num_envs = cfg.num_workers * cfg.num_envs_per_worker
+    for s in stats:
+        assert 0 <= s.env_id < num_envs
+        assert 1 <= s.length <= 500 and s.reward == float(s.length)  # CartPole pays 1 per step
+        assert s.extra_stats is None and s.true_objective is None
+
+
+def test_killed_worker_is_detected_within_milliseconds():
+    register_env("counting_env", sampler_test_envs.make_counting_env)
+    cfg = small_cfg("counting_env")
+    sampling = SyncSamplingAPI(cfg)
+    sampling.start()
+    try:
+        sampling.get_trajectories_sync(timeout=60)  # the workers run their loops
+        victim = sampling.sampler._processes[1]
+        killed = time.monotonic()
+        os.kill(victim.pid, signal.SIGKILL)
+        while sampling.sampler._sampler.error is None and time.monotonic() - killed < 5:
+            time.sleep(0.001)
+        detected = time.monotonic() - killed
+        with pytest.raises(RuntimeError, match="env worker 1 .*exited unexpectedly"):
+            sampling.sampler.check()
+    finally:
+        sampling.stop()
+    assert detected < 0.5, f"a dead worker was noticed after {detected:.3f} s"
+    assert not _alive_children()
+
+
+def test_stop_while_workers_are_still_starting():
+    register_env("counting_env", sampler_test_envs.make_counting_env)
+    cfg = small_cfg("counting_env")
+    sampling = SyncSamplingAPI(cfg)
+    sampling.start()  # spawned interpreters need seconds to import torch: stop before they attach
+    start = time.monotonic()
+    sampling.stop()
+    assert time.monotonic() - start < 2
+    assert not _alive_children()
