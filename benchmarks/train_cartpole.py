@@ -99,6 +99,9 @@ def main(argv=None) -> int:
     if args.smoke:
         return 0
     save_json("train_cartpole", dict(machine=machine, env_steps=env_steps, extra_flags=extra, results=results))
+    from pysf.envs.native_defaults import native_env_defaults
+
+    defaults = ", ".join(f"{k}={v}" for k, v in native_env_defaults("CartPole-v1").items())
     body = "\n".join(
         [
             "## CartPole-v1 training (native engine)",
@@ -106,8 +109,9 @@ def main(argv=None) -> int:
             machine_line(machine),
             "",
             f"Command: `.venv/bin/python benchmarks/train_cartpole.py` = `python -m pysf.train --env CartPole-v1 "
-            f"--train_for_env_steps {env_steps}` per seed (pysf's CartPole defaults: MLP 64-64 tanh, 2 workers x 128 "
-            f"envs, rollout 32, batch 4096 x 2, 2 epochs, lr 3e-3). Figures come from each run's `result.json`.",
+            f"--train_for_env_steps {env_steps}` per seed{' ' + ' '.join(extra) if extra else ''}, a fresh process each. "
+            f"pysf's CartPole defaults: {defaults}. Figures come from each run's `result.json` (steady state: from "
+            f"the first training iteration to the end; seconds to 475: from process start).",
             "",
             markdown_table(headers, rows),
             "",
