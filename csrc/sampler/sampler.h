@@ -47,7 +47,7 @@ struct SamplerConfig {
 /// Life cycle: construct, `add_remote_worker` for each Python env worker process, `start()`, then
 /// repeatedly `get_trajectories` (blocks) and `release` the blocks once their data was consumed, and
 /// finally `stop()` (idempotent, also run by the destructor), which joins every thread and returns
-/// within a bounded time even when threads are blocked on queues or pipes.
+/// within a bounded time even when threads are blocked on queues or in poll().
 ///
 /// Failures anywhere (an env error, a dead worker process, a policy error) are recorded (the first one
 /// wins), stop sampling, and are rethrown as std::runtime_error by `get_trajectories` / `check`.

@@ -1,10 +1,11 @@
 """The channel between the native sampler and an env worker process (csrc/sampler/worker_mailbox.h).
 
 Per worker: a shared-memory int64 mailbox tensor (one command slot and one report slot per split), two
-eventfds that announce new messages (``eventfd_write`` wakes the reader without the synchronous-wake hint
-that made pipe writes preempt the writer), and a lifeline socket pair for death detection and the error
-text. The C++ side owns the layout; this module takes the constants it needs from ``pysf._C.WorkerMailbox``.
-Only indices travel: observations, actions and rewards stay in the shared trajectory buffers.
+eventfds that announce new messages to a reader that sleeps (``eventfd_write`` wakes without the
+synchronous hint of pipe writes, which invites the scheduler to preempt the writer), and a lifeline socket
+pair for death detection and the error text. The C++ side owns the layout; this module takes the constants
+it needs from ``pysf._C.WorkerMailbox``. Only indices travel: observations, actions and rewards stay in the
+shared trajectory buffers.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import multiprocessing.reduction
 import os
 import socket
-from typing import Tuple
 from dataclasses import dataclass
+from typing import Tuple
+
 import numpy as np
 import torch
 
