@@ -262,3 +262,13 @@ def test_stop_while_workers_are_still_starting():
     sampling.stop()
     assert time.monotonic() - start < 2
     assert not _alive_children()
+
+
+def test_serial_mode_runs_env_workers_as_threads():
+    register_env("counting_env", sampler_test_envs.make_counting_env)
+    cfg = small_cfg("counting_env", serial_mode=True)
+    before = len(multiprocessing.active_children())
+    with SyncSamplingAPI(cfg) as sampling:
+        batches = collect_from_every_env(sampling, 8)
+        assert len(multiprocessing.active_children()) == before  # no worker processes
+    check_counting_trajectories(batches, cfg.rollout, cfg.num_workers * cfg.num_envs_per_worker)

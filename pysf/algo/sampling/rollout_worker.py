@@ -281,15 +281,11 @@ class RolloutWorker:
                     pass
 
 
-def rollout_worker_main(spec: WorkerSpec, buffers: Dict[str, Any], endpoint: protocol.WorkerEndpoint, stats_queue) -> None:
-    """Entry point of an env worker process."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops us
-    torch.set_num_threads(1)
-    stats_queue.cancel_join_thread()  # never block exit on stats nobody will read any more
-    set_global_context(spec.context)
+def run_worker(spec: WorkerSpec, buffers: Dict[str, Any], endpoint: protocol.WorkerEndpoint, stats_queue) -> int:
+    """The worker loop until STOP; returns the exit status (failures are reported to the sampler first)."""
     mailbox = endpoint.open(spec.num_splits, spec.block_rows)
-    if not mailbox.attach():  # the sampler stopped while we were starting; it may terminate us any moment
-        _exit_now(0)
+    if not mailbox.attach():  # the sampler stopped while we were starting
+        return 0
     worker = RolloutWorker(spec, buffers, mailbox, stats_queue)
     try:
         worker.run()
@@ -304,9 +300,25 @@ def rollout_worker_main(spec: WorkerSpec, buffers: Dict[str, Any], endpoint: pro
             )
         mailbox.report_error(message)
         worker.close()
-        _exit_now(1)
+        return 1
     worker.close()
-    _exit_now(0)
+    return 0
+
+
+def rollout_worker_main(spec: WorkerSpec, buffers: Dict[str, Any], endpoint: protocol.WorkerEndpoint, stats_queue) -> None:
+    """Entry point of an env worker process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops us
+    torch.set_num_threads(1)
+    stats_queue.cancel_join_thread()  # never block exit on stats nobody will read any more
+    set_global_context(spec.context)
+    _exit_now(run_worker(spec, buffers, endpoint, stats_queue))
+
+
+def rollout_worker_thread_main(spec: WorkerSpec, buffers: Dict[str, Any], endpoint: protocol.WorkerEndpoint, stats_queue) -> None:
+    """Entry point of an env worker thread (``--serial_mode``: everything in one process, for debugging)."""
+    run_worker(spec, buffers, endpoint, stats_queue)
+    # Dropping the mailbox (inside run_worker) closed our lifeline end: the sampler sees the worker gone
+    # unless it asked us to stop.
 
 
 def _exit_now(status: int) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
+import threading
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -21,7 +23,7 @@ import torch.multiprocessing  # noqa: F401 - registers tensor pickling through s
 from pysf.algo.inference.policy_backends import NativePolicy, PythonPolicy
 from pysf.algo.sampling import protocol
 from pysf.algo.sampling.buffers import allocate_trajectory_buffers, block_row_index, native_buffers_dict
-from pysf.algo.sampling.rollout_worker import WorkerSpec, rollout_worker_main
+from pysf.algo.sampling.rollout_worker import WorkerSpec, rollout_worker_main, rollout_worker_thread_main
 from pysf.algo.utils.context import sf_global_context
 from pysf.algo.utils.env_info import EnvInfo
 from pysf.algo.utils.tensor_dict import TensorDict
@@ -150,21 +152,39 @@ class Sampler:
             wake_worker, reports_posted = protocol.new_eventfd(), protocol.new_eventfd()
             lifeline_sampler, lifeline_worker = protocol.new_lifeline()
             endpoint = protocol.WorkerEndpoint(mailbox, wake_worker, reports_posted, lifeline_worker)
-            process = ctx.Process(
-                target=rollout_worker_main,
-                args=(spec, shared, endpoint, self._stats_queue),
-                name=f"pysf-env-worker-{worker_index}",
-                daemon=True,
-            )
-            try:
+            if self.cfg.serial_mode:
+                # Debugging: the worker runs as a thread of this process. It gets its own descriptors for
+                # the eventfds (what pickling gives a child process), since both ends take theirs over.
+                endpoint = protocol.WorkerEndpoint(
+                    mailbox,
+                    protocol.InheritedFd(os.dup(wake_worker.fd)),
+                    protocol.InheritedFd(os.dup(reports_posted.fd)),
+                    lifeline_worker,
+                )
+                process = threading.Thread(
+                    target=rollout_worker_thread_main,
+                    args=(spec, shared, endpoint, self._stats_queue),
+                    name=f"pysf-env-worker-{worker_index}",
+                    daemon=True,
+                )
                 process.start()
-            except BaseException:
-                for fd in (wake_worker, reports_posted, lifeline_sampler):
-                    fd.close()
-                raise
-            finally:
-                # The parent must not keep the child's end of the lifeline: a dead child must read as a hang-up.
-                lifeline_worker.close()
+                process.pid = "this process, thread"
+            else:
+                process = ctx.Process(
+                    target=rollout_worker_main,
+                    args=(spec, shared, endpoint, self._stats_queue),
+                    name=f"pysf-env-worker-{worker_index}",
+                    daemon=True,
+                )
+                try:
+                    process.start()
+                except BaseException:
+                    for fd in (wake_worker, reports_posted, lifeline_sampler):
+                        fd.close()
+                    raise
+                finally:
+                    # The parent must not keep the child's end of the lifeline: a dead child must read as a hang-up.
+                    lifeline_worker.close()
             self._processes.append(process)
             self._mailboxes.append(mailbox)
             # The sampler takes over our ends (and closes them even if it rejects them).
@@ -185,11 +205,15 @@ class Sampler:
         self._sampler.stop()  # every worker that runs its loop sees STOP and exits within milliseconds
         for process, mailbox in zip(self._processes, self._mailboxes):
             # One still importing torch (seconds on a busy machine) holds no envs yet: no need to wait.
-            if protocol.abandon_if_starting(mailbox):
+            if protocol.abandon_if_starting(mailbox) and not isinstance(process, threading.Thread):
                 process.terminate()
         for process in self._processes:
             process.join(timeout=_WORKER_JOIN_SECONDS)
         for process in self._processes:
+            if isinstance(process, threading.Thread):  # --serial_mode: a thread cannot be killed
+                if process.is_alive():
+                    log.warning("env worker thread %s did not exit after stop (a hung env?); leaving it", process.name)
+                continue
             if process.is_alive():
                 log.warning("env worker %s did not exit after stop; terminating it", process.name)
                 process.terminate()
@@ -256,6 +280,6 @@ class Sampler:
     def _describe_failure(self, message: str) -> str:
         exits = []
         for process in self._processes:
-            if process.exitcode not in (None, 0):  # exitcode polls without blocking
+            if getattr(process, "exitcode", None) not in (None, 0):  # exitcode polls without blocking
                 exits.append(f"{process.name} exit code {process.exitcode}")
         return message + (f" [{'; '.join(exits)}]" if exits else "")
