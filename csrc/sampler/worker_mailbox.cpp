@@ -116,7 +116,9 @@ void SamplerMailboxEnd::post_command(CommandKind kind, int split, std::int64_t b
   words_.store(slot + MailboxLayout::kStep, step, std::memory_order_relaxed);
   words_.store(slot + MailboxLayout::kSeq, seq, std::memory_order_release);
   std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the worker's fence in wait()
-  if (words_.load(MailboxLayout::kWorkerWaitingWord, std::memory_order_relaxed) != 0) signal_eventfd(wake_worker_.get());
+  if (words_.load(MailboxLayout::kWorkerWaitingWord, std::memory_order_relaxed) != 0) {
+    signal_eventfd(wake_worker_.get());
+  }
 }
 
 void SamplerMailboxEnd::post_stop() {
@@ -228,7 +230,8 @@ std::optional<WorkerCommand> WorkerMailboxEnd::take_command() {
     seen = seq;
     next_split_ = (split + 1) % num_splits;
     const std::int64_t kind = words_.load(slot + MailboxLayout::kKind, std::memory_order_relaxed);
-    if (kind != static_cast<std::int64_t>(CommandKind::kAssign) && kind != static_cast<std::int64_t>(CommandKind::kAct)) {
+    if (kind != static_cast<std::int64_t>(CommandKind::kAssign) &&
+        kind != static_cast<std::int64_t>(CommandKind::kAct)) {
       throw std::runtime_error("protocol error (command kind " + std::to_string(kind) + ")");
     }
     return WorkerCommand{static_cast<CommandKind>(kind), split,
@@ -269,13 +272,16 @@ void WorkerMailboxEnd::post_report(ReportKind kind, int split, std::int64_t num_
   // (plain stores earlier on this thread, by numpy), become visible no later than the sequence number.
   words_.store(slot + MailboxLayout::kSeq, seq, std::memory_order_release);
   std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the fence in wait_for_reports()
-  if (words_.load(MailboxLayout::kProxyWaitingWord, std::memory_order_relaxed) != 0) signal_eventfd(wake_sampler_.get());
+  if (words_.load(MailboxLayout::kProxyWaitingWord, std::memory_order_relaxed) != 0) {
+    signal_eventfd(wake_sampler_.get());
+  }
 }
 
 at::Tensor WorkerMailboxEnd::episode_records(int split) const {
   if (split < 0 || split >= layout().num_splits) throw std::out_of_range("split " + std::to_string(split));
+  const std::int64_t first = layout().report_slot(split) + MailboxLayout::kRecords;
   return words_.tensor()
-      .narrow(0, layout().report_slot(split) + MailboxLayout::kRecords, layout().block_rows * MailboxLayout::kRecordWords)
+      .narrow(0, first, layout().block_rows * MailboxLayout::kRecordWords)
       .view({layout().block_rows, MailboxLayout::kRecordWords});
 }
 

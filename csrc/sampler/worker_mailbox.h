@@ -54,7 +54,9 @@ namespace pysf::sampler {
 // and signals. A signal that arrives after the reader already woke leaves the counter non-zero; the
 // next poll() then returns at once and the scan finds nothing new (a harmless spurious wake-up). Busy
 // readers (the worker stepping its other split, the proxy handling a report) cost the writer no
-// syscall; a sleeping one costs one eventfd_write, which wakes it without the synchronous hint.
+// syscall; a sleeping one costs one eventfd_write, which wakes it without the synchronous hint. STOP
+// is signalled unconditionally, so a worker that checked the STOP word just before it slept still wakes.
+//
 // Words are accessed through std::atomic_ref, which is lock-free for int64 and therefore address-free:
 // it works across processes that map the same memory (the tensor is in torch's shared memory).
 //
@@ -201,8 +203,8 @@ class MailboxWords {
 /// sampler's end of the lifeline socket. The file descriptors are owned.
 struct WorkerChannels {
   at::Tensor mailbox;       // int64 words in shared memory, MailboxLayout(num_splits, block_rows)
-  UniqueFd wake_worker;     // eventfd: the worker waits on it for commands
-  UniqueFd reports_posted;  // eventfd: the worker signals it after each report
+  UniqueFd wake_worker;     // eventfd: the worker sleeps on it while it has no command
+  UniqueFd reports_posted;  // eventfd: the worker signals it when it reports while the proxy sleeps
   UniqueFd lifeline;        // socket: error text from the worker, or a hang-up when it exits
 };
 
@@ -250,8 +252,8 @@ bool abandon_if_starting(const at::Tensor& mailbox);
 /// main loop calls it.
 class WorkerMailboxEnd {
  public:
-  /// Owns the three file descriptors: `commands_posted` (eventfd the sampler writes after commands),
-  /// `wake_sampler` (eventfd to write after reports) and `lifeline` (the worker's end of the socket pair).
+  /// Owns the three file descriptors: `commands_posted` (eventfd the sampler signals, see the eventcount
+  /// above), `wake_sampler` (eventfd this end signals) and `lifeline` (the worker's end of the socket pair).
   WorkerMailboxEnd(MailboxWords words, UniqueFd commands_posted, UniqueFd wake_sampler, UniqueFd lifeline);
 
   /// Claims the mailbox before creating envs; false if the sampler abandoned this worker (exit at once).

@@ -87,8 +87,8 @@ class WorkerEndpoint:
     """What a worker process receives to build its ``pysf._C.WorkerMailbox`` (picklable for spawn)."""
 
     mailbox: torch.Tensor
-    commands_posted: InheritedFd  # eventfd the sampler signals after each command
-    wake_sampler: InheritedFd  # eventfd the worker signals after each report
+    commands_posted: InheritedFd  # eventfd the sampler signals when it posts a command while the worker waits
+    wake_sampler: InheritedFd  # eventfd the worker signals when it posts a report while the sampler waits
     lifeline: InheritedFd  # the worker's end of the lifeline socket pair
 
     def open(self, num_splits: int, block_rows: int):
