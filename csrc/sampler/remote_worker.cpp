@@ -29,18 +29,23 @@ RemoteWorker::RemoteWorker(std::string description, WorkerChannels channels,
 
 RemoteWorker::~RemoteWorker() { stop(); }
 
-void RemoteWorker::start() { thread_ = std::thread([this] { thread_main(); }); }
+void RemoteWorker::start() {
+  lifeline_thread_ = std::thread([this] { lifeline_main(); });
+  proxy_thread_ = std::thread([this] { proxy_main(); });
+}
 
 void RemoteWorker::request_stop() {
   if (!stopping_.exchange(true)) {
     mailbox_.post_stop();
     mailbox_.wake_proxy();
+    mailbox_.hang_up_lifeline();  // wakes the lifeline thread; the worker would take it as STOP too
   }
 }
 
 void RemoteWorker::stop() {
   request_stop();
-  if (thread_.joinable()) thread_.join();
+  if (proxy_thread_.joinable()) proxy_thread_.join();
+  if (lifeline_thread_.joinable()) lifeline_thread_.join();
 }
 
 void RemoteWorker::on_actions_ready(int local_index, const inference::InferenceRequest& request) {
@@ -80,29 +85,29 @@ bool RemoteWorker::handle_reports() {
   return !stopping_.load();
 }
 
-void RemoteWorker::handle_lifeline() {
-  const std::optional<std::string> error_text = mailbox_.read_lifeline();
-  if (stopping_.load()) return;  // a normal exit after STOP
-  if (error_text) {
-    on_error_(description_ + ": " + *error_text);
-  } else {
-    on_error_(description_ + " exited unexpectedly (its lifeline to the sampler closed)");
+void RemoteWorker::lifeline_main() {
+  try {
+    mailbox_.wait_for_lifeline();
+    const std::optional<std::string> error_text = mailbox_.read_lifeline();
+    if (stopping_.load()) return;  // our own hang-up, or a normal exit after STOP
+    if (error_text) {
+      on_error_(description_ + ": " + *error_text);
+    } else {
+      on_error_(description_ + " exited unexpectedly (its lifeline to the sampler closed)");
+    }
+  } catch (const std::exception& error) {
+    on_error_(description_ + ": " + error.what());
   }
 }
 
-void RemoteWorker::thread_main() {
+void RemoteWorker::proxy_main() {
   try {
     for (std::size_t i = 0; i < splits_.size(); ++i) {
       if (!splits_[i]->acquire_block()) return;
       mailbox_.post_command(CommandKind::kAssign, static_cast<int>(i), splits_[i]->block(), 0);
     }
-    while (handle_reports()) {
-      if (!mailbox_.wait_for_reports()) {
-        // Reports the process posted before it failed are of no use any more.
-        handle_lifeline();
-        return;
-      }
-    }
+    // Scan, then sleep until the worker signals (the eventcount in worker_mailbox.h loses no report).
+    while (handle_reports()) mailbox_.wait_for_reports();
   } catch (const c10::Error& error) {
     on_error_(description_ + ": " + error.what_without_backtrace());
   } catch (const std::exception& error) {

@@ -23,9 +23,10 @@ namespace pysf::sampler {
 /// through the kernel: the process reads actions from and writes observations/rewards into the shared
 /// trajectory buffers, and messages are a few words in the mailbox, announced by eventfd wake-ups.
 ///
-/// One thread per proxy sleeps in poll() on the reports eventfd and the lifeline while nothing is to be
-/// done. A hung-up lifeline (the process died) or an error text from the process is reported through
-/// `on_error`.
+/// Two threads per proxy, each sleeping in poll() while there is nothing to do: the proxy thread
+/// handles reports (and may block waiting for a free trajectory block); the lifeline thread watches
+/// the process, so that a death is reported within milliseconds even then. A hung-up lifeline (the
+/// process died) or an error text from the process is reported through `on_error`.
 class RemoteWorker {
  public:
   using ErrorHandler = std::function<void(const std::string&)>;
@@ -38,21 +39,21 @@ class RemoteWorker {
   RemoteWorker& operator=(const RemoteWorker&) = delete;
 
   void start();
-  /// Tells the process to stop and wakes the proxy thread without waiting (safe from any thread).
+  /// Tells the process to stop and wakes both threads without waiting (safe from any thread).
   void request_stop();
-  /// request_stop() and join the proxy thread.
+  /// request_stop() and join both threads.
   void stop();
 
   /// Inference wrote the actions of `request` (local split `local_index`): tell the process.
   void on_actions_ready(int local_index, const inference::InferenceRequest& request);
 
  private:
-  void thread_main();
+  void proxy_main();
   /// Handles every report that arrived; false when the proxy must exit (stopping or failed).
   bool handle_reports();
   bool handle_report(int local_index, const WorkerReport& report);
-  /// The lifeline is readable: the process sent its error text or exited. Reports it (unless stopping).
-  void handle_lifeline();
+  /// Waits until the process sends its error text or exits, and reports that (unless stopping).
+  void lifeline_main();
 
   const std::string description_;
   std::vector<std::unique_ptr<RolloutSplit>> splits_;
@@ -60,8 +61,9 @@ class RemoteWorker {
   inference::InferenceServer& server_;
   EpisodeStatsSink& episode_stats_;
   ErrorHandler on_error_;
-  std::thread thread_;
   std::atomic<bool> stopping_{false};
+  std::thread proxy_thread_;
+  std::thread lifeline_thread_;
 };
 
 }  // namespace pysf::sampler

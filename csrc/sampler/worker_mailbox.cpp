@@ -33,13 +33,23 @@ void drain_eventfd(int fd) {
   }
 }
 
-/// Sleeps in poll() until the eventfd or the lifeline is readable, then resets the eventfd. False when
-/// the lifeline is readable (the peer wrote an error text or hung up).
-bool block_until_readable(int eventfd, int lifeline) {
-  pollfd fds[2] = {{eventfd, POLLIN, 0}, {lifeline, POLLIN, 0}};
-  while (::poll(fds, 2, -1) < 0) {
+/// Sleeps in poll() until one of `fds` is readable (or hung up).
+void wait_until_readable(pollfd* fds, nfds_t count) {
+  while (::poll(fds, count, -1) < 0) {
     if (errno != EINTR) throw std::runtime_error(errno_text("poll"));
   }
+}
+
+void wait_until_readable(int fd) {
+  pollfd poll_fd{fd, POLLIN, 0};
+  wait_until_readable(&poll_fd, 1);
+}
+
+/// Sleeps until the eventfd or the lifeline is readable, then resets the eventfd. False when the
+/// lifeline is readable (the peer wrote an error text or hung up).
+bool wait_for_eventfd_or_lifeline(int eventfd, int lifeline) {
+  pollfd fds[2] = {{eventfd, POLLIN, 0}, {lifeline, POLLIN, 0}};
+  wait_until_readable(fds, 2);
   if (fds[1].revents != 0) return false;
   drain_eventfd(eventfd);
   return true;
@@ -173,16 +183,21 @@ bool SamplerMailboxEnd::reports_pending() const {
   return false;
 }
 
-bool SamplerMailboxEnd::wait_for_reports() {
-  bool lifeline_readable = false;
+void SamplerMailboxEnd::wait_for_reports() {
   words_.store(MailboxLayout::kProxyWaitingWord, 1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the worker's fence in post_report()
-  if (!reports_pending()) lifeline_readable = !block_until_readable(reports_posted_.get(), lifeline_.get());
+  if (!reports_pending()) {
+    wait_until_readable(reports_posted_.get());
+    drain_eventfd(reports_posted_.get());
+  }
   words_.store(MailboxLayout::kProxyWaitingWord, 0, std::memory_order_relaxed);
-  return !lifeline_readable;
 }
 
 void SamplerMailboxEnd::wake_proxy() { signal_eventfd(reports_posted_.get()); }
+
+void SamplerMailboxEnd::wait_for_lifeline() { wait_until_readable(lifeline_.get()); }
+
+void SamplerMailboxEnd::hang_up_lifeline() { ::shutdown(lifeline_.get(), SHUT_RDWR); }
 
 std::optional<std::string> SamplerMailboxEnd::read_lifeline() {
   std::string text(kMaxErrorBytes, '\0');
@@ -251,7 +266,9 @@ WorkerCommand WorkerMailboxEnd::wait() {
     std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the fence in post_command()
     std::optional<WorkerCommand> command = take_command();
     bool sampler_alive = true;
-    if (!command && !stop_requested()) sampler_alive = block_until_readable(commands_posted_.get(), lifeline_.get());
+    if (!command && !stop_requested()) {
+      sampler_alive = wait_for_eventfd_or_lifeline(commands_posted_.get(), lifeline_.get());
+    }
     words_.store(MailboxLayout::kWorkerWaitingWord, 0, std::memory_order_relaxed);
     if (command) return command.value();
     // The sampler never writes the lifeline: readable means it hung up, i.e. the sampler is gone.

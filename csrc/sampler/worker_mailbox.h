@@ -62,9 +62,11 @@ namespace pysf::sampler {
 //
 // ---- start-up, death and errors ----------------------------------------------------------------------
 // The lifeline is a connected socket pair; each process keeps one end and never writes to it, except
-// the worker, once, with an error text just before it exits. The sampler polls its end: readable data
-// is the error text, a hang-up without data means the worker exited unexpectedly. The worker polls its
-// end while it waits: a hang-up means the sampler is gone, which it treats like STOP.
+// the worker, once, with an error text just before it exits. A sampler thread that does nothing else
+// polls the sampler's end (the proxy thread may be blocked waiting for a free trajectory block, and a
+// death must still be noticed at once): readable data is the error text, a hang-up without data means
+// the worker exited unexpectedly. The worker polls its end while it waits: a hang-up means the sampler
+// is gone, which it treats like STOP.
 //
 // A worker that is still starting (a spawned interpreter importing torch takes seconds on a busy
 // machine) cannot see STOP. The worker-state word settles who goes first with one compare-and-swap
@@ -209,8 +211,9 @@ struct WorkerChannels {
 };
 
 /// The sampler's end (used by RemoteWorker). Thread-safety: `post_command` for different splits,
-/// `post_stop` and `wake_proxy` may run on any thread (inference threads, the proxy thread, a stopping
-/// thread); everything else runs on the proxy thread only.
+/// `post_stop`, `wake_proxy` and `hang_up_lifeline` may run on any thread (inference threads, the proxy
+/// thread, a stopping thread); `take_report` and `wait_for_reports` run on the proxy thread only, and
+/// `wait_for_lifeline` and `read_lifeline` on one lifeline-watching thread.
 class SamplerMailboxEnd {
  public:
   /// Throws std::invalid_argument if the mailbox does not match `layout`.
@@ -223,14 +226,17 @@ class SamplerMailboxEnd {
   /// The report of `split` if one arrived since the last call; throws std::runtime_error on a malformed
   /// report (a kind or episode count the protocol does not allow).
   std::optional<WorkerReport> take_report(int split);
-  /// Blocks (poll(), no spinning) until a report may have arrived, `wake_proxy` was called, or the
-  /// lifeline became readable. Returns false in the last case: call `read_lifeline`.
-  bool wait_for_reports();
+  /// Blocks (poll(), no spinning) until a report may have arrived or `wake_proxy` was called.
+  void wait_for_reports();
   /// Wakes `wait_for_reports` (used to stop the proxy thread).
   void wake_proxy();
-  /// After `wait_for_reports` returned false: the worker's error text, or nullopt if it exited without
-  /// one (a hang-up).
+  /// Blocks (poll()) until the lifeline is readable: the worker sent its error text or exited, or
+  /// `hang_up_lifeline` was called.
+  void wait_for_lifeline();
+  /// The worker's error text, or nullopt if the lifeline hung up without one. After `wait_for_lifeline`.
   std::optional<std::string> read_lifeline();
+  /// Shuts the lifeline down: wakes `wait_for_lifeline`, and the worker sees the sampler gone.
+  void hang_up_lifeline();
   [[nodiscard]] const MailboxLayout& layout() const { return words_.layout(); }
 
  private:
@@ -275,8 +281,6 @@ class WorkerMailboxEnd {
 
  private:
   std::optional<WorkerCommand> take_command();
-  /// Sleeps until the eventfd or the lifeline is readable; false when the lifeline hung up.
-  bool block_until_posted();
 
   MailboxWords words_;
   UniqueFd commands_posted_;
