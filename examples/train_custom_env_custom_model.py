@@ -12,7 +12,6 @@ from typing import Dict, Optional
 
 import gymnasium as gym
 import numpy as np
-import torch
 from torch import Tensor, nn
 
 from pysf.algo.utils.context import global_model_factory

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from pysf.algo.runners.runner import Runner
 from pysf.algo.utils.checkpoints import checkpoint_dir, checkpoints, load_latest_checkpoint
