@@ -127,6 +127,7 @@ class Runner:
         self._last_save = 0.0
         self._last_best_check = 0.0
         self._last_train_stats: Dict[str, float] = {}
+        self._last_throughput: Tuple[float, int] = (time.time(), 0)
         self._progress_line = sys.stdout.isatty()
         self.last_checkpoint_path: Optional[str] = None
         # What the run achieved (read by tests and benchmarks, reported in the log).
@@ -212,6 +213,7 @@ class Runner:
         previous_handler = signal.signal(signal.SIGINT, self._handle_sigint)
         status = ExperimentStatus.SUCCESS
         self._run_start = time.time()
+        self._last_throughput = (self._run_start, 0)
         self._last_save = self._last_report = self._last_summary = self._last_best_check = time.time()
         self._fps_history.append((time.time(), self.learner.env_steps))
         pending: List[int] = []
@@ -371,6 +373,13 @@ class Runner:
                 result.append(math.nan)
         return result
 
+    def _sample_throughput(self) -> float:
+        """Env steps/s acted on by inference since the previous report (Sample Factory's "Throughput")."""
+        now, samples = time.time(), self.sampler.samples_collected
+        last_time, last_samples = self._last_throughput
+        self._last_throughput = (now, samples)
+        return (samples - last_samples) / (now - last_time) if now > last_time else math.nan
+
     def _report(self) -> None:
         fps = self._fps()
         stats = self._last_train_stats
@@ -380,7 +389,7 @@ class Runner:
         log.info(
             "Fps is (10 sec: %.1f, 60 sec: %.1f, 300 sec: %.1f). Total num frames: %d. Throughput: 0: %.1f. "
             "Samples: %d. Policy #0 lag: (min: %.1f, avg: %.1f, max: %.1f)",
-            fps[0], fps[1], fps[2], self.learner.env_steps, fps[0], self.sampler.samples_collected, *lag,
+            fps[0], fps[1], fps[2], self.learner.env_steps, self._sample_throughput(), self.sampler.samples_collected, *lag,
         )
         reward = self.episodes.mean_reward()
         if reward is not None:
