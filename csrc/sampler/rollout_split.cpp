@@ -21,7 +21,7 @@ at::Tensor RolloutSplit::at_step(const at::Tensor& tensor, std::int64_t step) co
 }
 
 bool RolloutSplit::acquire_block() {
-  std::optional<std::int64_t> block = queues_.free.pop();
+  std::optional<std::int64_t> block = queues_.free.acquire(split_id_);
   if (!block) return false;
   block_ = *block;
   step_ = 0;

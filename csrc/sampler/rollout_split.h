@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "buffers/block_pool.h"
 #include "buffers/bounded_queue.h"
 #include "buffers/trajectory_buffers.h"
 #include "inference/inference_request.h"
@@ -14,7 +15,7 @@ namespace pysf::sampler {
 
 /// The block queues every split shares: free blocks to fill and completed blocks for the learner.
 struct BlockQueues {
-  buffers::BoundedQueue<std::int64_t>& free;
+  buffers::BlockPool& free;
   buffers::BoundedQueue<std::int64_t>& completed;
 };
 

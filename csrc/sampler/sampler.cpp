@@ -15,8 +15,7 @@ Sampler::Sampler(SamplerConfig config, buffers::TrajectoryBuffers buffers,
     : config_(std::move(config)),
       buffers_(std::move(buffers)),
       policy_(std::move(policy)),
-      free_blocks_(static_cast<std::size_t>(std::max<std::int64_t>(1, buffers_.rewards.defined() ? buffers_.rewards.size(0) : 1))),
-      completed_blocks_(free_blocks_.capacity()) {
+      completed_blocks_(static_cast<std::size_t>(std::max<std::int64_t>(1, buffers_.rewards.defined() ? buffers_.rewards.size(0) : 1))) {
   buffers_.validate();
   if (config_.worker_num_splits < 1) throw std::invalid_argument("worker_num_splits must be >= 1");
   if (!config_.native_env_name.empty()) {
@@ -56,7 +55,7 @@ std::vector<int> Sampler::add_remote_worker(WorkerChannels channels, int num_spl
 std::vector<std::unique_ptr<RolloutSplit>> Sampler::make_splits(int first_split, int count) {
   std::vector<std::unique_ptr<RolloutSplit>> splits;
   for (int i = 0; i < count; ++i) {
-    splits.push_back(std::make_unique<RolloutSplit>(first_split + i, buffers_, BlockQueues{free_blocks_, completed_blocks_},
+    splits.push_back(std::make_unique<RolloutSplit>(first_split + i, buffers_, BlockQueues{*free_blocks_, completed_blocks_},
                                                     config_.reward_shaping));
   }
   return splits;
@@ -71,7 +70,8 @@ void Sampler::start() {
                                 " blocks but there are " + std::to_string(total_splits) +
                                 " splits; every split needs a block of its own");
   }
-  for (std::int64_t block = 0; block < buffers_.num_blocks(); ++block) free_blocks_.push(block);
+  free_blocks_ = std::make_unique<buffers::BlockPool>(buffers_.num_blocks(), total_splits);
+  free_blocks_->fill();
 
   inference::InferenceServerConfig server_config = config_.inference;
   server_config.num_splits = total_splits;
@@ -127,7 +127,7 @@ void Sampler::on_actions_ready(const inference::InferenceRequest& request) {
 }
 
 void Sampler::request_stop_all() {
-  free_blocks_.close();
+  if (free_blocks_) free_blocks_->close();
   completed_blocks_.close();
   if (server_) server_->request_stop();
   for (auto& runner : native_runners_) runner->request_stop();
@@ -193,7 +193,7 @@ void Sampler::release(const std::vector<std::int64_t>& blocks) {
       outstanding_[static_cast<std::size_t>(block)] = 0;
     }
   }
-  for (std::int64_t block : blocks) free_blocks_.push(block);
+  for (std::int64_t block : blocks) free_blocks_->release(block);
 }
 
 std::int64_t Sampler::rows_served() const { return server_ ? server_->rows_served() : 0; }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "buffers/block_pool.h"
 #include "buffers/bounded_queue.h"
 #include "buffers/trajectory_buffers.h"
 #include "envs/vector_env.h"
@@ -107,7 +108,7 @@ class Sampler {
   SamplerConfig config_;
   buffers::TrajectoryBuffers buffers_;
   std::shared_ptr<inference::PolicyRunner> policy_;
-  buffers::BoundedQueue<std::int64_t> free_blocks_;
+  std::unique_ptr<buffers::BlockPool> free_blocks_;  // created in start(), when the splits are known
   buffers::BoundedQueue<std::int64_t> completed_blocks_;
   EpisodeStatsSink episode_stats_;
   std::unique_ptr<inference::InferenceServer> server_;

@@ -1,0 +1,93 @@
+// BlockPool: the free trajectory blocks, with one "home" block per split so no split can starve another.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <vector>
+
+namespace pysf::buffers {
+
+/// Free trajectory blocks. Block i < num_splits is split i's home block; the others are shared extras.
+///
+/// `acquire(split)` returns the split's home block when it is free, else a shared extra, and waits
+/// (condition variable, no spinning) while neither is available. Without home blocks, a fast split could
+/// take a second block while a split of another runner still needs its first; with exactly one block per
+/// split (synchronous sampling) that split would never complete its block, and the runner thread waiting
+/// for it would hold back its other splits too, so the learner would wait forever. With home blocks,
+/// every split can always continue in its own block once the consumer released it.
+///
+/// `close()` wakes every waiter; `acquire` then returns std::nullopt. Thread-safe; not copyable.
+class BlockPool {
+ public:
+  BlockPool(std::int64_t num_blocks, int num_splits) : home_free_(static_cast<std::size_t>(num_splits), 0) {
+    if (num_splits < 1 || num_blocks < num_splits) {
+      throw std::invalid_argument("BlockPool: need at least one block per split (" + std::to_string(num_blocks) +
+                                  " blocks for " + std::to_string(num_splits) + " splits)");
+    }
+    num_blocks_ = num_blocks;
+  }
+  BlockPool(const BlockPool&) = delete;
+  BlockPool& operator=(const BlockPool&) = delete;
+
+  /// Makes every block free (call once, before the first acquire).
+  void fill() {
+    {
+      const std::lock_guard lock(mutex_);
+      for (auto& free : home_free_) free = 1;
+      for (std::int64_t block = static_cast<std::int64_t>(home_free_.size()); block < num_blocks_; ++block) {
+        extras_.push_back(block);
+      }
+    }
+    available_.notify_all();
+  }
+
+  /// A free block for `split`: its home block if free, else a shared one. std::nullopt once closed.
+  std::optional<std::int64_t> acquire(int split) {
+    std::unique_lock lock(mutex_);
+    auto& home = home_free_.at(static_cast<std::size_t>(split));
+    available_.wait(lock, [&] { return closed_ || home != 0 || !extras_.empty(); });
+    if (closed_) return std::nullopt;
+    if (home != 0) {
+      home = 0;
+      return split;
+    }
+    const std::int64_t block = extras_.front();
+    extras_.pop_front();
+    return block;
+  }
+
+  /// Returns a consumed block.
+  void release(std::int64_t block) {
+    {
+      const std::lock_guard lock(mutex_);
+      if (block < static_cast<std::int64_t>(home_free_.size())) {
+        home_free_[static_cast<std::size_t>(block)] = 1;
+      } else {
+        extras_.push_back(block);
+      }
+    }
+    available_.notify_all();
+  }
+
+  void close() {
+    {
+      const std::lock_guard lock(mutex_);
+      closed_ = true;
+    }
+    available_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<char> home_free_;
+  std::deque<std::int64_t> extras_;
+  std::int64_t num_blocks_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace pysf::buffers
