@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from typing import Dict, List, Mapping, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -47,6 +47,8 @@ class NativePolicy:
         self.device = torch.device(device)
         self._policy = _C.Policy(serialize_script_module(compiled), str(self.device))
         self.state_names: List[str] = list(self._policy.state_names())
+        self._cached_source: Optional[nn.Module] = None
+        self._cached_tensors: List[Tensor] = []
         if any(not n.startswith(_WRAPPER_PREFIX) for n in self.state_names):
             raise RuntimeError(f"unexpected weight names in the compiled module: {self.state_names[:5]}")
 
@@ -68,12 +70,20 @@ class NativePolicy:
 
     def update_weights(self, source: WeightsSource, version: int) -> None:
         """Copy every weight of ``source`` (the learner's actor-critic or its state dict) in."""
+        if isinstance(source, nn.Module) and self._cached_source is source:
+            # The learner publishes after every SGD step: its parameter tensors are updated in place, so
+            # the ordered list built the first time stays valid.
+            self._policy.update_weights_list(self._cached_tensors, int(version))
+            return
         weights = model_weights(source)
         names = [n[len(_WRAPPER_PREFIX) :] for n in self.state_names]
         missing = [n for n in names if n not in weights]
         if missing:
             raise ValueError(f"update_weights: the source lacks {len(missing)} weights of the policy, e.g. {missing[:5]}")
-        self._policy.update_weights_list([weights[n] for n in names], int(version))
+        tensors = [weights[n] for n in names]
+        self._policy.update_weights_list(tensors, int(version))
+        if isinstance(source, nn.Module):
+            self._cached_source, self._cached_tensors = source, tensors
 
     def warmup(self, obs: Dict[str, Tensor], rnn_states: Tensor, iterations: int = 3) -> None:
         """Run a few batches so TorchScript's profiling executor has optimized the graph."""
