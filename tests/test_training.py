@@ -56,6 +56,18 @@ def test_cartpole_native_reaches_475_within_1m_env_steps(solved_cartpole):
     assert env_steps <= 1_000_000
 
 
+def test_result_json_reports_the_runs_figures_and_learning_curve(solved_cartpole):
+    train_dir, runner = solved_cartpole
+    result = json.loads((train_dir / "exp" / "result.json").read_text())
+    assert result["env_steps"] == runner.learner.env_steps and result["steady_state_fps"] > 0
+    assert result["threshold_env_steps"] == runner.threshold_reached[0]
+    curve = result["learning_curve"]
+    seconds, steps, rewards = zip(*curve)
+    assert len(curve) >= 10
+    assert list(seconds) == sorted(seconds) and list(steps) == sorted(steps) and steps[-1] <= result["env_steps"]
+    assert max(rewards) >= 475 and min(rewards) < 100  # from a random policy to a solved one
+
+
 def test_experiment_folder_has_sample_factory_outputs(solved_cartpole):
     train_dir, runner = solved_cartpole
     exp = train_dir / "exp"

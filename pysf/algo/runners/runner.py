@@ -10,6 +10,7 @@ during training; in sync mode they are freed after training, so every sample com
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -46,6 +47,7 @@ def _peak_rss_mb() -> float:
     return (own + children) / 1024.0
 
 
+@functools.lru_cache(maxsize=None)
 def process_start_time() -> float:
     """When this process started (wall clock), for time-to-threshold figures."""
     try:
@@ -134,6 +136,9 @@ class Runner:
         self.status: Optional[int] = None
         self.best_mean_reward = -math.inf
         self.threshold_reached: Optional[Tuple[int, float]] = None  # (env steps, seconds since process start)
+        # (seconds since process start, env steps, mean reward of the episode window) after training iterations,
+        # thinned out as the run gets longer (about 1000 points per decade of run time): the benchmarks' plots.
+        self.learning_curve: List[Tuple[float, int, float]] = []
         self.resumed_from: Optional[Tuple[int, int]] = None  # (train_step, env_steps) of the loaded checkpoint
         self.max_version_diff = 0.0
 
@@ -283,6 +288,7 @@ class Runner:
             threshold_seconds_since_process_start=self.threshold_reached[1] if self.threshold_reached else None,
             checkpoint=self.last_checkpoint_path,
             peak_rss_mb=_peak_rss_mb(),
+            learning_curve=self.learning_curve,
         )
         try:
             import json
@@ -308,9 +314,13 @@ class Runner:
         )
 
     def _track_progress(self) -> None:
+        mean = self.episodes.mean_reward()
+        if mean is not None:
+            seconds = time.time() - process_start_time()
+            if not self.learning_curve or seconds - self.learning_curve[-1][0] >= max(0.1, seconds / 1000):
+                self.learning_curve.append((round(seconds, 3), self.learner.env_steps, mean))
         if len(self.episodes.rewards) < self.episodes.size:
             return
-        mean = self.episodes.mean_reward()
         self.best_mean_reward = max(self.best_mean_reward, mean)
         threshold = self.env_info.reward_threshold
         if threshold is not None and self.threshold_reached is None and mean >= threshold:
