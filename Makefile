@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SETUP := bash scripts/setup_env.sh
 
-.PHONY: run demo test wheel cpp-test sanitize clean
+.PHONY: run demo test bench wheel cpp-test sanitize clean
 
 run:  ## the main job: train CartPole-v1 on the native engine to a solved policy and report
 	@$(SETUP)
@@ -17,6 +17,11 @@ demo:  ## build, compile and run the default model in C++ (the foundation demo)
 test:  ## the whole test suite (C++ tests included)
 	@$(SETUP)
 	@bash scripts/run_tests.sh
+
+bench:  ## pysf vs Sample Factory vs Stable-Baselines3 on this machine (installs the peers; ~25 min)
+	@$(SETUP)
+	@bash benchmarks/peers/setup_peers.sh || echo "[pysf bench] a peer failed to install; it is reported as not installed"
+	@$(PY) benchmarks/compare.py $(BENCH_ARGS)
 
 wheel:  ## build a wheel into dist/
 	@$(SETUP)

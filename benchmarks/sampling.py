@@ -17,6 +17,7 @@ benchmarks/RESULTS.md (section "sampling") and benchmarks/results/sampling.json.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -166,6 +167,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0, help="measurement time per row")
     parser.add_argument("--smoke", action="store_true", help="tiny configuration (tests); does not write results")
+    parser.add_argument("--json", type=Path, default=None, help="also write the result here (smoke runs too)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     seconds = 0.5 if args.smoke else args.seconds
@@ -202,9 +204,12 @@ def main(argv=None) -> int:
     best_native = max(r["steps_per_sec"] for r in rows if r["system"] == "pysf native")
     verdict = f"best native: {best_native:,.0f} env steps/s (target >= {NATIVE_TARGET:,}: {'met' if best_native >= NATIVE_TARGET else 'MISSED'})"
     print(verdict)
+    result = dict(machine=machine, rows=rows, raw_gymnasium=raw, raw_gymnasium_two_processes=raw_two, plain_python=plain)
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2))
     if args.smoke:
         return 0
-    save_json("sampling", dict(machine=machine, rows=rows, raw_gymnasium=raw, raw_gymnasium_two_processes=raw_two, plain_python=plain))
+    save_json("sampling", result)
     body = "\n".join(
         [
             "## Sampling throughput (no learner)",
