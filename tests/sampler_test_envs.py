@@ -70,3 +70,60 @@ def make_faulty_env(full_env_name, cfg=None, env_config=None, render_mode=None):
     failure = full_env_name.split("_")[-1]
     # Only one env fails, after a few steps, to check the error names the right worker.
     return CountingEnv(env_id, fail_after=30 if env_id == 5 else -1, failure=failure)
+
+
+class WalkEnv(CountingEnv):
+    """Episodes of a fixed ``EPISODE_LENGTH`` steps in every env, ended by truncation, without extra info.
+
+    Observation ``[env_id, counter, episode_step, position]``: ``position`` is the running sum of
+    ``action - 1`` over every step ever taken, so it reflects the actions of a decorrelation warm-up.
+    """
+
+    EPISODE_LENGTH = 40
+
+    def __init__(self, env_id: int = 0):
+        super().__init__(env_id)
+        self.observation_space = spaces.Box(-np.inf, np.inf, (4,), dtype=np.float32)
+        self.episode_length = self.EPISODE_LENGTH
+        self.position = 0
+
+    def _obs(self):
+        return np.array([self.env_id, self.counter, self.episode_step, self.position], dtype=np.float32)
+
+    def step(self, action):
+        self.position += int(action) - 1
+        obs, reward, terminated, _, _ = super().step(action)
+        return obs, reward, False, terminated, {}
+
+
+def make_walk_env(full_env_name, cfg=None, env_config=None, render_mode=None):
+    return WalkEnv(0 if env_config is None else env_config.env_id)
+
+
+def make_early_faulty_env(full_env_name, cfg=None, env_config=None, render_mode=None):
+    """Env 5 (worker 1, second env of its worker) raises at its 3rd step: inside its decorrelation warm-up."""
+    env_id = 0 if env_config is None else env_config.env_id
+    return CountingEnv(env_id, fail_after=3 if env_id == 5 else -1, failure="raise")
+
+
+class SlowEnv(CountingEnv):
+    """A CountingEnv whose steps take ``cfg.slow_env_step_seconds``; env 1 touches ``cfg.slow_env_marker``
+    at its first step (a sign that the worker is taking steps)."""
+
+    def __init__(self, env_id: int, step_seconds: float, marker: str):
+        super().__init__(env_id)
+        self.step_seconds = step_seconds
+        self.marker = marker
+
+    def step(self, action):
+        import time
+
+        if self.env_id == 1 and self.counter == 0:
+            open(self.marker, "w").close()
+        time.sleep(self.step_seconds)
+        return super().step(action)
+
+
+def make_slow_env(full_env_name, cfg=None, env_config=None, render_mode=None):
+    env_id = 0 if env_config is None else env_config.env_id
+    return SlowEnv(env_id, cfg.slow_env_step_seconds, cfg.slow_env_marker)

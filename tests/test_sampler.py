@@ -42,8 +42,13 @@ def small_cfg(env: str, **overrides):
     return cfg
 
 
-def check_counting_trajectories(batches, rollout: int, num_envs: int):
-    """Every step of every env appears exactly once, in order, with consistent flags."""
+def check_counting_trajectories(batches, cfg):
+    """Every step of every env appears exactly once, in order, with consistent flags.
+
+    With ``--decorrelate_envs_on_one_worker`` env k of a worker took ``rollout * k`` warm-up steps
+    before sampling, which appear nowhere: its first sampled counter is ``rollout * k``.
+    """
+    rollout, num_envs = cfg.rollout, cfg.num_workers * cfg.num_envs_per_worker
     counters = defaultdict(list)
     for batch in batches:
         obs = batch["obs"]["obs"].numpy()
@@ -61,7 +66,8 @@ def check_counting_trajectories(batches, rollout: int, num_envs: int):
     assert sorted(counters) == list(range(num_envs))
     for env_id, seen in counters.items():
         seen = sorted(seen)
-        assert seen == list(range(len(seen))), f"env {env_id}: steps lost or duplicated"
+        warm_up = rollout * (env_id % cfg.num_envs_per_worker) if cfg.decorrelate_envs_on_one_worker else 0
+        assert seen == list(range(warm_up, warm_up + len(seen))), f"env {env_id}: steps lost or duplicated"
         assert len(seen) % rollout == 0
 
 
@@ -86,7 +92,7 @@ def test_python_path_every_transition_exactly_once():
         batches = collect_from_every_env(sampling, 8)
         time.sleep(0.2)
         stats = sampling.episode_stats()
-    check_counting_trajectories(batches, cfg.rollout, cfg.num_workers * cfg.num_envs_per_worker)
+    check_counting_trajectories(batches, cfg)
     assert stats and all(s.length == 4 + s.env_id % 5 for s in stats)
     assert all(s.reward == float(s.length) for s in stats)
     assert all("last_counter" in s.extra_stats for s in stats)
@@ -97,7 +103,7 @@ def test_python_path_with_eager_python_inference():
     cfg = small_cfg("counting_env", inference_backend="python", num_workers=1)
     with SyncSamplingAPI(cfg) as sampling:
         batches = collect_from_every_env(sampling, cfg.num_envs_per_worker)
-    check_counting_trajectories(batches, cfg.rollout, cfg.num_envs_per_worker)
+    check_counting_trajectories(batches, cfg)
 
 
 def test_native_cartpole_trajectories_are_consistent():
@@ -274,4 +280,4 @@ def test_serial_mode_runs_env_workers_as_threads():
     with SyncSamplingAPI(cfg) as sampling:
         batches = collect_from_every_env(sampling, 8)
         assert len(multiprocessing.active_children()) == before  # no worker processes
-    check_counting_trajectories(batches, cfg.rollout, cfg.num_workers * cfg.num_envs_per_worker)
+    check_counting_trajectories(batches, cfg)

@@ -103,6 +103,31 @@ class BlockVectorEnv final : public VectorEnv {
     }
   }
 
+  // The env's own episode bookkeeping goes on as in step_block; nothing is written out.
+  void random_steps_env(int i, std::int64_t num_steps, Rng& action_rng) override {
+    const Space& space = spec().action_space;
+    const auto env = static_cast<std::size_t>(i);
+    std::vector<float> box(Dynamics::kDiscreteActions ? 0 : space.low.size());
+    for (std::int64_t t = 0; t < num_steps; ++t) {
+      Transition transition;
+      if constexpr (Dynamics::kDiscreteActions) {
+        transition = dynamics_.step(i, static_cast<std::int32_t>(action_rng.next() % static_cast<std::uint64_t>(space.n)));
+      } else {
+        for (std::size_t j = 0; j < box.size(); ++j) {
+          box[j] = static_cast<float>(action_rng.uniform(space.low[j], space.high[j]));
+        }
+        transition = dynamics_.step(i, box.data());
+      }
+      const std::int32_t length = ++elapsed_steps_[env];
+      episode_returns_[env] += transition.reward;
+      if (transition.terminated || length >= max_episode_steps_) start_episode(i);
+    }
+  }
+
+  void observe_block(const ObservationRows& obs) const override {
+    for (int i = 0; i < num_envs(); ++i) dynamics_.observe(i, obs.row(i), obs.col_stride);
+  }
+
   void read_state(int env_index, std::span<double> state) const override { dynamics_.get_state(env_index, state); }
 
   void write_state(int env_index, std::span<const double> state, int elapsed_steps, double episode_return) override {

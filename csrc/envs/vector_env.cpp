@@ -203,6 +203,24 @@ int VectorEnv::elapsed_steps(int env_index) const {
   return read_elapsed_steps(env_index);
 }
 
+void VectorEnv::random_steps(int env_index, std::int64_t num_steps, Rng& action_rng) {
+  if (!was_reset_) throw std::logic_error(spec_.name + ": random_steps() called before the first reset()");
+  check_env_index(env_index);
+  if (num_steps < 0) {
+    throw std::invalid_argument(spec_.name + ": random_steps needs num_steps >= 0, got " + std::to_string(num_steps));
+  }
+  const Space& space = spec_.action_space;
+  for (std::size_t j = 0; j < space.low.size(); ++j) {
+    if (!std::isfinite(space.low[j]) || !std::isfinite(space.high[j])) {
+      throw std::invalid_argument(spec_.name + ": random_steps draws uniform actions, which an unbounded " +
+                                  space.to_string() + " does not have");
+    }
+  }
+  random_steps_env(env_index, num_steps, action_rng);
+}
+
+void VectorEnv::observe(const at::Tensor& obs) const { observe_block(checked_observation_rows(obs)); }
+
 ObservationRows VectorEnv::checked_observation_rows(const at::Tensor& obs) const {
   if (!obs.defined() || !obs.device().is_cpu() || obs.scalar_type() != at::kFloat || obs.dim() != 2 ||
       obs.size(0) != num_envs_ || obs.size(1) != observation_size_ || has_aliasing_stride(obs)) {

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "envs/rng.h"
+
 namespace pysf::envs {
 
 /// A gymnasium-style space, restricted to what the native envs need. Observations are always a float32
@@ -173,6 +175,20 @@ class VectorEnv {
   /// Steps taken in env `env_index`'s current episode (its TimeLimit counter).
   [[nodiscard]] int elapsed_steps(int env_index) const;
 
+  /// Sample Factory's decorrelation warm-up (--decorrelate_envs_on_one_worker) of env `env_index`:
+  /// `num_steps` steps with uniformly random actions drawn from `action_rng` (Discrete: each of the n
+  /// actions equally likely; Box: uniform between low and high, element-wise), starting the next
+  /// episode wherever one ends. Nothing is written anywhere: the steps belong to no trajectory and the
+  /// episodes that end during them are reported nowhere; the episode running at the end keeps counting
+  /// its length and return (and its TimeLimit). Call observe() afterwards for the new observations.
+  /// Throws std::logic_error if reset() was never called, std::out_of_range for a bad index and
+  /// std::invalid_argument for a negative num_steps or a Box action space with an unbounded element.
+  void random_steps(int env_index, std::int64_t num_steps, Rng& action_rng);
+
+  /// Writes every env's current observation into `obs` (float32 [N, obs_dim], any strides, as
+  /// StepOutput.obs). Throws std::invalid_argument for a bad `obs`.
+  void observe(const at::Tensor& obs) const;
+
  protected:
   /// Throws std::invalid_argument for num_envs < 1 or a spec whose observation space is not a Box.
   VectorEnv(EnvSpec spec, int num_envs);
@@ -181,6 +197,8 @@ class VectorEnv {
   virtual void seed_block(std::span<const std::uint64_t> seeds) = 0;
   virtual void reset_block(const ObservationRows& obs) = 0;
   virtual void step_block(const ActionBatch& actions, const OutputView& out) = 0;
+  virtual void random_steps_env(int env_index, std::int64_t num_steps, Rng& action_rng) = 0;
+  virtual void observe_block(const ObservationRows& obs) const = 0;
   virtual void read_state(int env_index, std::span<double> state) const = 0;
   virtual void write_state(int env_index, std::span<const double> state, int elapsed_steps, double episode_return) = 0;
   [[nodiscard]] virtual int read_elapsed_steps(int env_index) const = 0;

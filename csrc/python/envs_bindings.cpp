@@ -151,6 +151,23 @@ Not thread-safe: use an instance from one thread at a time. reset/step release t
       .def("elapsed_steps", &VectorEnv::elapsed_steps, py::arg("env_index"),
            "Steps taken in env i's current episode (its TimeLimit counter).")
       .def(
+          "random_steps",
+          [](VectorEnv& env, int env_index, std::int64_t num_steps, std::uint64_t seed) {
+            envs::Rng action_rng(seed);
+            env.random_steps(env_index, num_steps, action_rng);
+          },
+          py::arg("env_index"), py::arg("num_steps"), py::arg("seed") = 0, release_gil(),
+          "Sample Factory's decorrelation warm-up of env i: `num_steps` steps with uniformly random actions "
+          "(drawn from `seed`), auto-resetting, writing nothing; the running episode keeps its length and return.")
+      .def(
+          "observe",
+          [](const VectorEnv& env) {
+            const at::Tensor obs = at::empty({env.num_envs(), env.observation_size()}, at::kFloat);
+            env.observe(obs);
+            return obs;
+          },
+          release_gil(), "Every env's current observation, float32 [N, obs_dim].")
+      .def(
           "benchmark",
           [](VectorEnv& env, double min_seconds, std::uint64_t seed) {
             envs::StepThroughput result;

@@ -96,6 +96,7 @@ pysf::sampler::SamplerConfig config_from_dict(const py::dict& d) {
   config.envs_per_native_worker = get("envs_per_native_worker", 0);
   config.worker_num_splits = get("worker_num_splits", 2);
   config.seed = get("seed", std::uint64_t{0});
+  config.decorrelate_envs_on_one_worker = get("decorrelate_envs_on_one_worker", false);
   config.reward_shaping.scale = get("reward_scale", 1.0F);
   config.reward_shaping.clip = get("reward_clip", 1000.0F);
   config.inference.num_threads = get("num_inference_threads", 1);

@@ -6,11 +6,14 @@
 #include <exception>
 #include <utility>
 
+#include "envs/rng.h"
+
 namespace pysf::sampler {
 
 NativeRunner::NativeRunner(int worker_index, std::vector<std::unique_ptr<RolloutSplit>> splits,
                            std::vector<std::unique_ptr<envs::VectorEnv>> envs, const buffers::TrajectoryBuffers& buffers,
-                           inference::InferenceServer& server, EpisodeStatsSink& episode_stats, ErrorHandler on_error)
+                           inference::InferenceServer& server, EpisodeStatsSink& episode_stats, ErrorHandler on_error,
+                           Decorrelation decorrelation)
     : worker_index_(worker_index),
       splits_(std::move(splits)),
       envs_(std::move(envs)),
@@ -18,6 +21,7 @@ NativeRunner::NativeRunner(int worker_index, std::vector<std::unique_ptr<Rollout
       server_(server),
       episode_stats_(episode_stats),
       on_error_(std::move(on_error)),
+      decorrelation_(decorrelation),
       ready_(splits_.size(), 0) {
   const std::int64_t rows = buffers_.block_rows;
   episode_return_ = at::zeros({rows}, at::kFloat);
@@ -47,6 +51,27 @@ void NativeRunner::on_actions_ready(int local_index) {
     ready_[static_cast<std::size_t>(local_index)] = 1;
   }
   actions_ready_.notify_all();
+}
+
+bool NativeRunner::stop_requested() {
+  const std::lock_guard lock(mutex_);
+  return stopping_;
+}
+
+bool NativeRunner::decorrelate(std::size_t local_index, const at::Tensor& obs) {
+  envs::VectorEnv& env = *envs_[local_index];
+  const std::int64_t rows = env.num_envs();
+  const auto envs_per_worker = static_cast<std::int64_t>(envs_.size()) * rows;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    // One env's warm-up takes at most steps_per_index * envs_per_worker steps: microseconds to milliseconds.
+    if (stop_requested()) return false;
+    const std::int64_t index_in_worker = static_cast<std::int64_t>(local_index) * rows + r;
+    const auto global_env = static_cast<std::uint64_t>(worker_index_ * envs_per_worker + index_in_worker);
+    envs::Rng action_rng(envs::derive_env_seed(decorrelation_.seed, global_env));
+    env.random_steps(static_cast<int>(r), decorrelation_.steps_per_index * index_in_worker, action_rng);
+  }
+  env.observe(obs);
+  return true;
 }
 
 bool NativeRunner::wait_for_actions(int local_index) {
@@ -98,6 +123,7 @@ void NativeRunner::thread_main() {
       envs::StepOutput out;
       out.obs = split.at_step(buffers_.obs.at(obs_key), 0);
       envs_[i]->reset(out);
+      if (decorrelation_.steps_per_index > 0 && !decorrelate(i, out.obs)) return;
       if (!server_.submit(split.request())) return;
     }
     // Round-robin over the splits: while inference runs for one, the others step. A split that

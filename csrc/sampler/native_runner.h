@@ -19,6 +19,14 @@
 
 namespace pysf::sampler {
 
+/// Sample Factory's --decorrelate_envs_on_one_worker for native envs: right after its first reset, the
+/// env with index k in its worker (counted over all the worker's splits) takes `steps_per_index * k`
+/// random steps (VectorEnv::random_steps), which are no env frames and report no episodes.
+struct Decorrelation {
+  std::int64_t steps_per_index = 0;  ///< --rollout when the flag is on; 0: off
+  std::uint64_t seed = 0;            ///< global env g draws its warm-up actions from derive_env_seed(seed, g)
+};
+
 /// Sample Factory's rollout worker, without Python: owns `splits.size()` splits, each a VectorEnv of
 /// `block_rows` envs. While inference runs for one split, the thread steps the other (Sample Factory's
 /// `worker_num_splits` double buffering). Each step writes straight into the trajectory buffers;
@@ -30,7 +38,8 @@ class NativeRunner {
 
   NativeRunner(int worker_index, std::vector<std::unique_ptr<RolloutSplit>> splits,
                std::vector<std::unique_ptr<envs::VectorEnv>> envs, const buffers::TrajectoryBuffers& buffers,
-               inference::InferenceServer& server, EpisodeStatsSink& episode_stats, ErrorHandler on_error);
+               inference::InferenceServer& server, EpisodeStatsSink& episode_stats, ErrorHandler on_error,
+               Decorrelation decorrelation = {});
   ~NativeRunner();
   NativeRunner(const NativeRunner&) = delete;
   NativeRunner& operator=(const NativeRunner&) = delete;
@@ -46,6 +55,10 @@ class NativeRunner {
 
  private:
   void thread_main();
+  /// The warm-up of split `local_index`'s envs, then their observations at step 0 into `obs`. Returns
+  /// false if stopped meanwhile (checked between envs).
+  bool decorrelate(std::size_t local_index, const at::Tensor& obs);
+  bool stop_requested();
   bool wait_for_actions(int local_index);
   void step_split(int local_index);
 
@@ -56,6 +69,7 @@ class NativeRunner {
   inference::InferenceServer& server_;
   EpisodeStatsSink& episode_stats_;
   ErrorHandler on_error_;
+  const Decorrelation decorrelation_;
   // Per split: inference finished writing its actions.
   std::mutex mutex_;
   std::condition_variable actions_ready_;

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "envs/registry.h"
+#include "envs/rng.h"
 #include "sampler/native_runner.h"
 #include "sampler/remote_worker.h"
 
@@ -91,8 +92,13 @@ void Sampler::start() {
         worker_envs.push_back(config_.make_env ? config_.make_env(next_split + s, rows, split_seed)
                                                : envs::make_vector_env(config_.native_env_name, rows, split_seed));
       }
+      // Warm-up actions: streams unrelated to the envs' own (derived from the seed with another constant).
+      const Decorrelation decorrelation{
+          .steps_per_index = config_.decorrelate_envs_on_one_worker ? buffers_.rollout() : 0,
+          .seed = envs::derive_env_seed(config_.seed, 0xDEC0'0000'0000'0001ULL)};
       auto runner = std::make_unique<NativeRunner>(worker, make_splits(next_split, config_.worker_num_splits),
-                                                   std::move(worker_envs), buffers_, *server_, episode_stats_, on_error);
+                                                   std::move(worker_envs), buffers_, *server_, episode_stats_, on_error,
+                                                   decorrelation);
       for (int s = 0; s < config_.worker_num_splits; ++s) {
         split_owners_[static_cast<std::size_t>(next_split + s)] = SplitOwner{runner.get(), nullptr, s};
       }

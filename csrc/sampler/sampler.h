@@ -38,6 +38,8 @@ struct SamplerConfig {
   // Both paths
   int worker_num_splits = 2;         // --worker_num_splits (double buffering)
   std::uint64_t seed = 0;            // env seeds derive from it and the global env index
+  // Native path: --decorrelate_envs_on_one_worker (random warm-up steps, see native_runner.h)
+  bool decorrelate_envs_on_one_worker = false;
   RewardShaping reward_shaping;
   inference::InferenceServerConfig inference;  // num_splits is filled in by the Sampler
 };

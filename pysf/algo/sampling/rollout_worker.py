@@ -10,10 +10,17 @@ carries extra statistics, which go through a multiprocessing queue (one message 
 
 Outputs are validated: an observation of the wrong shape or dtype, a NaN/inf observation or reward, or
 an exception in the env stops sampling with a message naming the env, the worker and the cause.
+
+With ``--decorrelate_envs_on_one_worker`` (Sample Factory's default), each env takes ``rollout * k``
+random steps right after its first reset, ``k`` being its index in the worker (over all its splits), so
+that envs with fixed-length episodes do not all end their episodes in the same rollout. These warm-up
+steps are not env frames: they never reach the trajectory buffers, and episodes that end during them are
+not reported (the episode still running when the warm-up ends is reported whole when it ends).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import signal
@@ -202,14 +209,79 @@ class RolloutWorker:
         first_row = block * self.block_rows
         return slice(first_row, first_row + self.block_rows)
 
-    def reset_split(self, split: int, block: int) -> None:
+    def reset_split(self, split: int, block: int) -> bool:
+        """The first reset of a split's envs (and their decorrelation warm-up), then its first observations.
+
+        Returns False if stop() came during the warm-up (nothing was written then).
+        """
         envs = self.splits[split]
+        decorrelate = bool(self.spec.cfg.decorrelate_envs_on_one_worker)
+        envs.new_episodes()
         observations = []
         for i, env in enumerate(envs.envs):
             seed = None if self.spec.seed is None else self.spec.seed + envs.env_ids[i]
-            observations.append(env.reset(seed=seed)[0])
-        envs.new_episodes()
+            obs = env.reset(seed=seed)[0]
+            if decorrelate:
+                warm_up_steps = int(self.spec.cfg.rollout) * (split * self.block_rows + i)
+                warmed_up = self._decorrelate(split, i, env, obs, warm_up_steps)
+                if warmed_up is None:
+                    return False
+                obs, episode_return, episode_length = warmed_up
+                # The episode running now started before sampling did: it is reported whole.
+                envs.episode_reward[i] = episode_return
+                envs.episode_start[i] = envs.steps_taken - episode_length
+            observations.append(obs)
         self._store_observations(observations, self._rows(block), 0, split)
+        return True
+
+    def _decorrelate(self, split: int, i: int, env, obs: Any, num_steps: int) -> Optional[tuple]:
+        """Sample Factory's decorrelation warm-up of one env (``NonBatchedVectorEnvRunner._reset`` in
+        sample_factory/algo/sampling/non_batched_sampling.py): ``num_steps`` steps with actions drawn from
+        the env's action space, resetting where an episode ends. Returns ``(last observation, return and
+        length of the episode running at the end)``, or None if stop() was requested meanwhile.
+
+        Actions come from a copy of the env's action space, seeded from ``--seed`` and the env id when a
+        seed is given (Sample Factory samples the env's own, unseeded space), so seeded runs repeat.
+        """
+        if num_steps <= 0:
+            return obs, 0.0, 0
+        env_id = self.spec.first_env_id + split * self.block_rows + i
+        space = copy.deepcopy(env.action_space)
+        space.seed(None if self.spec.seed is None else _decorrelation_seed(int(self.spec.seed), env_id))
+        if type(space) is spaces.Discrete:  # exactly: a subclass may sample differently
+            # One vectorized draw: the same distribution as space.sample(), a fifth of an env step cheaper.
+            actions = (int(space.start) + space.np_random.integers(int(space.n), size=num_steps)).tolist()
+        else:
+            actions = None
+        stop_requested = self.mailbox.stop_requested
+        step = env.step
+        episode_return, episode_length = 0.0, 0
+        try:
+            for t in range(num_steps):
+                if t % 64 == 0 and stop_requested():
+                    return None
+                action = actions[t] if actions is not None else space.sample()
+                obs, reward, terminated, truncated, _ = step(action)
+                reward = float(reward)
+                if not math.isfinite(reward):
+                    raise EnvOutputError(
+                        f"{self.describe(split, i)} returned a non-finite reward {reward} during its decorrelation "
+                        f"warm-up (--decorrelate_envs_on_one_worker)"
+                    )
+                episode_return += reward
+                episode_length += 1
+                if terminated or truncated:
+                    obs, _ = env.reset()
+                    episode_return, episode_length = 0.0, 0
+        except EnvOutputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported like a fault during sampling, naming the env
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            raise EnvOutputError(
+                f"{self.describe(split, i)} raised {type(exc).__name__}: {exc} during its decorrelation warm-up "
+                f"(--decorrelate_envs_on_one_worker) (at {os.path.basename(where.filename)}:{where.lineno})"
+            ) from exc
+        return obs, episode_return, episode_length
 
     def step_split(self, split: int, block: int, step: int) -> int:
         """Step one split; returns the number of finished episodes written to the split's records.
@@ -267,7 +339,8 @@ class RolloutWorker:
             if kind == ACT:
                 mailbox.post_stepped(split, self.step_split(split, block, step))
             elif kind == ASSIGN:
-                self.reset_split(split, block)
+                if not self.reset_split(split, block):
+                    return  # stop() came during the decorrelation warm-up
                 mailbox.post_ready(split)
             else:
                 return
@@ -279,6 +352,12 @@ class RolloutWorker:
                     env.close()
                 except Exception:  # noqa: BLE001 - closing is best effort
                     pass
+
+
+def _decorrelation_seed(seed: int, env_id: int) -> int:
+    """Seed of env ``env_id``'s warm-up actions: a stream unrelated to the env's own (seeded seed + env_id)."""
+    entropy = (seed % 2**64, env_id, 0xDEC0)
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
 
 
 def run_worker(spec: WorkerSpec, buffers: Dict[str, Any], endpoint: protocol.WorkerEndpoint, stats_queue) -> int:

@@ -4,7 +4,7 @@
 worker processes (gymnasium envs), and the inference threads, then hands out completed trajectory
 blocks. Settings come from Sample Factory's flags: ``--num_workers``, ``--num_envs_per_worker``,
 ``--worker_num_splits``, ``--rollout``, ``--policy_workers_per_policy``, ``--reward_scale``,
-``--reward_clip``, ``--seed``, ``--async_rl``.
+``--reward_clip``, ``--seed``, ``--async_rl``, ``--decorrelate_envs_on_one_worker``.
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ class Sampler:
                 native_env_name=cfg.env,
                 num_native_workers=int(cfg.num_workers),
                 envs_per_native_worker=int(cfg.num_envs_per_worker),
+                decorrelate_envs_on_one_worker=bool(cfg.decorrelate_envs_on_one_worker),
             )
         native_policy = policy.native if isinstance(policy, NativePolicy) else policy.forward
         self._sampler = _C.Sampler(config, native_buffers_dict(self.buffers, self.block_rows), native_policy)
