@@ -98,6 +98,19 @@ def test_python_path_every_transition_exactly_once():
     assert all("last_counter" in s.extra_stats for s in stats)
 
 
+@pytest.mark.parametrize("num_workers", [1, 2])
+def test_python_path_synchronous_sampling_does_not_deadlock(num_workers):
+    """One block per split (``--async_rl False``): a worker's split that completed its block must not stop
+    the sampler from finishing the worker's other splits, whose blocks the consumer waits for."""
+    register_env("counting_env", sampler_test_envs.make_counting_env)
+    cfg = small_cfg("counting_env", async_rl=False, num_workers=num_workers, decorrelate_envs_on_one_worker=False)
+    with SyncSamplingAPI(cfg) as sampling:
+        batches = [sampling.get_trajectories_sync(timeout=20) for _ in range(4)]
+    check_counting_trajectories(batches, cfg)
+    counters = np.concatenate([b["obs"]["obs"].numpy()[:, :-1, 1].ravel() for b in batches])
+    assert len(counters) == 4 * num_workers * cfg.num_envs_per_worker * cfg.rollout
+
+
 def test_python_path_with_eager_python_inference():
     register_env("counting_env", sampler_test_envs.make_counting_env)
     cfg = small_cfg("counting_env", inference_backend="python", num_workers=1)

@@ -51,13 +51,14 @@ class BlockPool {
     auto& home = home_free_.at(static_cast<std::size_t>(split));
     available_.wait(lock, [&] { return closed_ || home != 0 || !extras_.empty(); });
     if (closed_) return std::nullopt;
-    if (home != 0) {
-      home = 0;
-      return split;
-    }
-    const std::int64_t block = extras_.front();
-    extras_.pop_front();
-    return block;
+    return take(split);
+  }
+
+  /// Like acquire() but never waits: std::nullopt when no block is free for `split` now, or once closed.
+  std::optional<std::int64_t> try_acquire(int split) {
+    const std::lock_guard lock(mutex_);
+    if (closed_ || (home_free_.at(static_cast<std::size_t>(split)) == 0 && extras_.empty())) return std::nullopt;
+    return take(split);
   }
 
   /// Returns a consumed block.
@@ -82,6 +83,19 @@ class BlockPool {
   }
 
  private:
+  /// The home block of `split` if free, else the oldest free extra (the caller holds the lock and
+  /// checked that one of them is free).
+  std::int64_t take(int split) {
+    auto& home = home_free_[static_cast<std::size_t>(split)];
+    if (home != 0) {
+      home = 0;
+      return split;
+    }
+    const std::int64_t block = extras_.front();
+    extras_.pop_front();
+    return block;
+  }
+
   std::mutex mutex_;
   std::condition_variable available_;
   std::vector<char> home_free_;

@@ -61,13 +61,30 @@ bool RemoteWorker::handle_report(int local_index, const WorkerReport& report) {
                                       static_cast<std::int32_t>(episode.length)});
     }
     if (!split.finish_step()) return false;
-    if (split.needs_block()) {
-      // Blocking here only delays this process's other reports; the process keeps stepping its other
-      // splits meanwhile. It learns the new block from the next kAct (step 0 was copied here).
-      if (!split.acquire_block()) return false;
-    }
+    if (split.needs_block()) return true;  // continues in acquire_blocks()
   }
   return server_.submit(split.request());
+}
+
+bool RemoteWorker::acquire_blocks() {
+  // This thread may wait for a free block only when every split waits for one. While another split still
+  // fills its block, waiting would leave that split's reports unhandled, and with one block per split
+  // (synchronous sampling) the consumer frees no block before it has that one too: a deadlock. Until then
+  // a waiting split retries whenever this thread wakes up for another split's report.
+  bool every_split_waits = true;
+  for (const auto& split : splits_) every_split_waits = every_split_waits && split->needs_block();
+  for (auto& split : splits_) {
+    if (!split->needs_block()) continue;
+    if (every_split_waits) {
+      if (!split->acquire_block()) return false;
+      every_split_waits = false;
+    } else if (!split->try_acquire_block()) {
+      continue;
+    }
+    // The process learns the new block from the next kAct (step 0 was copied into it here).
+    if (!server_.submit(split->request())) return false;
+  }
+  return true;
 }
 
 bool RemoteWorker::handle_reports() {
@@ -82,7 +99,7 @@ bool RemoteWorker::handle_reports() {
     }
     if (report && !handle_report(i, *report)) return false;
   }
-  return !stopping_.load();
+  return acquire_blocks() && !stopping_.load();
 }
 
 void RemoteWorker::lifeline_main() {

@@ -24,9 +24,9 @@ namespace pysf::sampler {
 /// trajectory buffers, and messages are a few words in the mailbox, announced by eventfd wake-ups.
 ///
 /// Two threads per proxy, each sleeping in poll() while there is nothing to do: the proxy thread
-/// handles reports (and may block waiting for a free trajectory block); the lifeline thread watches
-/// the process, so that a death is reported within milliseconds even then. A hung-up lifeline (the
-/// process died) or an error text from the process is reported through `on_error`.
+/// handles reports (and waits for a free trajectory block when all its splits need one); the lifeline
+/// thread watches the process, so that a death is reported within milliseconds even then. A hung-up
+/// lifeline (the process died) or an error text from the process is reported through `on_error`.
 class RemoteWorker {
  public:
   using ErrorHandler = std::function<void(const std::string&)>;
@@ -52,6 +52,8 @@ class RemoteWorker {
   /// Handles every report that arrived; false when the proxy must exit (stopping or failed).
   bool handle_reports();
   bool handle_report(int local_index, const WorkerReport& report);
+  /// Gives splits that completed their block a new one (waits only when every split needs one).
+  bool acquire_blocks();
   /// Waits until the process sends its error text or exits, and reports that (unless stopping).
   void lifeline_main();
 

@@ -21,9 +21,21 @@ at::Tensor RolloutSplit::at_step(const at::Tensor& tensor, std::int64_t step) co
 }
 
 bool RolloutSplit::acquire_block() {
-  std::optional<std::int64_t> block = queues_.free.acquire(split_id_);
+  const std::optional<std::int64_t> block = queues_.free.acquire(split_id_);
   if (!block) return false;
-  block_ = *block;
+  start_block(*block);
+  return true;
+}
+
+bool RolloutSplit::try_acquire_block() {
+  const std::optional<std::int64_t> block = queues_.free.try_acquire(split_id_);
+  if (!block) return false;
+  start_block(*block);
+  return true;
+}
+
+void RolloutSplit::start_block(std::int64_t block) {
+  block_ = block;
   step_ = 0;
   const c10::NoGradGuard no_grad;
   if (has_carry_) {
@@ -32,7 +44,6 @@ bool RolloutSplit::acquire_block() {
   } else {
     at_step(buffers_.rnn_states, 0).zero_();
   }
-  return true;
 }
 
 bool RolloutSplit::finish_step() {

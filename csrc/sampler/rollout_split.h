@@ -48,6 +48,8 @@ class RolloutSplit {
   /// Takes a free block (waits for one). The first block starts with zero RNN states; later ones with
   /// the previous block's last observations and RNN states. False when shutting down.
   bool acquire_block();
+  /// Like acquire_block() but never waits: false when no block is free right now (or shutting down).
+  bool try_acquire_block();
 
   /// Finalises the current step (see above); completes the block after the last step. False when
   /// shutting down.
@@ -66,6 +68,8 @@ class RolloutSplit {
   [[nodiscard]] at::Tensor at_step(const at::Tensor& tensor, std::int64_t step) const;
 
  private:
+  /// Starts filling `block` at step 0.
+  void start_block(std::int64_t block);
   bool complete_block();
 
   const int split_id_;

@@ -7,11 +7,13 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <memory>
 #include <span>
 #include <thread>
 #include <vector>
 
+#include "buffers/block_pool.h"
 #include "check.h"
 #include "envs/block_vector_env.h"
 #include "sampler/sampler.h"
@@ -260,5 +262,20 @@ TEST_CASE(sampler_rejects_too_few_blocks) {
 }
 
 }  // namespace
+
+TEST_CASE(block_pool_try_acquire_never_waits_and_prefers_the_home_block) {
+  pysf::buffers::BlockPool pool(3, 2);  // home blocks 0 and 1, one shared extra (2)
+  EXPECT(!pool.try_acquire(0).has_value());  // nothing free before fill()
+  pool.fill();
+  EXPECT(pool.try_acquire(1) == std::optional<std::int64_t>(1));
+  EXPECT(pool.try_acquire(1) == std::optional<std::int64_t>(2));  // home taken: the extra
+  EXPECT(!pool.try_acquire(1).has_value());  // split 1 cannot take split 0's home block
+  EXPECT(pool.try_acquire(0) == std::optional<std::int64_t>(0));
+  pool.release(2);
+  EXPECT(pool.try_acquire(0) == std::optional<std::int64_t>(2));
+  pool.release(1);
+  pool.close();
+  EXPECT(!pool.try_acquire(1).has_value());  // closed: nothing, even though block 1 is free
+}
 
 int main() { return pysf::test::run_all_tests(); }

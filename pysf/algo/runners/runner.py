@@ -317,7 +317,7 @@ class Runner:
         mean = self.episodes.mean_reward()
         if mean is not None:
             seconds = time.time() - process_start_time()
-            if not self.learning_curve or seconds - self.learning_curve[-1][0] >= max(0.1, seconds / 1000):
+            if not self.learning_curve or seconds - self.learning_curve[-1][0] >= seconds / 1000:
                 self.learning_curve.append((round(seconds, 3), self.learner.env_steps, mean))
         if len(self.episodes.rewards) < self.episodes.size:
             return
