@@ -204,6 +204,38 @@ def test_stop_while_everything_is_blocked():
     assert not _alive_children()
 
 
+@pytest.mark.parametrize("num_workers, pinned", [(2, True), (2, False), (1, True)])
+def test_worker_processes_get_sample_factorys_cores_and_niceness(num_workers, pinned):
+    import psutil
+
+    from pysf.utils.utils import cores_for_worker_process
+
+    all_cores = psutil.Process().cpu_affinity()
+    cfg = small_cfg("CartPole-v1", env_backend="gym", num_workers=num_workers, set_workers_cpu_affinity=pinned, async_rl=False)
+    with SyncSamplingAPI(cfg) as sampling:
+        # With one block per split every worker has stepped its envs once a batch of all splits arrived.
+        sampling.get_trajectories_sync(num_blocks=sampling.sampler.num_splits, timeout=30)
+        workers = sorted(_alive_children(), key=lambda p: p.name)
+        assert len(workers) == num_workers
+        for index, worker in enumerate(workers):
+            process = psutil.Process(worker.pid)
+            cores = cores_for_worker_process(index, num_workers, len(all_cores)) if pinned else None
+            expected = all_cores if cores is None else [all_cores[c] for c in cores]
+            assert (process.cpu_affinity(), process.nice()) == (expected, 10 if num_workers > 1 else 0), worker.name
+    assert psutil.Process().cpu_affinity() == all_cores and psutil.Process().nice() == 0
+
+
+def test_cores_for_worker_process_follows_sample_factory():
+    from pysf.utils.utils import cores_for_worker_process
+
+    assert [cores_for_worker_process(i, 2, 2) for i in range(2)] == [[0], [1]]
+    assert cores_for_worker_process(0, 1, 2) == [0, 1]  # one worker: both cores
+    assert cores_for_worker_process(0, 3, 2) == [0] and cores_for_worker_process(2, 3, 2) == [0, 1]
+    assert [cores_for_worker_process(i, 44, 20) for i in (0, 39)] == [[0], [19]]
+    assert [cores_for_worker_process(i, 44, 20) for i in (40, 43)] == [[0, 1, 2, 3, 4], [15, 16, 17, 18, 19]]
+    assert cores_for_worker_process(3, 3, 4) is None  # 3 workers do not divide 4 cores evenly
+
+
 def test_hung_env_does_not_hang_shutdown():
     register_env("faulty_env_hang", sampler_test_envs.make_faulty_env)
     cfg = small_cfg("faulty_env_hang")

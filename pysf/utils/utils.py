@@ -23,7 +23,7 @@ import os
 import subprocess
 import tempfile
 from os.path import join
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from pysf.cfg.cfg import str2bool
 from pysf.utils.typing import Config
@@ -258,3 +258,54 @@ def static_vars(**kwargs: Any) -> Callable[[Callable], Callable]:
         return func
 
     return decorate
+
+
+# ---- worker processes' CPU cores and priority (Sample Factory's --set_workers_cpu_affinity, --default_niceness)
+
+
+def cores_for_worker_process(worker_idx: int, num_workers: int, cpu_count: int) -> Optional[List[int]]:
+    """Indices (into the available cores) that worker ``worker_idx`` of ``num_workers`` should run on, or
+    None for "any". Sample Factory's assignment: the first ``cpu_count * (num_workers // cpu_count)`` workers
+    get a core each (round robin); the remaining workers share the cores in equal groups when the count
+    divides evenly (e.g. 20 cores, 44 workers: 40 workers with one core, 4 workers with 5 cores each)."""
+    whole_workers_per_core = num_workers // cpu_count
+    if worker_idx < whole_workers_per_core * cpu_count:
+        return [worker_idx % cpu_count]
+    remaining_workers = num_workers % cpu_count
+    if cpu_count % remaining_workers == 0:
+        cores_each = cpu_count // remaining_workers
+        first = (worker_idx % cpu_count) * cores_each
+        return list(range(first, first + cores_each))
+    return None
+
+
+def set_worker_process_affinity_and_niceness(cfg: Config, worker_idx: int) -> None:
+    """What Sample Factory does at the start of a rollout worker process: pin it to its cores
+    (``--set_workers_cpu_affinity``) and, with several workers, lower its priority to
+    ``--default_niceness`` + 10 so the learner and inference preempt env stepping when they need a core."""
+    import psutil
+
+    process = psutil.Process()
+    num_workers = int(cfg.num_workers)
+    try:
+        if cfg.set_workers_cpu_affinity and hasattr(process, "cpu_affinity"):
+            available = process.cpu_affinity()
+            cores = cores_for_worker_process(worker_idx, num_workers, len(available))
+            if cores is not None:
+                process.cpu_affinity([available[c] for c in cores])
+        if num_workers > 1:
+            process.nice(min(int(cfg.default_niceness) + 10, 20))
+    except (psutil.Error, OSError) as exc:  # a restricted container: run unpinned rather than fail
+        log.debug("worker %d: could not set CPU affinity / niceness: %s", worker_idx, exc)
+
+
+def set_main_process_niceness(cfg: Config) -> None:
+    """``--default_niceness`` for the training process (learner and inference), as Sample Factory's learner."""
+    niceness = int(cfg.default_niceness)
+    if niceness == 0:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    except OSError as exc:
+        log.warning("Could not set --default_niceness=%d (%s); negative values need privileges", niceness, exc)
+

@@ -31,6 +31,7 @@ from pysf.algo.utils.env_info import EnvInfo, obtain_env_info
 from pysf.algo.utils.misc import ExperimentStatus
 from pysf.model.model_utils import get_rnn_size
 from pysf.utils.typing import Config
+from pysf.utils.utils import set_main_process_niceness
 
 log = logging.getLogger("pysf")
 
@@ -162,6 +163,7 @@ class Runner:
         log.info("Starting experiment with the following configuration:\n%s", cfg_str(cfg))
 
         torch.set_num_threads(1)
+        set_main_process_niceness(cfg)
         if cfg.seed is not None:
             torch.manual_seed(cfg.seed)
             np.random.seed(cfg.seed)

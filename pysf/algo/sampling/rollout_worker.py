@@ -38,6 +38,7 @@ from pysf.algo.sampling import protocol
 from pysf.algo.utils.context import SampleFactoryContext, set_global_context
 from pysf.utils.attr_dict import AttrDict
 from pysf.utils.typing import Config
+from pysf.utils.utils import set_worker_process_affinity_and_niceness
 
 
 class EnvOutputError(RuntimeError):
@@ -421,6 +422,7 @@ def rollout_worker_main(spec: WorkerSpec, buffers: Dict[str, Any], endpoint: pro
     """Entry point of an env worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops us
     torch.set_num_threads(1)
+    set_worker_process_affinity_and_niceness(spec.cfg, spec.worker_index)
     stats_queue.cancel_join_thread()  # never block exit on stats nobody will read any more
     set_global_context(spec.context)
     _exit_now(run_worker(spec, buffers, endpoint, stats_queue))
