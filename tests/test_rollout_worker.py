@@ -106,3 +106,41 @@ def test_other_wrappers_keep_the_full_stack():
     two_limits = [gym.make("CartPole-v1"), gym.make(SHORT_CARTPOLE)]
     step_fns, limit = _step_functions(two_limits)
     assert limit is None and [f.__self__ for f in step_fns] == two_limits
+
+
+class _StrictDiscreteEnv(gym.Env):
+    """Asserts every action is in its Discrete(3, start=1, int32) space, as classic-control envs do."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    action_space = gym.spaces.Discrete(3, start=1, dtype=np.int32)
+
+    def __init__(self, render_mode=None):
+        self.render_mode = render_mode
+        self.actions = []
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(4, np.float32), {}
+
+    def step(self, action):
+        assert self.action_space.contains(action), action
+        self.actions.append(action)
+        return np.zeros(4, np.float32), 0.0, False, False, {}
+
+
+def test_bare_envs_get_actions_of_their_space_dtype():
+    gym.register("PysfTestStrictDiscrete-v0", entry_point=_StrictDiscreteEnv, max_episode_steps=50)
+    try:
+        rows, rollout = 3, 5
+        worker = make_worker("PysfTestStrictDiscrete-v0", rows, rollout)
+        assert worker.splits[0].time_limit == 50
+        worker.reset_split(0, 0)
+        worker.actions[:, :, 0] = np.arange(rows * rollout).reshape(rows, rollout) % 3
+        for step in range(rollout):
+            worker.step_split(0, 0, step)
+        for i, env in enumerate(worker.splits[0].envs):
+            received = env.unwrapped.actions
+            assert [int(a) for a in received] == [int(a) + 1 for a in worker.actions[i, :, 0]]
+            assert all(type(a) is np.int32 for a in received)
+    finally:
+        gym.registry.pop("PysfTestStrictDiscrete-v0", None)
