@@ -199,7 +199,7 @@ def main(argv=None) -> int:
             if row["workers"] == 2:
                 note += f"; {row['steps_per_sec'] / raw_two:.0%} of 2 raw loops running at once"
         elif row["system"] == "pysf native":
-            note = f"{row['steps_per_sec'] / plain:.0f}x plain Python"
+            note = f"{row['steps_per_sec'] / plain:.2g}x plain Python"
         table.append([row["system"], row["envs"], row["workers"], f"{row['steps_per_sec']:,.0f}", note])
     headers = ["system", "envs", "workers", "env steps/s", "notes"]
     print()
@@ -229,7 +229,11 @@ def main(argv=None) -> int:
             "",
             f"Two raw gymnasium CartPole loops running at once reached {raw_two:,.0f} steps/s in total "
             f"({raw_two / raw:.2f}x one loop) in this run; the 2-process row is also compared with that parallel "
-            "baseline. This shared 2-vCPU machine's throughput varies by up to 2x between runs (other tenants).",
+            "baseline. With 2 worker processes on 2 cores, the sampler's inference and proxy threads in the main "
+            "process need the same cores as the workers (workers are pinned and niced as in Sample Factory, "
+            "`--set_workers_cpu_affinity`), so a process cannot keep a core to itself. With 1 process, envs made by "
+            "`gymnasium.make` are stepped without the checker/order wrappers and get numpy-integer actions (README). "
+            "This shared 2-vCPU machine's throughput varies by up to 2x between runs (other tenants).",
         ]
     )
     update_results_section("sampling", body)
