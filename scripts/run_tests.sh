@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: the Python tests (pytest, tests/) and the standalone C++ tests (tests/cpp).
 # Expects the venv and build from scripts/setup_env.sh (`make test` runs both). Extra arguments go to pytest.
+# The C++ tests also run under AddressSanitizer and ThreadSanitizer (~30 s with a warm ccache, a few minutes
+# cold); PYSF_SKIP_SANITIZERS=1 skips those two runs for a quicker local check.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${PYSF_VENV:-$ROOT/.venv}
@@ -15,4 +17,8 @@ elif [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 
-bash "$ROOT/scripts/cpp_tests.sh"
+bash "$ROOT/scripts/cpp_tests.sh" || exit $?
+if [ -z "${PYSF_SKIP_SANITIZERS:-}" ]; then
+  bash "$ROOT/scripts/cpp_tests.sh" address || exit $?
+  bash "$ROOT/scripts/cpp_tests.sh" thread || exit $?
+fi
