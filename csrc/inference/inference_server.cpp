@@ -1,7 +1,7 @@
 #include "inference/inference_server.h"
 
 #include <ATen/ATen.h>
-#include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <exception>
@@ -74,6 +74,9 @@ void InferenceServer::collect_serial(std::vector<InferenceRequest>& batch) {
 }
 
 void InferenceServer::run_batch(const std::vector<InferenceRequest>& batch) {
+  // InferenceMode, not just NoGrad: ~20 us less per batch of small strided gathers/scatters into the
+  // buffers (measured at batch 1-64). In-place writes into the (normal) buffer tensors stay allowed.
+  const c10::InferenceMode inference_mode;
   const std::int64_t rows = buffers_.block_rows;
   const bool single = batch.size() == 1;
 
@@ -92,7 +95,6 @@ void InferenceServer::run_batch(const std::vector<InferenceRequest>& batch) {
 
   PolicyOutput output = policy_->forward(obs, rnn_states, config_.deterministic_actions);
 
-  const c10::NoGradGuard no_grad;
   const at::Tensor& actions = output.outputs.at("actions");
   const at::Tensor& action_logits = output.outputs.at("action_logits");
   const at::Tensor& log_prob_actions = output.outputs.at("log_prob_actions");

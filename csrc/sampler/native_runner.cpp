@@ -1,7 +1,7 @@
 #include "sampler/native_runner.h"
 
 #include <ATen/ATen.h>
-#include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
 
 #include <exception>
 #include <utility>
@@ -115,7 +115,7 @@ void NativeRunner::step_split(int local_index) {
 
 void NativeRunner::thread_main() {
   try {
-    const c10::NoGradGuard no_grad;
+    const c10::InferenceMode inference_mode;
     const std::string& obs_key = buffers_.obs.begin()->first;
     for (std::size_t i = 0; i < splits_.size(); ++i) {
       RolloutSplit& split = *splits_[i];
