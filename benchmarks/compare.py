@@ -148,6 +148,7 @@ def _parse_sample_factory(process: ProcessRun, run_dir: Path, run: TrainingRun) 
         elif match := _SF_COLLECTED.search(line):
             run.env_steps = int(match.group(1))
     run.env_steps = run.env_steps or frames
+    _figures_from_reports(run)
 
 
 def _parse_sb3(process: ProcessRun, run_dir: Path, run: TrainingRun) -> None:
@@ -163,6 +164,14 @@ def _parse_sb3(process: ProcessRun, run_dir: Path, run: TrainingRun) -> None:
         run.progress.append((t, record["steps"]))
         if record["reward"] is not None:
             run.curve.append((t, record["steps"], record["reward"]))
+    _figures_from_reports(run)
+
+
+def _figures_from_reports(run: TrainingRun) -> None:
+    """A peer's figures from its timestamped reports (pysf reports its own in result.json)."""
+    run.steady_fps = steady_fps_of(run.progress)
+    run.threshold_seconds, run.threshold_steps = first_crossing(run.curve, THRESHOLD)
+    run.final_reward = run.curve[-1][2] if run.curve else None
 
 
 def make_systems(pysf_python: Path, peers_dir: Path) -> Dict[str, System]:
@@ -229,12 +238,6 @@ def train_once(system: System, rep: int, seed: int, env_steps: int, time_limit: 
     except (OSError, ValueError, KeyError) as exc:
         run.error = f"could not read its output ({exc}):\n{process.tail()}"
         return run
-    if run.steady_fps is None:
-        run.steady_fps = steady_fps_of(run.progress)
-    if run.threshold_seconds is None and system.parse is not _parse_pysf:
-        run.threshold_seconds, run.threshold_steps = first_crossing(run.curve, THRESHOLD)
-    if run.final_reward is None and run.curve:
-        run.final_reward = run.curve[-1][2]
     run.stopped_at_time_limit = run.stopped_at_time_limit or run.env_steps < env_steps
     run.ok = True
     return run
@@ -339,13 +342,13 @@ def run_section_script(script: str, args: List[str], pysf_python: Path, json_pat
 def peer_versions(systems: Dict[str, System]) -> Dict[str, str]:
     """Package versions in each venv, read by its own interpreter."""
     packages = {
-        "pysf-native": ["torch", "numpy", "gymnasium"],
+        "pysf": ["torch", "numpy", "gymnasium"],
         "sample-factory": ["sample-factory", "torch", "numpy", "gymnasium"],
         "sb3": ["stable-baselines3", "torch", "numpy", "gymnasium"],
     }
     out = {}
     for name, names in packages.items():
-        system = systems[name]
+        system = systems["pysf-native" if name == "pysf" else name]
         if system.missing():
             continue
         code = ("import importlib.metadata as m, json, sys; "

@@ -30,7 +30,9 @@ def test_sample_factory_console_is_parsed_into_curve_and_progress():
     assert run.curve == [(10.0, 31744, 128.24), (15.0, 97280, 455.0), (20.0, 163840, 495.0)]
     assert run.progress == [(10.0, 31744), (15.0, 97280), (20.0, 163840)]
     assert run.env_steps == 200704
-    assert compare.steady_fps_of(run.progress) == pytest.approx((163840 - 31744) / 10.0)
+    assert run.steady_fps == pytest.approx((163840 - 31744) / 10.0)
+    assert run.threshold_seconds == pytest.approx(17.5) and run.threshold_steps == 130560  # interpolated
+    assert run.final_reward == 495.0
 
 
 def test_sb3_json_lines_are_parsed():
@@ -44,6 +46,7 @@ def test_sb3_json_lines_are_parsed():
     compare._parse_sb3(ProcessRun(returncode=0, wall_seconds=4.0, lines=lines), Path("."), run)
     assert run.progress == [(2.0, 256), (3.0, 512)] and run.curve == [(3.0, 512, 20.5)]
     assert run.env_steps == 512 and run.stopped_at_time_limit
+    assert run.steady_fps == pytest.approx(256.0) and run.threshold_seconds is None and run.final_reward == 20.5
 
 
 def test_first_crossing_interpolates_between_reports():

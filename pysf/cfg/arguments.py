@@ -428,16 +428,7 @@ def load_from_checkpoint(cfg: Config) -> AttrDict:
         FileNotFoundError: there is no saved configuration (wrong ``--experiment`` or ``--train_dir``?).
         ValueError: the saved configuration is not a valid JSON object.
     """
-    filename = cfg_file(cfg, mkdir=False)
-    rename_legacy_config(cfg)
-    if not os.path.isfile(filename):
-        raise FileNotFoundError(
-            f"Could not load saved parameters for experiment {cfg.experiment} (file {filename} not found). Check "
-            f"that you have the correct experiment name and --train_dir is set correctly."
-        )
-
-    loaded_cfg = read_config_file(filename)
-    log.warning("Loading existing experiment configuration from %s", filename)
+    loaded_cfg = _read_saved_config(cfg)
     current = cfg_dict(cfg)
 
     cli_args = current.get("cli_args") or {}
@@ -454,6 +445,20 @@ def load_from_checkpoint(cfg: Config) -> AttrDict:
     for key in RUN_SPECIFIC_KEYS:
         if key in current:
             loaded_cfg[key] = copy.deepcopy(current[key])
+    return loaded_cfg
+
+
+def _read_saved_config(cfg: Config) -> dict:
+    """The experiment's saved ``config.json`` (a legacy ``cfg.json`` is renamed first)."""
+    filename = cfg_file(cfg, mkdir=False)
+    rename_legacy_config(cfg)
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(
+            f"Could not load saved parameters for experiment {cfg.experiment} (file {filename} not found). Check "
+            f"that you have the correct experiment name and --train_dir is set correctly."
+        )
+    loaded_cfg = read_config_file(filename)
+    log.warning("Loading existing experiment configuration from %s", filename)
     return loaded_cfg
 
 
@@ -476,15 +481,7 @@ def checkpoint_override_defaults(cfg: Config, parser: argparse.ArgumentParser) -
     Raises:
         FileNotFoundError: there is no saved configuration.
     """
-    filename = cfg_file(cfg, mkdir=False)
-    rename_legacy_config(cfg)
-    if not os.path.isfile(filename):
-        raise FileNotFoundError(
-            f"Could not load saved parameters for experiment {cfg.experiment} (file {filename} not found). Check "
-            f"that you have the correct experiment name and --train_dir is set correctly."
-        )
-    loaded_cfg = read_config_file(filename)
-    log.warning("Loading existing experiment configuration from %s", filename)
+    loaded_cfg = _read_saved_config(cfg)
     parser.set_defaults(**loaded_cfg)
     return loaded_cfg
 
