@@ -778,71 +778,63 @@ TEST_CASE(start_up_handshake_attach_or_abandon) {
 
 // ---- blocking without spinning, and waking ----------------------------------------------------------------
 
-TEST_CASE(a_waiting_worker_sleeps_until_a_command_arrives) {
-  Channel channel(2, 1);
+/// Runs `wait` in a thread, checks that it announces its wait in `waiting_word` and then sleeps without
+/// burning CPU, calls `wake`, and checks that `wait` returns within kWakeBound. Returns what `wait` returned.
+template <typename Wait, typename Wake>
+auto expect_blocked_until_woken(Channel& channel, std::int64_t waiting_word, const std::string& what, Wait wait,
+                                Wake wake) {
   std::atomic<bool> returned{false};
-  WorkerCommand got{};
+  decltype(wait()) got{};
   Clock::time_point woke_at;
-  Watchdog watchdog(10s, "the waiting worker", [&] { channel.force_wake(); });
+  Watchdog watchdog(10s, what, [&] { channel.force_wake(); });
   std::jthread waiter([&] {
-    got = channel.worker->wait();
+    got = wait();
     woke_at = Clock::now();
     returned.store(true);
   });
-  EXPECT(eventually([&] { return channel.word(MailboxLayout::kWorkerWaitingWord) == 1; }));
+  EXPECT(eventually([&] { return channel.word(waiting_word) == 1; }));
   expect_sleeping(waiter.native_handle(), returned);
-  const auto posted_at = Clock::now();
-  channel.sampler->post_command(CommandKind::kAct, 1, 42, 9);
+  const auto woken_at = Clock::now();
+  wake();
   waiter.join();
-  EXPECT(woke_at - posted_at < kWakeBound);
+  EXPECT(woke_at - woken_at < kWakeBound);
+  EXPECT(channel.word(waiting_word) == 0);
+  return got;
+}
+
+TEST_CASE(a_waiting_worker_sleeps_until_a_command_arrives) {
+  Channel channel(2, 1);
+  const WorkerCommand got = expect_blocked_until_woken(
+      channel, MailboxLayout::kWorkerWaitingWord, "the waiting worker", [&] { return channel.worker->wait(); },
+      [&] { channel.sampler->post_command(CommandKind::kAct, 1, 42, 9); });
   EXPECT(got.kind == CommandKind::kAct && got.split == 1 && got.block == 42 && got.step == 9);
-  EXPECT(channel.word(MailboxLayout::kWorkerWaitingWord) == 0);
 }
 
 TEST_CASE(a_waiting_proxy_sleeps_until_a_report_or_wake_proxy) {
   Channel channel(1, 1);
   for (bool by_report : {true, false}) {
-    std::atomic<bool> returned{false};
-    Clock::time_point woke_at;
-    Watchdog watchdog(10s, "the waiting proxy", [&] { channel.force_wake(); });
-    std::jthread waiter([&] {
-      channel.sampler->wait_for_reports();
-      woke_at = Clock::now();
-      returned.store(true);
-    });
-    EXPECT(eventually([&] { return channel.word(MailboxLayout::kProxyWaitingWord) == 1; }));
-    expect_sleeping(waiter.native_handle(), returned);
-    const auto posted_at = Clock::now();
-    if (by_report) {
-      channel.worker->post_report(ReportKind::kReady, 0, 0);
-    } else {
-      channel.sampler->wake_proxy();
-    }
-    waiter.join();
-    EXPECT(woke_at - posted_at < kWakeBound);
-    EXPECT(channel.word(MailboxLayout::kProxyWaitingWord) == 0);
+    expect_blocked_until_woken(
+        channel, MailboxLayout::kProxyWaitingWord, "the waiting proxy",
+        [&] {
+          channel.sampler->wait_for_reports();
+          return true;
+        },
+        [&] {
+          if (by_report) {
+            channel.worker->post_report(ReportKind::kReady, 0, 0);
+          } else {
+            channel.sampler->wake_proxy();
+          }
+        });
     EXPECT(channel.sampler->take_report(0).has_value() == by_report);
   }
 }
 
 TEST_CASE(stop_wakes_a_blocked_worker_so_it_can_be_joined) {
   Channel channel(3, 2);
-  std::atomic<bool> returned{false};
-  WorkerCommand got{};
-  Clock::time_point woke_at;
-  Watchdog watchdog(10s, "the stopped worker", [&] { channel.force_wake(); });
-  std::jthread waiter([&] {
-    got = channel.worker->wait();
-    woke_at = Clock::now();
-    returned.store(true);
-  });
-  EXPECT(eventually([&] { return channel.word(MailboxLayout::kWorkerWaitingWord) == 1; }));
-  expect_sleeping(waiter.native_handle(), returned);
-  const auto stopped_at = Clock::now();
-  std::jthread stopper([&] { channel.sampler->post_stop(); });  // any thread may stop
-  stopper.join();
-  waiter.join();
-  EXPECT(woke_at - stopped_at < kWakeBound);
+  const WorkerCommand got = expect_blocked_until_woken(
+      channel, MailboxLayout::kWorkerWaitingWord, "the stopped worker", [&] { return channel.worker->wait(); },
+      [&] { std::jthread([&] { channel.sampler->post_stop(); }).join(); });  // any thread may stop
   EXPECT(got.kind == CommandKind::kStop && got.split == -1);
 }
 
@@ -914,21 +906,9 @@ TEST_CASE(a_worker_error_text_travels_through_the_lifeline) {
 
 TEST_CASE(a_sampler_that_goes_away_stops_a_waiting_worker) {
   Channel channel(2, 1);
-  std::atomic<bool> returned{false};
-  WorkerCommand got{};
-  Clock::time_point woke_at;
-  Watchdog watchdog(10s, "the orphaned worker", [&] { channel.force_wake(); });
-  std::jthread waiter([&] {
-    got = channel.worker->wait();
-    woke_at = Clock::now();
-    returned.store(true);
-  });
-  EXPECT(eventually([&] { return channel.word(MailboxLayout::kWorkerWaitingWord) == 1; }));
-  expect_sleeping(waiter.native_handle(), returned);
-  const auto gone_at = Clock::now();
-  channel.sampler.reset();  // closes the sampler's descriptors, as its process dying does
-  waiter.join();
-  EXPECT(woke_at - gone_at < kWakeBound);
+  const WorkerCommand got = expect_blocked_until_woken(
+      channel, MailboxLayout::kWorkerWaitingWord, "the orphaned worker", [&] { return channel.worker->wait(); },
+      [&] { channel.sampler.reset(); });  // closes the sampler's descriptors, as its process dying does
   EXPECT(got.kind == CommandKind::kStop);
   EXPECT(!channel.worker->stop_requested());  // it was the lifeline, not the STOP word
 }
