@@ -953,8 +953,8 @@ TEST_CASE(forked_worker_process_round_trip) {
   std::int64_t* payload = payload_words.data_ptr<std::int64_t>();
   ChildProcess child([&] {
     parts.close_sampler_fds();
-    WorkerMailboxEnd worker(MailboxWords(parts.mailbox, parts.layout), std::move(parts.worker_commands_posted),
-                            std::move(parts.worker_wake_sampler), std::move(parts.worker_lifeline));
+    const std::unique_ptr<WorkerMailboxEnd> worker_end = parts.make_worker_end();
+    WorkerMailboxEnd& worker = *worker_end;
     if (!worker.attach()) return 3;
     const std::string error = run_worker(worker, kSteps, payload);
     if (!error.empty()) {
@@ -992,8 +992,8 @@ TEST_CASE(a_killed_worker_process_is_detected_promptly) {
   ChannelParts parts(1, 1);
   ChildProcess child([&] {
     parts.close_sampler_fds();
-    WorkerMailboxEnd worker(MailboxWords(parts.mailbox, parts.layout), std::move(parts.worker_commands_posted),
-                            std::move(parts.worker_wake_sampler), std::move(parts.worker_lifeline));
+    const std::unique_ptr<WorkerMailboxEnd> worker_end = parts.make_worker_end();
+    WorkerMailboxEnd& worker = *worker_end;
     worker.attach();
     for (;;) {
       if (worker.wait().kind == CommandKind::kStop) return 0;  // sleeps here until killed
@@ -1019,8 +1019,8 @@ TEST_CASE(a_failing_worker_process_sends_its_error_text) {
   ChannelParts parts(1, 1);
   ChildProcess child([&] {
     parts.close_sampler_fds();
-    WorkerMailboxEnd worker(MailboxWords(parts.mailbox, parts.layout), std::move(parts.worker_commands_posted),
-                            std::move(parts.worker_wake_sampler), std::move(parts.worker_lifeline));
+    const std::unique_ptr<WorkerMailboxEnd> worker_end = parts.make_worker_end();
+    WorkerMailboxEnd& worker = *worker_end;
     worker.attach();
     const WorkerCommand command = worker.wait();  // the ASSIGN, then the env "fails" to reset
     worker.report_error("reset failed for block " + std::to_string(command.block));
@@ -1041,8 +1041,8 @@ TEST_CASE(a_worker_process_exits_when_the_sampler_hangs_up) {
   ChannelParts parts(2, 1);
   ChildProcess child([&] {
     parts.close_sampler_fds();
-    WorkerMailboxEnd worker(MailboxWords(parts.mailbox, parts.layout), std::move(parts.worker_commands_posted),
-                            std::move(parts.worker_wake_sampler), std::move(parts.worker_lifeline));
+    const std::unique_ptr<WorkerMailboxEnd> worker_end = parts.make_worker_end();
+    WorkerMailboxEnd& worker = *worker_end;
     worker.attach();
     const WorkerCommand command = worker.wait();
     return command.kind == CommandKind::kStop && !worker.stop_requested() ? 0 : 1;
