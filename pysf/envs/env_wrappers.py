@@ -322,7 +322,9 @@ class RecordingWrapper(gym.Wrapper):
             img = cv2.cvtColor(img, cv2.COLOR_RGBA2BGRA)
         frame_path = os.path.join(self._episode_recording_dir, f"{self._frame_id:05d}.png")
         if not cv2.imwrite(frame_path, img):
-            raise RuntimeError(f"RecordingWrapper: OpenCV could not write {frame_path} (image {img.shape}, {img.dtype})")
+            raise RuntimeError(
+                f"RecordingWrapper: OpenCV could not write {frame_path} (image {img.shape}, {img.dtype})"
+            )
         self._frame_id += 1
 
     def step(self, action: Any) -> GymStepReturn:

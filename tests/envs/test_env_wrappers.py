@@ -42,7 +42,7 @@ def frame(value: int, shape=(H, W, 3)) -> np.ndarray:
 
 
 class ScriptedEnv(gym.Env):
-    """A deterministic env: step ``t`` of an episode returns ``frame(t)``, ``rewards[t-1]``, and ends at ``episode_len``.
+    """A deterministic env: step ``t`` returns ``frame(t)`` and ``rewards[t-1]``; episodes end at ``episode_len``.
 
     Records every action and every reset; ``info`` carries the step index.
     """
