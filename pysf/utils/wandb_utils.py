@@ -25,13 +25,12 @@ Differences from Sample Factory, on purpose:
 from __future__ import annotations
 
 import os
-import time
 from datetime import datetime
 from os.path import join
 from typing import Any
 
 from pysf.utils.typing import Config
-from pysf.utils.utils import experiment_dir, log, summaries_dir
+from pysf.utils.utils import experiment_dir, log, retry, summaries_dir
 
 __all__ = ["init_wandb", "finish_wandb", "WANDB_INSTALL_HINT"]
 
@@ -40,9 +39,8 @@ WANDB_INSTALL_HINT = (
     "(or pysf's extra: `pip install pysf[wandb]`), or run without --with_wandb"
 )
 
-# wandb.init can fail transiently (network, service start-up): Sample Factory tries three times.
-_INIT_ATTEMPTS = 3
-_INIT_RETRY_PAUSE_SECONDS = 1.0
+# wandb.init can fail transiently (network, service start-up): retried as Sample Factory does.
+_INIT_RETRIES = 3
 
 # Scalars are plotted against env steps (the runner writes "train/env_steps" with every summary).
 _ENV_STEPS_METRIC = "train/env_steps"
@@ -82,7 +80,7 @@ def init_wandb(cfg: Config) -> None:
 
     Raises:
         ImportError: wandb is not installed (the message says what to install).
-        Exception: whatever ``wandb.init`` raised on the last of its attempts (e.g. no API key while online: set
+        Exception: whatever ``wandb.init`` raised on its last attempt (e.g. no API key while online: set
             ``WANDB_MODE=offline`` or run ``wandb login``).
     """
     if not cfg.with_wandb:
@@ -107,30 +105,29 @@ def init_wandb(cfg: Config) -> None:
     if not wandb.patched["tensorboard"]:
         wandb.tensorboard.patch(root_logdir=_summary_dir(cfg))
 
-    for attempt in range(1, _INIT_ATTEMPTS + 1):
-        try:
-            wandb.init(
-                project=cfg.wandb_project,
-                entity=cfg.wandb_user,
-                sync_tensorboard=True,
-                id=wandb_unique_id,
-                name=wandb_unique_id,
-                group=wandb_group,
-                job_type=cfg.wandb_job_type,
-                tags=cfg.wandb_tags,
-                resume="allow",
-                dir=wandb_dir or None,
-            )
-            break
-        except Exception as exc:  # noqa: BLE001 - wandb raises many kinds; retried, then re-raised
-            if attempt == _INIT_ATTEMPTS:
-                log.error(
-                    "Could not initialize Weights & Biases after %d attempts: %s. Without network access set "
-                    "WANDB_MODE=offline (upload later with `wandb sync`).", attempt, exc,
-                )
-                raise
-            log.warning("wandb.init failed (attempt %d of %d): %s; retrying", attempt, _INIT_ATTEMPTS, exc)
-            time.sleep(_INIT_RETRY_PAUSE_SECONDS)
+    @retry(_INIT_RETRIES, exceptions=(Exception,))
+    def start_run() -> None:
+        wandb.init(
+            project=cfg.wandb_project,
+            entity=cfg.wandb_user,
+            sync_tensorboard=True,
+            id=wandb_unique_id,
+            name=wandb_unique_id,
+            group=wandb_group,
+            job_type=cfg.wandb_job_type,
+            tags=cfg.wandb_tags,
+            resume="allow",
+            dir=wandb_dir or None,
+        )
+
+    try:
+        start_run()
+    except Exception as exc:
+        log.error(
+            "Could not initialize Weights & Biases: %s. Without network access set WANDB_MODE=offline "
+            "(and upload the run later with `wandb sync`).", exc,
+        )
+        raise
 
     wandb.config.update(_config_values(cfg), allow_val_change=True)
     wandb.define_metric(_ENV_STEPS_METRIC)
