@@ -160,7 +160,7 @@ REFERENCE_TRAINING_DEFAULTS: Dict[str, Any] = {
 
 # Flags added by pysf on top of Sample Factory's.
 PYSF_TRAINING_DEFAULTS: Dict[str, Any] = {
-    "inference_backend": "torchscript",
+    "inference_backend": "auto",
     "env_backend": "auto",
 }
 
@@ -195,7 +195,7 @@ REFERENCE_CHOICES: Dict[str, List[str]] = {
     "rnn_type": ["gru", "lstm"],
     "nonlinearity": ["elu", "relu", "tanh"],
     "policy_initialization": ["orthogonal", "xavier_uniform", "torch_default"],
-    "inference_backend": ["torchscript", "python", "aoti"],
+    "inference_backend": ["auto", "torchscript", "python", "aoti"],
     "env_backend": ["auto", "native", "gym"],
 }
 

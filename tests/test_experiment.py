@@ -209,7 +209,7 @@ def test_resume_adds_keys_new_in_this_version_and_keeps_unknown_saved_keys(tmp_p
     cfg = prepare_experiment_dir(make_cfg(tmp_path, "--inference_backend=python"))
     assert cfg.inference_backend == "python"
     cfg = prepare_experiment_dir(make_cfg(tmp_path))
-    assert cfg.inference_backend == "torchscript" and cfg.removed_old_flag == 7 and cfg.learning_rate == 0.01
+    assert cfg.inference_backend == "auto" and cfg.removed_old_flag == 7 and cfg.learning_rate == 0.01
 
 
 def test_resume_adds_script_specific_flags(tmp_path: Path) -> None:

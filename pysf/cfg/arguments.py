@@ -206,9 +206,6 @@ def git_commit_hash_and_repo_name() -> Tuple[str, str]:
 # Checking a configuration before training
 # --------------------------------------------------------------------------------------------------------------
 
-# --inference_backend values pysf can run today ("aoti" is accepted by the parser but not implemented yet).
-AVAILABLE_INFERENCE_BACKENDS: Tuple[str, ...] = ("torchscript", "python")
-
 # Integer flags that size buffers or batches; zero or negative values make no sense (and would divide by zero).
 _POSITIVE_INT_FLAGS: Tuple[str, ...] = (
     "num_workers",
@@ -584,17 +581,17 @@ def _run_git(*git_args: str) -> str:
 def _backend_errors(cfg: Config) -> List[str]:
     """Problems with the pysf-specific backend flags (``--inference_backend``, ``--env_backend``)."""
     errors: List[str] = []
-    inference_backend = getattr(cfg, "inference_backend", "torchscript")
+    inference_backend = getattr(cfg, "inference_backend", "auto")
     if inference_backend == "aoti":
         errors.append(
-            "--inference_backend=aoti (AOTInductor) is not available in pysf yet. Use --inference_backend=torchscript "
-            "(the default: the model is compiled with TorchScript and runs in C++, fastest) or "
-            "--inference_backend=python (eager PyTorch, for models TorchScript cannot compile)."
+            "--inference_backend=aoti (AOTInductor) is not available in pysf yet. Use --inference_backend=auto "
+            "(the default: compiled with TorchScript and run in C++ when the model compiles, eager otherwise), "
+            "--inference_backend=torchscript or --inference_backend=python (eager PyTorch)."
         )
-    elif inference_backend not in AVAILABLE_INFERENCE_BACKENDS:
+    elif inference_backend not in _available_inference_backends():
         errors.append(
-            f"Unknown --inference_backend={inference_backend!r}: use --inference_backend=torchscript (default) or "
-            f"--inference_backend=python."
+            f"Unknown --inference_backend={inference_backend!r}: use --inference_backend=auto (default), "
+            f"torchscript or python."
         )
 
     env_backend = getattr(cfg, "env_backend", "auto")
@@ -612,6 +609,13 @@ def _backend_errors(cfg: Config) -> List[str]:
     elif env_backend not in ("auto", "gym"):
         errors.append(f"Unknown --env_backend={env_backend!r}: use auto (default), native or gym.")
     return errors
+
+
+def _available_inference_backends() -> Tuple[str, ...]:
+    """--inference_backend values pysf can run today ("aoti" is a parser choice, not implemented yet)."""
+    from pysf.algo.inference.policy_backends import INFERENCE_BACKENDS
+
+    return INFERENCE_BACKENDS
 
 
 def _data_layout_errors(cfg: Config, num_agents: int, recurrence: int, recurrence_is_auto: bool) -> List[str]:

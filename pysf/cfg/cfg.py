@@ -185,12 +185,13 @@ def _add_system_args(p: ArgumentParser) -> None:
     p.add_argument(
         "--inference_backend",
         type=str,
-        default="torchscript",
-        choices=["torchscript", "python", "aoti"],
-        help="pysf-specific: how the policy runs inside the rollout engine. 'torchscript': the model is compiled "
-        "with TorchScript and executed in C++ (default, fastest); 'python': eager PyTorch called from the engine "
-        "(slower fallback for models TorchScript cannot compile); 'aoti': an AOTInductor ahead-of-time compiled "
-        "model executed in C++.",
+        default="auto",
+        choices=["auto", "torchscript", "python", "aoti"],
+        help="pysf-specific: how the policy runs inside the rollout engine. 'auto' (default): compiled with "
+        "TorchScript and executed in C++ when the model compiles, otherwise eager PyTorch (one log line says "
+        "which component did not compile and why); 'torchscript': compiled, and a model that does not compile "
+        "stops with the full error; 'python': eager PyTorch called from the engine (slower); 'aoti': an "
+        "AOTInductor ahead-of-time compiled model (not available yet).",
     )
     p.add_argument(
         "--num_workers",

@@ -38,11 +38,14 @@ from pysf.utils.typing import ActionSpace, Config, ObsSpace
 class ActorCritic(nn.Module, Configurable):
     """Base of all actor-critics: normalizers, action head construction, weight init and output helpers.
 
-    Subclasses build their encoders/cores/decoders, a ``critic_linear`` value head and an
-    ``action_parameterization`` (``get_action_parameterization``), and implement ``forward_head``,
-    ``forward_core``, ``forward_tail`` and ``forward``. Keep them TorchScript-compilable: type-annotate
-    arguments (``Dict[str, Tensor]`` for observation dicts), no ``*args``/``**kwargs``, no
-    ``torch.distributions``.
+    A subclass that sets ``encoder``, ``core``, ``decoder``, ``critic_linear`` and ``action_parameterization``
+    (``get_action_parameterization``), as Sample Factory's custom model template does, gets working
+    ``forward_head`` / ``forward_core`` / ``forward_tail`` / ``forward`` from these components; a subclass that
+    overrides any of them keeps full control of it (the learner calls the first three, inference calls
+    ``forward``). pysf compiles the model for inference (TorchScript): the methods' signatures below are the
+    contract, and pysf supplies their types to subclasses that did not annotate them; inside, use torch
+    operations only (no numpy, no ``torch.distributions``, no ``*args``/``**kwargs``). A model that does not
+    compile still trains with eager inference (``--inference_backend=auto``, the default).
     """
 
     # Eager-only attributes TorchScript need not try to compile (it would attempt their Python classes).
@@ -93,16 +96,23 @@ class ActorCritic(nn.Module, Configurable):
             else:
                 module.to(device)
 
+    def _input_encoder(self) -> Optional[nn.Module]:
+        """The encoder that answers device/dtype queries: ``encoders[0]``, else a subclass's ``encoder``."""
+        encoder = self.encoders[0] if self.encoders else getattr(self, "encoder", None)
+        return encoder if hasattr(encoder, "device_for_input_tensor") else None
+
     def device_for_input_tensor(self, input_tensor_name: str) -> Optional[torch.device]:
         """Device for observation key ``input_tensor_name``."""
-        if self.encoders:
-            return self.encoders[0].device_for_input_tensor(input_tensor_name)
+        encoder = self._input_encoder()
+        if encoder is not None:
+            return encoder.device_for_input_tensor(input_tensor_name)
         return model_device(self)
 
     def type_for_input_tensor(self, input_tensor_name: str) -> torch.dtype:
         """Dtype for observation key ``input_tensor_name``."""
-        if self.encoders:
-            return self.encoders[0].type_for_input_tensor(input_tensor_name)
+        encoder = self._input_encoder()
+        if encoder is not None:
+            return encoder.type_for_input_tensor(input_tensor_name)
         return torch.float32
 
     def normalize_obs(self, obs: Dict[str, Tensor]) -> Dict[str, Tensor]:
@@ -139,21 +149,45 @@ class ActorCritic(nn.Module, Configurable):
             result["actions"] = actions
             result["log_prob_actions"] = log_prob_actions
 
-    # ---- abstract forward API --------------------------------------------------------------------
+    # ---- forward API: defaults built from encoder / core / decoder / critic_linear / action_parameterization --
+
+    def _require_components(self, method: str, names: Tuple[str, ...]) -> None:
+        """Eager check behind the default methods: the components they use must exist."""
+        missing = [name for name in names if not hasattr(self, name)]
+        if missing:
+            raise NotImplementedError(
+                f"{type(self).__name__}.{method}: the default implementation uses self.{', self.'.join(missing)}, "
+                f"which {type(self).__name__} does not set. Set {', '.join(missing)} in __init__ (as in Sample "
+                f"Factory's custom model template) or override {method}()."
+            )
 
     def forward_head(self, normalized_obs_dict: Dict[str, Tensor]) -> Tensor:
-        """Encoders: ``[B, ...]`` observations -> ``[B, F]``."""
-        raise NotImplementedError()
+        """Encoders: ``[B, ...]`` observations -> ``[B, F]`` (default: ``self.encoder``)."""
+        if not torch.jit.is_scripting():
+            self._require_components("forward_head", ("encoder",))
+        return self.encoder(normalized_obs_dict)
 
     def forward_core(self, head_output: Tensor, rnn_states: Tensor) -> Tuple[Tensor, Tensor]:
-        """Cores: ``(features, rnn_states) -> (core_output, new_rnn_states)``."""
-        raise NotImplementedError()
+        """Cores: ``(features, rnn_states) -> (core_output, new_rnn_states)`` (default: ``self.core``)."""
+        if not torch.jit.is_scripting():
+            self._require_components("forward_core", ("core",))
+        return self.core(head_output, rnn_states)
 
     def forward_tail(
         self, core_output: Tensor, values_only: bool, sample_actions: bool, action_mask: Optional[Tensor] = None
     ) -> Dict[str, Tensor]:
-        """Decoders and heads: ``values`` and, unless ``values_only``, the action outputs."""
-        raise NotImplementedError()
+        """Decoders and heads: ``values`` and, unless ``values_only``, the action outputs.
+
+        Default: ``self.decoder``, then ``self.critic_linear`` for the values and ``self.action_parameterization``
+        for the actions, all on the decoder's output.
+        """
+        if not torch.jit.is_scripting():
+            self._require_components("forward_tail", ("decoder", "critic_linear", "action_parameterization"))
+        decoder_output = self.decoder(core_output)
+        result: Dict[str, Tensor] = {"values": self.critic_linear(decoder_output).squeeze(1)}
+        if not values_only:
+            self._add_action_outputs(result, decoder_output, sample_actions, action_mask)
+        return _as_output(result)
 
     def forward(
         self,
@@ -190,21 +224,6 @@ class ActorCriticSharedWeights(ActorCritic):
         self.critic_linear = nn.Linear(decoder_out_size, 1)
         self.action_parameterization = self.get_action_parameterization(decoder_out_size)
         self.apply(self.initialize_weights)
-
-    def forward_head(self, normalized_obs_dict: Dict[str, Tensor]) -> Tensor:
-        return self.encoder(normalized_obs_dict)
-
-    def forward_core(self, head_output: Tensor, rnn_states: Tensor) -> Tuple[Tensor, Tensor]:
-        return self.core(head_output, rnn_states)
-
-    def forward_tail(
-        self, core_output: Tensor, values_only: bool, sample_actions: bool, action_mask: Optional[Tensor] = None
-    ) -> Dict[str, Tensor]:
-        decoder_output = self.decoder(core_output)
-        result: Dict[str, Tensor] = {"values": self.critic_linear(decoder_output).squeeze(1)}
-        if not values_only:
-            self._add_action_outputs(result, decoder_output, sample_actions, action_mask)
-        return _as_output(result)
 
 
 class ActorCriticSeparateWeights(ActorCritic):

@@ -24,6 +24,13 @@ class ModelCore(ModelModule):
         super().__init__(cfg)
         self.core_output_size = -1
 
+    def forward(self, head_output: Tensor, rnn_states: Tensor) -> Tuple[Tensor, Tensor]:
+        """The contract: ``(features [B, F], rnn_states [B, S]) -> (core output [B, get_out_size()], new states [B, S])``.
+
+        pysf compiles subclasses with these types even where their ``forward`` is not annotated.
+        """
+        raise NotImplementedError()
+
     def get_out_size(self) -> int:
         return self.core_output_size
 

@@ -12,6 +12,13 @@ from pysf.utils.typing import Config
 class Decoder(ModelModule):
     """Base of all decoders: ``forward(core_output) -> Tensor[B, F]``; subclasses implement ``get_out_size()``."""
 
+    def forward(self, core_output: Tensor) -> Tensor:
+        """The contract: core output ``[B, F]`` -> features ``[B, get_out_size()]`` for the action and value heads.
+
+        pysf compiles subclasses with these types even where their ``forward`` is not annotated.
+        """
+        raise NotImplementedError()
+
 
 class MlpDecoder(Decoder):
     """MLP of ``--decoder_mlp_layers`` (identity when empty, the default)."""

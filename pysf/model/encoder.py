@@ -28,6 +28,13 @@ class Encoder(ModelModule):
     def __init__(self, cfg: Config):
         super().__init__(cfg)
 
+    def forward(self, obs_dict: Dict[str, Tensor]) -> Tensor:
+        """The contract: a dict of normalized observations ``[B, ...]`` -> features ``[B, get_out_size()]``.
+
+        pysf compiles subclasses with these types even where their ``forward`` is not annotated.
+        """
+        raise NotImplementedError()
+
     def model_to_device(self, device: torch.device) -> None:
         """Move the encoder to ``device`` (override to keep parts elsewhere)."""
         self.to(device)

@@ -1,14 +1,18 @@
 """TorchScript bridge: compile an actor-critic for the native core, verify it, explain failures.
 
 ``compile_inference_module`` scripts a frozen-in-eval-mode copy of the model wrapped in
-``InferencePolicy``, then checks the compiled module against the eager one on random inputs. When a user
-component cannot be compiled, ``ModelCompileError`` names the component, quotes TorchScript's report
-(construct and line) and says what to change, or how to fall back to eager inference.
+``InferencePolicy``, then checks the compiled module against the eager one on random inputs. User
+components need no type annotations: pysf supplies the component contracts' types to the copy
+(``annotate.py``). When a component still cannot be compiled, ``ModelCompileError`` names the component,
+quotes TorchScript's report (construct and line) and says what to change, or how to fall back to eager
+inference; TorchScript's cached types of the failed classes are dropped, so a later compile in the same
+process reports the real problem again (or succeeds once it is fixed).
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import io
 import re
 import warnings
@@ -19,6 +23,12 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from pysf.algo.inference.annotate import (
+    ANNOTATED_FILE_SUFFIX,
+    forget_compiled_classes,
+    original_class,
+    supply_contract_annotations,
+)
 from pysf.algo.inference.policy_module import ACTION_MASK_KEY, InferencePolicy, make_inference_module
 from pysf.model.actor_critic import ActorCritic
 from pysf.utils.typing import ObsSpace
@@ -69,13 +79,43 @@ _FIX_HINTS: List[Tuple[str, str]] = [
 
 
 class ModelCompileError(RuntimeError):
-    """The model (or one of its components) cannot be compiled for native inference."""
+    """The model (or one of its components) cannot be compiled for native inference.
 
-    def __init__(self, message: str, component_name: str, component_class: str, torchscript_message: str):
+    Attributes: ``component_name`` (e.g. ``"encoder"``), ``component_class``, ``torchscript_message`` (TorchScript's
+    whole report), ``construct`` (its first line: what failed) and ``location`` (``file:line`` of the failing code,
+    or None).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        component_name: str,
+        component_class: str,
+        torchscript_message: str,
+        fallback_location: Optional[str] = None,
+    ):
         super().__init__(message)
         self.component_name = component_name
         self.component_class = component_class
         self.torchscript_message = torchscript_message
+        self.construct, self.location = summarize_torchscript_error(torchscript_message)
+        # Some failures (e.g. a numpy call) come without a source frame: then point at the component's forward.
+        self.location = self.location or fallback_location
+
+
+_TORCHSCRIPT_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
+
+
+def summarize_torchscript_error(message: str) -> Tuple[str, Optional[str]]:
+    """``(what failed, "file:line" where)`` from a TorchScript error report (the first frame is the failing code)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    construct = lines[0].rstrip(":") if lines else "unknown TorchScript error"
+    frame = _TORCHSCRIPT_FRAME.search(message)
+    location = None
+    if frame is not None:
+        filename = frame.group("file").removesuffix(ANNOTATED_FILE_SUFFIX)
+        location = f"{filename}:{frame.group('line')}"
+    return construct, location
 
 
 class ModelVerificationError(RuntimeError):
@@ -105,6 +145,7 @@ def _find_failing_component(model: nn.Module) -> Optional[Tuple[str, nn.Module]]
         try:
             _script(module)
         except Exception:  # noqa: BLE001 - any TorchScript failure marks the culprit
+            forget_compiled_classes(module)
             return name, module
     return None
 
@@ -136,7 +177,7 @@ def explain_compile_failure(model: nn.Module, exc: Exception) -> ModelCompileErr
     else:
         component_name = "actor_critic"
         module = model.actor_critic if isinstance(model, InferencePolicy) else model
-    cls = type(module)
+    cls = original_class(type(module))
     ts_message = str(exc)
     hints = "\n".join(f"  - {hint}" for hint in _fix_hints(ts_message))
     message = (
@@ -146,7 +187,16 @@ def explain_compile_failure(model: nn.Module, exc: Exception) -> ModelCompileErr
         f"How to fix it:\n{hints}\n"
         f"{PYTHON_BACKEND_HINT}"
     )
-    return ModelCompileError(message, component_name, cls.__qualname__, ts_message)
+    return ModelCompileError(message, component_name, cls.__qualname__, ts_message, _forward_location(cls))
+
+
+def _forward_location(cls: type) -> Optional[str]:
+    """``file:line`` of ``cls.forward``, or None when it has no source."""
+    try:
+        forward = cls.forward
+        return f"{inspect.getsourcefile(forward)}:{inspect.getsourcelines(forward)[1]}"
+    except (AttributeError, OSError, TypeError):
+        return None
 
 
 # ---- verification -------------------------------------------------------------------------------
@@ -231,10 +281,14 @@ def compile_inference_module(
     for param in inference_copy.parameters():
         param.requires_grad_(False)
     eager = make_inference_module(inference_copy, obs_space)
+    supply_contract_annotations(eager)
     try:
         compiled = _script(eager)
     except Exception as exc:  # noqa: BLE001 - TorchScript raises several exception types
-        raise explain_compile_failure(eager, exc) from None
+        forget_compiled_classes(eager)
+        error = explain_compile_failure(eager, exc)
+        forget_compiled_classes(eager)
+        raise error from None
     compiled.eval()
     if verify:
         verify_compiled(compiled, eager, obs_space, rnn_state_size)

@@ -1,4 +1,8 @@
-"""Inference back-ends: the native TorchScript policy (default) and the eager Python fallback.
+"""Inference back-ends: the native TorchScript policy and the eager Python fallback.
+
+``--inference_backend=auto`` (the default) tries the compiled back-ends in ``AUTO_BACKEND_CHAIN`` order and
+falls back to eager Python inference with one log line naming the component that did not compile, the
+construct and the cost; ``torchscript`` stops with the full error instead.
 
 Both expose the same interface, the one the rollout engine drives:
 
@@ -10,18 +14,32 @@ Both expose the same interface, the one the rollout engine drives:
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from pysf.algo.inference.compile import compile_inference_module, serialize_script_module
+from pysf.algo.inference.compile import (
+    ModelCompileError,
+    ModelVerificationError,
+    compile_inference_module,
+    serialize_script_module,
+)
 from pysf.algo.inference.policy_module import make_inference_module
 from pysf.model.actor_critic import ActorCritic
 from pysf.utils.typing import ObsSpace
 
-INFERENCE_BACKENDS = ("torchscript", "python")
+log = logging.getLogger("pysf")
+
+INFERENCE_BACKENDS = ("auto", "torchscript", "python")
+# What ``auto`` tries, in order, before eager Python inference (AOTInductor joins when pysf has it).
+AUTO_BACKEND_CHAIN = ("torchscript",)
+EAGER_INFERENCE_COST = (
+    "slower: every inference batch runs through the Python interpreter under the GIL instead of pysf's native "
+    "loop (about 3x the compiled forward's latency for a small MLP at batch 1, benchmarks/RESULTS.md)"
+)
 _WRAPPER_PREFIX = "actor_critic."
 
 WeightsSource = Union[nn.Module, Mapping[str, Tensor]]
@@ -143,11 +161,17 @@ def make_inference_policy(
     actor_critic: ActorCritic,
     obs_space: ObsSpace,
     rnn_state_size: int,
-    backend: str = "torchscript",
+    backend: str = "auto",
     device: Union[str, torch.device] = "cpu",
     verify: bool = True,
 ) -> InferencePolicyBackend:
     """The inference policy for ``actor_critic`` on ``backend`` (``--inference_backend``)."""
+    if backend == "auto":
+        try:
+            return make_inference_policy(actor_critic, obs_space, rnn_state_size, AUTO_BACKEND_CHAIN[0], device, verify)
+        except (ModelCompileError, ModelVerificationError) as exc:
+            log.warning("%s", eager_fallback_message(exc))
+            backend = "python"
     if backend == "torchscript":
         compiled, _ = compile_inference_module(actor_critic, obs_space, rnn_state_size, verify=verify)
         policy = NativePolicy(compiled, device)
@@ -157,6 +181,23 @@ def make_inference_policy(
         return PythonPolicy(actor_critic, obs_space, device)
     if backend == "aoti":
         raise NotImplementedError(
-            "--inference_backend=aoti (AOTInductor) is not available yet; use torchscript (default) or python"
+            "--inference_backend=aoti (AOTInductor) is not available yet; use auto (default), torchscript or python"
         )
     raise ValueError(f"Unknown --inference_backend={backend!r}: use one of {INFERENCE_BACKENDS}")
+
+
+def eager_fallback_message(exc: Exception) -> str:
+    """The one line ``auto`` logs when it falls back to eager inference: what failed, where, and the cost."""
+    if isinstance(exc, ModelCompileError):
+        where = f" at {exc.location}" if exc.location else ""
+        reason = (
+            f"TorchScript cannot compile component '{exc.component_name}' ({exc.component_class}){where}: "
+            f"{exc.construct}"
+        )
+    else:
+        first_problem = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        reason = f"the TorchScript-compiled model does not reproduce the eager one ({first_problem})"
+    return (
+        f"Inference: {reason}. Falling back to eager PyTorch inference (--inference_backend=python), "
+        f"{EAGER_INFERENCE_COST}. --inference_backend=torchscript stops with the full report instead."
+    )
