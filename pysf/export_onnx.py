@@ -39,7 +39,7 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from pysf.algo.inference.policy_module import ACTION_MASK_KEY, make_inference_module
+from pysf.algo.inference.policy_module import make_inference_module
 from pysf.algo.utils.action_distributions import calc_num_actions
 from pysf.algo.utils.checkpoints import checkpoint_dir, load_latest_checkpoint
 from pysf.algo.utils.env_info import EnvInfo, as_dict_space, extract_env_info, obtain_env_info
@@ -331,6 +331,7 @@ def _quiet_exporter() -> Iterator[None]:
 def write_onnx(model: OnnxExporter, f: Union[str, os.PathLike]) -> None:
     """Trace ``model`` with a dynamic batch dimension and write the ONNX file ``f`` (weights inside it)."""
     _require_exporter_packages()
+    os.makedirs(os.path.dirname(os.path.abspath(f)), exist_ok=True)
     inputs = generate_args(model.env_info.obs_space, _EXAMPLE_BATCH_SIZE)
     if model.use_rnn:
         inputs[RNN_STATES_INPUT] = generate_rnn_states(model.cfg, _EXAMPLE_BATCH_SIZE)
@@ -383,8 +384,8 @@ def parse_export_args(argv: Optional[List[str]] = None) -> Config:
         "--onnx_file",
         default=None,
         type=str,
-        help="Where to write the ONNX model (default: <experiment>.onnx in the current directory, as Sample "
-        "Factory's export example)",
+        help="Where to write the ONNX model (missing folders are created); unset: <experiment>.onnx in the "
+        "current directory, as in Sample Factory's export example",
     )
     return parse_full_cfg(parser, argv)
 
