@@ -359,6 +359,7 @@ def test_dict_torchscript_matches_eager():
 
 
 def test_summaries():
+    """Sample Factory's names and values: the last two parts of the buffer name, std = mean(sqrt(var + 1e-5))."""
     rms = RunningMeanStdDictInPlace(_dict_space())
     rms(
         {
@@ -368,14 +369,23 @@ def test_summaries():
         }
     )
     s = running_mean_std_summaries(rms)
-    assert "running_mean_std_obs_running_mean_avg" in s
-    assert "running_mean_std_obs_running_std_avg" in s
+    assert set(s) == {f"{k}_running_{stat}" for k in ("obs", "img", "measurements") for stat in ("mean", "std")}
+    torch.testing.assert_close(s["obs_running_mean"], rms.running_mean_std["obs"].running_mean.float().mean())
     torch.testing.assert_close(
-        s["running_mean_std_obs_running_mean_avg"], rms.running_mean_std["obs"].running_mean.float().mean()
+        s["img_running_std"], (rms.running_mean_std["img"].running_var.float() + EPS).sqrt().mean()
     )
-    torch.testing.assert_close(
-        s["running_mean_std_img_running_std_avg"], rms.running_mean_std["img"].running_var.float().sqrt().mean()
-    )
+    # a scripted module has the same buffers, so the same summaries
+    scripted = running_mean_std_summaries(torch.jit.script(rms))
+    assert set(scripted) == set(s)
+    for k in s:
+        torch.testing.assert_close(scripted[k], s[k])
+    # a bare normalizer (Sample Factory's returns normalizer; its actor-critic adds the "returns_" prefix)
+    bare = RunningMeanStdInPlace((1,))
+    bare(torch.tensor([[1.0], [3.0]]))
+    s = running_mean_std_summaries(bare)
+    assert set(s) == {"running_mean", "running_std"}
+    torch.testing.assert_close(s["running_mean"], bare.running_mean.float().mean())
+    torch.testing.assert_close(s["running_std"], (bare.running_var.float() + EPS).sqrt().mean())
 
 
 # ------------------------------------------------------------------------------------------------

@@ -4,7 +4,12 @@ The subset user code imports from Sample Factory: the ``log`` logger, ``str2bool
 (``experiments_dir``, ``experiment_dir``, ``summaries_dir``, ``cfg_file``, ``cfg_file_old``), directory helpers
 (``ensure_dir_exists``, ``maybe_ensure_dir_exists``, ``safe_ensure_dir_exists``, ``remove_if_exists``), git
 information (``git_root``, ``get_git_commit_hash``, ``save_git_diff``), ``project_tmp_dir``/``get_username``,
-``init_file_logger``, ``log_every_n``/``debug_log_every_n`` and ``is_module_available``.
+``init_file_logger``/``has_file_handler``, ``log_every_n``/``debug_log_every_n``, ``is_module_available``,
+``static_vars``, ``set_attr_if_exists``, ``retry``, ``safe_get``, numpy helpers (``scale_to_range``,
+``numpy_all_the_way``, ``numpy_flatten``, ``ensure_contigious``, ``min_with_idx``/``max_with_idx``/``op_with_idx``),
+``figure_to_numpy``, and process/OS helpers (``get_free_disk_space_mb``, ``memory_consumption_mb``, ``kill``,
+``join_or_kill``, ``list_child_processes``, ``kill_processes``, ``cores_for_worker_process``,
+``set_process_cpu_affinity``). ``AttrDict`` is re-exported for code written for older Sample Factory versions.
 
 Differences from Sample Factory, on purpose:
 
@@ -13,24 +18,37 @@ Differences from Sample Factory, on purpose:
   format ``[time][pid] message`` and the ``sf_log.txt`` file handler on the root logger) sends them, and pytest's
   ``caplog`` sees them. Sample Factory attaches a colored stream handler at import time and stops propagation.
 - Importing this module has no side effects on the file system (Sample Factory opens ``./sf_log.txt``).
+- ``is_module_available`` finds the module without importing it (Sample Factory imports it).
+- ``figure_to_numpy`` returns ``[height, width, 4]`` RGBA (Sample Factory's reshape is ``[width, height, 4]``,
+  the same only for square figures).
+- Not provided: ``safe_put``/``safe_put_many`` (they rely on faster_fifo's ``put_many`` raising ``queue.Full``
+  after its own timeout, which pysf's queues do not have).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import operator
 import os
+import queue
 import subprocess
+import sys
 import tempfile
+import time
 from os.path import join
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
+
+import numpy as np
 
 from pysf.cfg.cfg import str2bool
+from pysf.utils.attr_dict import AttrDict
 from pysf.utils.typing import Config
 
 __all__ = [
     "log",
     "str2bool",
+    "AttrDict",
     "CONFIG_FILENAME",
     "LEGACY_CONFIG_FILENAME",
     "LOG_FILENAME",
@@ -54,6 +72,26 @@ __all__ = [
     "debug_log_every_n",
     "is_module_available",
     "static_vars",
+    "has_file_handler",
+    "set_attr_if_exists",
+    "scale_to_range",
+    "op_with_idx",
+    "min_with_idx",
+    "max_with_idx",
+    "safe_get",
+    "retry",
+    "numpy_all_the_way",
+    "numpy_flatten",
+    "ensure_contigious",
+    "figure_to_numpy",
+    "get_free_disk_space_mb",
+    "memory_consumption_mb",
+    "kill",
+    "join_or_kill",
+    "list_child_processes",
+    "kill_processes",
+    "cores_for_worker_process",
+    "set_process_cpu_affinity",
 ]
 
 # Sample Factory's logger name: user code does ``from sample_factory.utils.utils import log``.
@@ -220,6 +258,15 @@ def init_file_logger(cfg: Config) -> Optional[str]:
     return filename
 
 
+def has_file_handler() -> bool:
+    """Whether log records already go to a file: ``log`` or the root logger (where pysf's runner installs
+    ``sf_log.txt``) has a ``logging.FileHandler``."""
+    for logger in (log, logging.getLogger()):
+        if any(isinstance(handler, logging.FileHandler) for handler in logger.handlers):
+            return True
+    return False
+
+
 _log_every_n_history: Dict[str, int] = {}
 
 
@@ -260,6 +307,178 @@ def static_vars(**kwargs: Any) -> Callable[[Callable], Callable]:
     return decorate
 
 
+def set_attr_if_exists(obj: Any, attr_name: str, attr_value: Any) -> None:
+    """``setattr(obj, attr_name, attr_value)`` only when ``obj`` already has that attribute."""
+    if hasattr(obj, attr_name):
+        setattr(obj, attr_name, attr_value)
+
+
+def retry(times: int, exceptions: Union[Type[BaseException], Tuple[Type[BaseException], ...]]) -> Callable:
+    """Decorator: when the function raises one of ``exceptions``, log a warning, wait and call it again.
+
+    The function is tried ``times`` times with waits of 1, 2, 4, ... seconds (at most 10) after each failure,
+    then once more, whose exception (if any) propagates.
+    """
+
+    def decorator(func: Callable) -> Callable:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            for attempt in range(times):
+                try:
+                    return func(*args, **kwargs)
+                except exceptions:
+                    log.warning("Exception thrown when attempting to run %r, attempt %d out of %d", func, attempt, times)
+                    time.sleep(min(2**attempt, 10))
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def safe_get(q: Any, timeout: float = 1e6, msg: str = "Queue timeout") -> Any:
+    """``q.get()`` that waits in slices of ``timeout`` seconds (logging each expiry) until an item arrives.
+
+    A finite timeout keeps ``KeyboardInterrupt`` deliverable while waiting, which a bare blocking ``get`` of a
+    multiprocessing queue does not.
+    """
+    while True:
+        try:
+            return q.get(timeout=timeout)
+        except queue.Empty:
+            log.info("Queue timed out (%s), timeout %.3f", msg, timeout)
+
+
+# ---- numpy
+
+
+def scale_to_range(np_array: np.ndarray, min_: float, max_: float) -> np.ndarray:
+    """Affinely map the values of ``np_array`` so that its minimum becomes ``min_`` and its maximum ``max_``
+    (a constant array gives NaNs, as the span is 0)."""
+    min_arr = np.min(np_array)
+    max_arr = np.max(np_array)
+    unit = (np_array - min_arr) / (max_arr - min_arr)
+    return unit * (max_ - min_) + min_
+
+
+def op_with_idx(x: Sequence[Any], op: Callable[[Any, Any], bool]) -> Tuple[Any, int]:
+    """``(best item, its index)`` of a non-empty sequence, where ``op(a, b)`` says ``a`` beats ``b``; ties keep the
+    first occurrence."""
+    if len(x) == 0:
+        raise ValueError("op_with_idx needs a non-empty sequence")
+    best_idx = 0
+    best_x = x[0]
+    for i, item in enumerate(x):
+        if op(item, best_x):
+            best_x, best_idx = item, i
+    return best_x, best_idx
+
+
+def min_with_idx(x: Sequence[Any]) -> Tuple[Any, int]:
+    """``(minimum, index of its first occurrence)``."""
+    return op_with_idx(x, operator.lt)
+
+
+def max_with_idx(x: Sequence[Any]) -> Tuple[Any, int]:
+    """``(maximum, index of its first occurrence)``."""
+    return op_with_idx(x, operator.gt)
+
+
+def numpy_all_the_way(list_of_arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack equally shaped arrays into one array with a new leading dimension (``[len, *shape]``)."""
+    shape = [len(list_of_arrays)] + list(list_of_arrays[0].shape)
+    return np.concatenate(list_of_arrays).reshape(shape)
+
+
+def numpy_flatten(list_of_arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Concatenate arrays along their first dimension."""
+    return np.concatenate(list_of_arrays, axis=0)
+
+
+def ensure_contigious(x: np.ndarray) -> np.ndarray:
+    """``x`` itself when it is C-contiguous, else a C-contiguous copy (Sample Factory's spelling of the name)."""
+    if not x.flags["C_CONTIGUOUS"]:
+        x = np.ascontiguousarray(x)
+    return x
+
+
+def figure_to_numpy(figure: Any) -> np.ndarray:
+    """Render a matplotlib figure and return its pixels as a ``uint8`` array ``[height, width, 4]`` (RGBA)."""
+    figure.canvas.draw()
+    rgba = np.asarray(figure.canvas.buffer_rgba(), dtype=np.uint8)
+    return rgba.reshape(rgba.shape[0], rgba.shape[1], 4).copy()
+
+
+# ---- processes and the OS
+
+
+def get_free_disk_space_mb(cfg: Config) -> float:
+    """Free space (MiB) on the file system holding ``cfg.train_dir`` (created if missing)."""
+    statvfs = os.statvfs(experiments_dir(cfg))
+    return statvfs.f_frsize * statvfs.f_bfree / (1024 * 1024)
+
+
+def memory_consumption_mb() -> float:
+    """Resident memory of the current process, in MiB."""
+    import psutil
+
+    return psutil.Process(os.getpid()).memory_info().rss / (1024 * 1024)
+
+
+def kill(proc_pid: int) -> None:
+    """Kill process ``proc_pid`` and all its descendants (SIGKILL)."""
+    import psutil
+
+    process = psutil.Process(proc_pid)
+    for child in process.children(recursive=True):
+        child.kill()
+    process.kill()
+
+
+def join_or_kill(process: Any, timeout: float = 1.0) -> None:
+    """Join a ``multiprocessing.Process`` for up to ``timeout`` seconds, then kill it if it is still alive."""
+    process.join(timeout)
+    if process.is_alive():
+        log.warning("Process %r could not join, kill it with fire!", process)
+        process.kill()
+        log.warning("Process %r is dead (%r)", process, process.is_alive())
+
+
+def list_child_processes() -> List[Any]:
+    """The running descendants of this process, as ``psutil.Process`` objects."""
+    import psutil
+
+    alive = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.is_running():
+                alive.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+# Helper processes that must outlive a kill_processes() sweep: killing torch's shared-memory manager or
+# Python's resource/semaphore trackers leaks shared memory segments until reboot.
+_PROCESSES_TO_SPARE = ("torch_shm", "resource_tracker", "semaphore_tracker")
+
+
+def kill_processes(processes: Iterable[Any]) -> None:
+    """Kill the given ``psutil.Process`` objects (e.g. :func:`list_child_processes`), sparing torch's
+    shared-memory manager and Python's resource/semaphore trackers; already finished ones are skipped."""
+    import psutil
+
+    for p in processes:
+        try:
+            if any(name in part for name in _PROCESSES_TO_SPARE for part in [p.name()] + p.cmdline()):
+                continue
+            log.debug("Child process name %d %r %r %r", p.pid, p.name(), p.exe(), p.cmdline())
+            if p.is_running():
+                log.debug("Killing process %s...", p.name())
+                p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
 # ---- worker processes' CPU cores and priority (Sample Factory's --set_workers_cpu_affinity, --default_niceness)
 
 
@@ -279,22 +498,35 @@ def cores_for_worker_process(worker_idx: int, num_workers: int, cpu_count: int) 
     return None
 
 
+def set_process_cpu_affinity(worker_idx: int, num_workers: int) -> None:
+    """Pin the current process to the cores :func:`cores_for_worker_process` gives worker ``worker_idx`` of
+    ``num_workers``, as indices into the cores this process may use now (e.g. a SLURM allocation). Does nothing
+    where the OS has no CPU affinity (macOS) or when the workers do not divide the cores evenly."""
+    import psutil
+
+    process = psutil.Process()
+    if not hasattr(process, "cpu_affinity"):
+        log.debug("No CPU affinity on %s, not setting it", sys.platform)
+        return
+    available = process.cpu_affinity()
+    cores = cores_for_worker_process(worker_idx, num_workers, len(available))
+    if cores is not None:
+        process.cpu_affinity([available[c] for c in cores])
+    log.debug("Worker %d uses CPU cores %r", worker_idx, process.cpu_affinity())
+
+
 def set_worker_process_affinity_and_niceness(cfg: Config, worker_idx: int) -> None:
     """What Sample Factory does at the start of a rollout worker process: pin it to its cores
     (``--set_workers_cpu_affinity``) and, with several workers, lower its priority to
     ``--default_niceness`` + 10 so the learner and inference preempt env stepping when they need a core."""
     import psutil
 
-    process = psutil.Process()
     num_workers = int(cfg.num_workers)
     try:
-        if cfg.set_workers_cpu_affinity and hasattr(process, "cpu_affinity"):
-            available = process.cpu_affinity()
-            cores = cores_for_worker_process(worker_idx, num_workers, len(available))
-            if cores is not None:
-                process.cpu_affinity([available[c] for c in cores])
+        if cfg.set_workers_cpu_affinity:
+            set_process_cpu_affinity(worker_idx, num_workers)
         if num_workers > 1:
-            process.nice(min(int(cfg.default_niceness) + 10, 20))
+            psutil.Process().nice(min(int(cfg.default_niceness) + 10, 20))
     except (psutil.Error, OSError) as exc:  # a restricted container: run unpinned rather than fail
         log.debug("worker %d: could not set CPU affinity / niceness: %s", worker_idx, exc)
 

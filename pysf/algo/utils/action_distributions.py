@@ -16,6 +16,16 @@ Action tensor conventions (as in Sample Factory's model outputs): Discrete -> ``
 Box(k) -> ``[B, k]`` float (``[B]`` when k == 1); Tuple -> ``[B, num_actions]`` float (sub-actions
 concatenated); MultiDiscrete(n) -> ``[B, n]`` int64. ``log_prob`` also accepts actions stored as float
 (rollout buffers keep every action as float32).
+
+``log_prob`` takes the action shapes Sample Factory's distributions take, with the same results:
+
+* categorical (logits ``[B, n]``): ``[B, 1]`` -> ``[B]``; ``[B, k]`` -> ``[B * k]``, the log-probabilities of
+  ``k`` actions per row, flattened row by row (Sample Factory's ``gather(...).view(-1)``); pysf also takes
+  ``[B]`` -> ``[B]``. Logits with more leading dimensions work the same way (``[T, B, n]`` with ``[T, B, k]``).
+* Gaussian (means ``[B, k]``): ``[B, k]`` -> ``[B]``; actions that broadcast against the means (``[1, k]``,
+  ``[T, B, k]``) give the broadcast shape without the last dimension, as with ``torch.distributions``. pysf
+  also takes ``[B]`` for k == 1 (its model outputs) and any layout with ``B * k`` elements.
+* Tuple / MultiDiscrete: ``[B, num_actions]`` -> ``[B]`` (also ``[B, num_actions, 1]``).
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from pysf.utils.typing import ActionSpace
+from pysf.utils.utils import log
 
 # TorchScript cannot read module-level float constants, so the compiled code spells these out:
 # a masked-out logit is -1e9 (finite, unlike -inf, so masked probabilities are exactly 0 without NaN);
@@ -159,7 +170,10 @@ class CategoricalHead(DistributionHead):
 
     def log_prob(self, params: Tensor, actions: Tensor, action_mask: Optional[Tensor] = None) -> Tensor:
         log_probs = masked_log_softmax(params, action_mask)
-        return log_probs.gather(-1, actions.reshape(-1, 1).long()).squeeze(-1)
+        if actions.dim() < log_probs.dim():  # one action per row without its trailing dim: [B] for [B, n]
+            actions = actions.unsqueeze(-1)
+        # Sample Factory's gather(...).view(-1): [B, k] actions give the [B * k] log-probs, row by row.
+        return log_probs.gather(-1, actions.long()).reshape(-1)
 
     def entropy(self, params: Tensor, action_mask: Optional[Tensor] = None) -> Tensor:
         log_probs = masked_log_softmax(params, action_mask)
@@ -218,7 +232,11 @@ class GaussianHead(DistributionHead):
 
     def log_prob(self, params: Tensor, actions: Tensor, action_mask: Optional[Tensor] = None) -> Tensor:
         means, std = self._mean_std(params)
-        return self._log_prob_values(means, std, actions.reshape(means.shape).to(means.dtype))
+        actions = actions.to(means.dtype)
+        if actions.numel() == means.numel():  # one action per row in any layout ([B, k], [B] when k == 1)
+            actions = actions.reshape(means.shape)
+        # otherwise broadcast against the means, as torch.distributions.Normal does
+        return self._log_prob_values(means, std, actions)
 
     def entropy(self, params: Tensor, action_mask: Optional[Tensor] = None) -> Tensor:
         _, std = self._mean_std(params)
@@ -428,6 +446,22 @@ class CategoricalActionDistribution(ActionDistribution):
         """Probabilities ``[B, n]``."""
         return masked_softmax(self.raw_logits, self.action_mask)
 
+    def sample_gumbel(self) -> Tensor:
+        """Draw actions with the Gumbel-max trick, ``[B]`` (no trailing dimension, as in Sample Factory)."""
+        return super().sample()
+
+    def dbg_print(self) -> None:
+        """Log (debug level) the mean entropy and the extreme logits and probabilities of this batch."""
+        probs = self.probs
+        stats = dict(
+            entropy=self.entropy().mean(),
+            min_logit=self.raw_logits.min(),
+            max_logit=self.raw_logits.max(),
+            min_prob=probs.min(),
+            max_prob=probs.max(),
+        )
+        log.debug(" ".join(f"{key}={value.cpu().item():.3f}" for key, value in stats.items()))
+
 
 class ContinuousActionDistribution(ActionDistribution):
     """Diagonal Gaussian; ``params = [means, log_std]``."""
@@ -441,13 +475,18 @@ class ContinuousActionDistribution(ActionDistribution):
         return torch.chunk(self.raw_logits, 2, dim=-1)[0]
 
     @property
+    def log_std(self) -> Tensor:
+        """The log standard deviations as parameterized ``[B, k]`` (before the clamp of ``stddevs``)."""
+        return torch.chunk(self.raw_logits, 2, dim=-1)[1]
+
+    @property
     def stddevs(self) -> Tensor:
-        """Standard deviations ``[B, k]`` (clamped as in sampling)."""
-        return torch.chunk(self.raw_logits, 2, dim=-1)[1].exp().clamp(1e-4, 1e4)
+        """Standard deviations ``[B, k]`` (clamped to [1e-4, 1e4], as in sampling)."""
+        return self.log_std.exp().clamp(1e-4, 1e4)
 
     def summaries(self) -> Dict[str, Tensor]:
-        means, std = self.means, self.stddevs
-        log_std = std.log()
+        """Sample Factory's action statistics: means, log_std (as parameterized) and the clamped stddevs."""
+        means, log_std, std = self.means, self.log_std, self.stddevs
         return dict(
             action_mean=means.mean(),
             action_mean_min=means.min(),
@@ -467,12 +506,54 @@ class TupleActionDistribution(ActionDistribution):
     def __init__(self, action_space: ActionSpace, logits_flat: Tensor, action_mask: Optional[Tensor] = None):
         super().__init__(make_distribution_head(action_space), logits_flat, action_mask)
         self.action_space = action_space
+        self._sub_spaces = _sub_action_spaces(action_space)
+        # Sample Factory's attributes: parameters and actions per sub-space, the parameters split accordingly.
+        self.logit_lengths: List[int] = [calc_num_action_parameters(s) for s in self._sub_spaces]
+        self.action_lengths: List[int] = [calc_num_actions(s) for s in self._sub_spaces]
+        self.split_logits = torch.split(logits_flat, self.logit_lengths, dim=1)
+        self._distributions: Optional[List[ActionDistribution]] = None
+
+    @property
+    def distributions(self) -> List[ActionDistribution]:
+        """One distribution per sub-space (built on first use), each with its slice of the parameters and mask."""
+        if self._distributions is None:
+            masks = _split_optional(self.action_mask, [calc_action_mask_width(s) for s in self._sub_spaces])
+            self._distributions = [
+                get_action_distribution(space, logits, mask)
+                for space, logits, mask in zip(self._sub_spaces, self.split_logits, masks)
+            ]
+        return self._distributions
+
+    def dbg_print(self) -> None:
+        """``dbg_print`` of every discrete sub-distribution."""
+        for distribution in self.distributions:
+            if hasattr(distribution, "dbg_print"):
+                distribution.dbg_print()
+
+
+def _sub_action_spaces(action_space: ActionSpace) -> List[ActionSpace]:
+    """The independent parts of a Tuple (its spaces) or MultiDiscrete (one Discrete per entry) action space."""
+    if isinstance(action_space, spaces.MultiDiscrete):
+        return [spaces.Discrete(int(n)) for n in action_space.nvec.reshape(-1)]
+    return list(action_space.spaces)
 
 
 def get_action_distribution(
     action_space: ActionSpace, raw_logits: Tensor, action_mask: Optional[Tensor] = None
 ) -> ActionDistribution:
-    """Sample Factory's factory: the distribution of ``action_space`` with parameters ``raw_logits``."""
+    """Sample Factory's factory: the distribution of ``action_space`` with parameters ``raw_logits`` (the raw
+    output of the action parameterization, before any softmax).
+
+    Raises:
+        NotImplementedError: an unsupported action space.
+        ValueError: ``raw_logits``' last dimension is not ``calc_num_action_parameters(action_space)``.
+    """
+    num_params = calc_num_action_parameters(action_space)
+    if raw_logits.shape[-1] != num_params:
+        raise ValueError(
+            f"raw_logits of shape {tuple(raw_logits.shape)} do not parameterize {action_space}: it needs "
+            f"{num_params} values per row (calc_num_action_parameters)"
+        )
     if isinstance(action_space, spaces.Discrete):
         return CategoricalActionDistribution(raw_logits, action_mask)
     if isinstance(action_space, spaces.Box):

@@ -1,18 +1,43 @@
-"""Return and advantage estimation for the learner (Sample Factory's ``sample_factory.algo.utils.rl_utils``).
+"""RL helpers of the learner and of user code (Sample Factory's ``sample_factory.algo.utils.rl_utils``).
 
-Both functions run native ops (``pysf._C.ops``, csrc/ops) with the GIL released: tight loops for CPU tensors,
-a device-generic implementation of ATen tensor ops (one fused op per time step) for any other device.
-Results are new float32 tensors on the inputs' device, without autograd history. Shapes are batch-major,
-``[N trajectories, T steps]``, as in the trajectory buffers.
+``gae_advantages`` and ``vtrace`` run native ops (``pysf._C.ops``, csrc/ops) with the GIL released: tight loops for
+CPU tensors, a device-generic implementation of ATen tensor ops (one fused op per time step) for any other device.
+Their results are new float32 tensors on the inputs' device, without autograd history. Shapes are batch-major,
+``[N trajectories, T steps]``, as in the trajectory buffers. ``gae_advantages`` takes Sample Factory's positional
+arguments ``(rewards, dones, values, valids, gamma, lambda)``.
+
+The other helpers: ``make_dones`` (terminated | truncated), sizes derived from the configuration
+(``trajectories_per_minibatch``, ``trajectories_per_training_iteration``, ``total_num_envs``, ``total_num_agents``,
+``num_agents_per_worker``), ``samples_per_trajectory``, ``prepare_and_normalize_obs`` and
+``calculate_discounted_sum_torch`` (a TorchScript function, time-major as in Sample Factory).
 """
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from torch import Tensor
+import numpy as np
+import torch
+from torch import Tensor, nn
 
 from pysf import _C
+from pysf.algo.utils.tensor_utils import ensure_torch_tensor
+from pysf.utils.typing import Config
+
+__all__ = [
+    "gae_advantages",
+    "vtrace",
+    "calculate_discounted_sum_torch",
+    "make_dones",
+    "DonesType",
+    "trajectories_per_minibatch",
+    "trajectories_per_training_iteration",
+    "total_num_envs",
+    "total_num_agents",
+    "num_agents_per_worker",
+    "prepare_and_normalize_obs",
+    "samples_per_trajectory",
+]
 
 
 def gae_advantages(
@@ -94,3 +119,105 @@ def vtrace(
         ValueError: wrong shapes or dtypes, ``T < 1``, inputs on different devices, ``gamma <= 0``, NaN caps.
     """
     return _C.ops.vtrace(ratios, rewards, dones, values, gamma, vtrace_rho, vtrace_c, force_generic=force_generic)
+
+
+@torch.jit.script
+def calculate_discounted_sum_torch(
+    x: Tensor, dones: Tensor, valids: Tensor, discount: float, x_last: Optional[Tensor] = None
+) -> Tensor:
+    """Discounted sums of ``x`` backwards in time, restarting after episode ends and skipping invalid steps.
+
+    Time-major: ``x``, ``dones`` and ``valids`` are ``[T, ...]`` (e.g. ``[T, num_envs]``). With ``S_T = x_last``
+    (zeros when ``None``), backwards::
+
+        S_t = x_t + d_t * (1 - done_t) * S_{t+1},   d_t = discount if valid_t else 1
+
+    so an invalid step does not discount what follows it (``x`` should already be 0 there). ``dones`` and
+    ``valids`` may be bool or 0/1 of any dtype. Returns ``[S_0, ..., S_{T-1}]`` with the shape and dtype of ``x``.
+    """
+    dones_f = dones.to(x.dtype)
+    valids_f = valids.to(x.dtype)
+    if x_last is None:
+        cumulative = torch.zeros_like(x[0])
+    else:
+        cumulative = x_last
+    discounted_sum = torch.zeros_like(x)
+    i = x.shape[0] - 1
+    while i >= 0:
+        discount_valid = discount * valids_f[i] + (1.0 - valids_f[i])
+        cumulative = x[i] + discount_valid * cumulative * (1.0 - dones_f[i])
+        discounted_sum[i] = cumulative
+        i -= 1
+    return discounted_sum
+
+
+DonesType = Union[bool, np.ndarray, Tensor, Sequence[bool]]
+
+
+def make_dones(terminated: DonesType, truncated: DonesType) -> DonesType:
+    """``terminated | truncated`` for what ``env.step`` returns (gymnasium's split of the old ``done``).
+
+    Python/numpy bools, numpy arrays and tensors give the elementwise or of the same kind; a list or tuple (one
+    flag per agent of a multi-agent env) gives a list. Both arguments must be of the same kind and shape.
+
+    Raises:
+        ValueError: any other type.
+    """
+    if isinstance(terminated, (bool, np.bool_, np.ndarray, Tensor)):
+        return terminated | truncated
+    if isinstance(terminated, Sequence) and not isinstance(terminated, (str, bytes)):
+        return [t | truncated[i] for i, t in enumerate(terminated)]
+    raise ValueError(
+        f"make_dones: terminated/truncated must be bools, numpy arrays, tensors or sequences of bools, "
+        f"got {type(terminated).__name__}"
+    )
+
+
+def trajectories_per_minibatch(cfg: Config) -> int:
+    """Trajectories (of ``--rollout`` steps) in one minibatch of ``--batch_size`` samples."""
+    return cfg.batch_size // cfg.rollout
+
+
+def trajectories_per_training_iteration(cfg: Config) -> int:
+    """Trajectories the learner consumes per training iteration (``--num_batches_per_epoch`` minibatches)."""
+    return cfg.num_batches_per_epoch * trajectories_per_minibatch(cfg)
+
+
+def total_num_envs(cfg: Config) -> int:
+    """Env instances over all rollout workers."""
+    return cfg.num_workers * cfg.num_envs_per_worker
+
+
+def total_num_agents(cfg: Config, env_info: Any) -> int:
+    """Agents over all envs (``env_info``: :class:`pysf.algo.utils.env_info.EnvInfo`)."""
+    return total_num_envs(cfg) * env_info.num_agents
+
+
+def num_agents_per_worker(cfg: Config, env_info: Any) -> int:
+    """Agents in the envs of one rollout worker."""
+    return cfg.num_envs_per_worker * env_info.num_agents
+
+
+def prepare_and_normalize_obs(model: nn.Module, obs: Dict[str, Any]) -> Dict[str, Tensor]:
+    """Observations ready for ``model.forward_head``: each one a tensor (numpy arrays wrapped without a copy) on
+    the model's device for that key, normalized by the model's observation normalizer, and of the model's dtype
+    for that key.
+
+    ``model`` is an actor-critic (``device_for_input_tensor``, ``type_for_input_tensor``, ``normalize_obs``).
+    As in Sample Factory, the entries of ``obs`` are replaced by the tensors on the model's device (``obs`` is
+    modified); the normalized observations are a new dict unless normalization is off.
+    """
+    for key, x in obs.items():
+        device = model.device_for_input_tensor(key)
+        tensor = ensure_torch_tensor(x)
+        obs[key] = tensor if device is None else tensor.to(device)
+    normalized_obs = model.normalize_obs(obs)
+    for key, x in normalized_obs.items():
+        normalized_obs[key] = x.type(model.type_for_input_tensor(key))
+    return normalized_obs
+
+
+def samples_per_trajectory(trajectory: Dict[str, Any]) -> int:
+    """Samples in a batch of trajectories: ``rewards`` is ``[trajectories, rollout]``, so their product."""
+    shape = trajectory["rewards"].shape
+    return shape[0] * shape[1]

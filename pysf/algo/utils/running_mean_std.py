@@ -38,7 +38,13 @@ class RunningMeanStdInPlace(nn.Module):
     ``forward(x, denormalize=True)`` inverts it: ``clamp(x, -clip, clip) * sqrt(var + eps) + mean``.
     ``per_channel`` keeps one statistic per channel of CHW/C inputs; ``norm_only`` scales without
     subtracting the mean.
+
+    ``input_shape`` stays the tuple it was given (e.g. the observation space's ``shape``).
     """
+
+    # Declared here so that TorchScript types them even when empty (a scalar observation, shape ()); spelled as
+    # objects because this module's annotations are strings (``from __future__ import annotations``).
+    __annotations__ = {"_shape_list": List[int], "stat_view": List[int]}
 
     def __init__(
         self,
@@ -49,52 +55,61 @@ class RunningMeanStdInPlace(nn.Module):
         norm_only: bool = False,
     ):
         super().__init__()
-        self.input_shape: List[int] = [int(s) for s in input_shape]
+        # As given (Sample Factory keeps the space's shape tuple); entries as Python ints for TorchScript.
+        self.input_shape = tuple(int(s) for s in input_shape)
+        shape: List[int] = list(self.input_shape)
+        self._shape_list = shape  # the shape check in forward() compares lists
         self.eps: float = float(epsilon)
         self.clip: float = float(clip)
         self.norm_only: bool = norm_only
         self.per_channel: bool = per_channel
         if per_channel:
-            if len(self.input_shape) == 3:  # CHW
+            if len(shape) == 3:  # CHW
                 self.axis: List[int] = [0, 2, 3]
-            elif len(self.input_shape) == 2:
+            elif len(shape) == 2:
                 self.axis = [0, 2]
-            elif len(self.input_shape) == 1:
+            elif len(shape) == 1:
                 self.axis = [0]
             else:
                 raise ValueError(f"per_channel normalization supports 1-3 dims, got shape {self.input_shape}")
-            stat_shape = [self.input_shape[0]]
+            stat_shape = [shape[0]]
         else:
             self.axis = [0]
-            stat_shape = self.input_shape
+            stat_shape = shape
         # Broadcast shape of the statistics against [B, *input_shape].
         if per_channel:
-            self.stat_view: List[int] = [1, self.input_shape[0]] + [1] * (len(self.input_shape) - 1)
+            self.stat_view = [1, shape[0]] + [1] * (len(shape) - 1)
         else:
-            self.stat_view = [1] + self.input_shape
+            self.stat_view = [1] + shape
         self.register_buffer("running_mean", torch.zeros(stat_shape, dtype=torch.float64))
         self.register_buffer("running_var", torch.ones(stat_shape, dtype=torch.float64))
         self.register_buffer("count", torch.ones([1], dtype=torch.float64))
 
     def forward(self, x: Tensor, denormalize: bool = False) -> None:
-        """Normalize (or denormalize) ``x`` in place; update the statistics in training mode."""
+        """Normalize (or denormalize) ``x`` in place; update the statistics in training mode.
+
+        ``x`` is ``[B, *input_shape]``; a normalizer of shape ``(1,)`` also takes ``[B]`` (as in Sample Factory).
+        """
+        if x.dim() == 1 and self._shape_list == [1]:
+            x = x.view(-1, 1)  # a view: the in-place ops below still write into the caller's tensor
         if self.training and not denormalize:
-            if list(x.shape[1:]) != self.input_shape:
+            if list(x.shape[1:]) != self._shape_list:
                 raise ValueError(
                     "RunningMeanStdInPlace: expected input of shape [B] + "
-                    + str(self.input_shape)
+                    + str(self._shape_list)
                     + ", got "
                     + str(list(x.shape))
                 )
             # Number of values each statistic averages over.
-            batch_count = x.numel() // self.input_shape[0] if self.per_channel else x.shape[0]
+            batch_count = x.numel() // self._shape_list[0] if self.per_channel else x.shape[0]
             batch_mean = x.mean(self.axis, dtype=torch.float64)
             batch_var = x.to(torch.float64).var(self.axis, unbiased=False)
             new_mean, new_var, new_count = _update_mean_var_count_from_moments(
                 self.running_mean, self.running_var, self.count, batch_mean, batch_var, batch_count
             )
-            self.running_mean.copy_(new_mean)
-            self.running_var.copy_(new_var)
+            # reshape: with a scalar input shape () the merge broadcasts against count's [1]
+            self.running_mean.copy_(new_mean.reshape(self.running_mean.shape))
+            self.running_var.copy_(new_var.reshape(self.running_var.shape))
             self.count.copy_(new_count)
 
         mean = self.running_mean.to(x.dtype).view(self.stat_view)
@@ -146,11 +161,16 @@ class RunningMeanStdDictInPlace(nn.Module):
 
 
 def running_mean_std_summaries(running_mean_std_module: nn.Module) -> Dict[str, Tensor]:
-    """Scalar summaries of every running mean/std buffer (for TensorBoard)."""
+    """Scalar summaries of every running mean/std buffer of a module (eager or scripted), named as in Sample
+    Factory: the last two parts of the buffer's name, e.g. ``obs_running_mean`` (the mean of
+    ``running_mean_std.obs.running_mean``) and ``obs_running_std`` (the mean of ``sqrt(running_var + 1e-5)``);
+    a bare ``RunningMeanStdInPlace`` gives ``running_mean`` / ``running_std``."""
     result: Dict[str, Tensor] = {}
     for name, buf in running_mean_std_module.named_buffers():
-        if name.endswith("running_mean"):
-            result[name.replace(".", "_") + "_avg"] = buf.float().mean()
-        elif name.endswith("running_var"):
-            result[name.replace(".", "_").replace("running_var", "running_std") + "_avg"] = buf.float().sqrt().mean()
+        short_name = "_".join(name.split(".")[-2:])
+        if short_name.endswith("running_mean"):
+            result[short_name] = buf.float().mean()
+        elif short_name.endswith("running_var"):
+            std_name = short_name[: -len("running_var")] + "running_std"
+            result[std_name] = torch.sqrt(buf.float() + _NORM_EPS).mean()
     return result
