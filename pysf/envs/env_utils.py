@@ -71,7 +71,9 @@ def retry(
                 except exception_class as exc:
                     if attempt == num_attempts:
                         raise
-                    log.error("%s failed with %r (attempt %d of %d), trying again", func.__name__, exc, attempt, num_attempts)
+                    log.error(
+                        "%s failed with %r (attempt %d of %d), trying again", func.__name__, exc, attempt, num_attempts
+                    )
                     time.sleep(sleep_time)
 
         return wrapper

@@ -109,6 +109,7 @@ def extract_env_info(env: Any, cfg: Config) -> EnvInfo:
     )
     single_agent_layers = (make_env.BatchedMultiAgentWrapper, make_env.NonBatchedMultiAgentWrapper)
     is_multiagent, num_agents = make_env.get_multiagent_info(env)
+    obs_wrapped_in_dict = _has_layer(env, make_env._DictObservationsWrapper)
     env_itself = next((layer for layer in wrapper_layers(env) if not isinstance(layer, vec_env_layers)), env)
     spec = getattr(env_itself, "spec", None)
     action_splits, all_discrete = _action_splits(env.action_space)
@@ -125,7 +126,7 @@ def extract_env_info(env: Any, cfg: Config) -> EnvInfo:
         env_info_protocol_version=ENV_INFO_PROTOCOL_VERSION,
         native=False,
         max_episode_steps=getattr(spec, "max_episode_steps", None),
-        obs_is_dict=isinstance(env.observation_space, spaces.Dict) and not _has_layer(env, make_env._DictObservationsWrapper),
+        obs_is_dict=isinstance(env.observation_space, spaces.Dict) and not obs_wrapped_in_dict,
         reward_threshold=getattr(spec, "reward_threshold", None),
         is_multiagent=is_multiagent and not _has_layer(env, single_agent_layers),
     )
@@ -256,7 +257,9 @@ def _env_info_in_a_spawned_process(cfg: Config) -> EnvInfo:
         res_queue.close()
     status, payload = result
     if status != "ok":
-        raise RuntimeError(f"Creating a temporary {cfg.env!r} env in a separate process to read its spaces failed: {payload}")
+        raise RuntimeError(
+            f"Creating a temporary {cfg.env!r} env in a separate process (to read its spaces) failed: {payload}"
+        )
     return pickle.loads(payload)
 
 
@@ -389,7 +392,8 @@ def _load_cached_env_info(filename: str, key: Dict[str, Any]) -> Optional[EnvInf
     except Exception as exc:  # anything unpickling can raise: truncated file, foreign classes, garbage
         log.warning("Env info cache entry %s cannot be read (%s: %s); rebuilding it", filename, type(exc).__name__, exc)
         return None
-    if not (isinstance(entry, dict) and entry.get("format") == _CACHE_FORMAT and isinstance(entry.get("env_info"), EnvInfo)):
+    is_pysf_entry = isinstance(entry, dict) and entry.get("format") == _CACHE_FORMAT
+    if not (is_pysf_entry and isinstance(entry.get("env_info"), EnvInfo)):
         log.warning("Env info cache entry %s is not a pysf env info entry; rebuilding it", filename)
         return None
     if entry.get("key") != key:

@@ -244,7 +244,7 @@ class BatchedVecEnv(Wrapper):
             self._seeded = True
         obs, info = self.env.reset(**kwargs)
         if not isinstance(obs, dict):
-            raise TypeError(f"The env returned a {type(obs).__name__} observation from reset() where a dict was expected")
+            raise TypeError(f"The env's reset() returned a {type(obs).__name__} observation where a dict was expected")
         for key, value in obs.items():
             if key not in self._convert_obs_func:
                 self._convert_obs_func[key] = self._get_convert_func(value)
