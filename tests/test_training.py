@@ -183,3 +183,14 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_with_status_2(tmp_path):
             process.kill()
     assert process.returncode == 2, output
     assert checkpoints(checkpoint_dir(str(tmp_path / "sigint")))
+
+
+def test_dataset_not_a_whole_number_of_blocks_trains(tmp_path):
+    """Sample Factory's documented CartPole command: 20 envs per worker (blocks of 10), batch 512."""
+    runner = train(
+        tmp_path, "--use_rnn=False", "--num_envs_per_worker=20", "--policy_workers_per_policy=2", "--recurrence=1",
+        "--with_vtrace=False", "--batch_size=512", "--reward_scale=0.1", "--train_for_env_steps", "100000",
+    )
+    assert runner.status == ExperimentStatus.SUCCESS
+    assert runner.learner.env_steps >= 100_000 and runner.learner.env_steps % 512 == 0
+    assert runner.best_mean_reward > 30

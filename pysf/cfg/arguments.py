@@ -261,8 +261,7 @@ def verify_cfg(cfg: Config, env_info: "EnvInfo") -> bool:
     - ``--normalize_returns`` is incompatible with ``--with_vtrace`` (SF);
     - ``--batch_size`` is a multiple of ``--recurrence`` (pysf: minibatches hold whole BPTT sequences);
     - the dataset of one training iteration, ``batch_size * num_batches_per_epoch``, is a multiple of ``--rollout``
-      and of the sampler's block size (pysf: trajectories are handed out in blocks of one split's envs,
-      ``num_envs_per_worker / worker_num_splits * num_agents * rollout`` samples);
+      (pysf trains on whole trajectories; Sample Factory's learner asserts the same);
     - sync mode (``--async_rl=False``): the dataset is a positive multiple of what all workers collect per rollout,
       ``num_workers * num_envs_per_worker * num_agents * rollout // num_policies`` (SF);
     - RNN policies need ``--recurrence`` > 1 (SF) and, in pysf, a ``--rollout`` that is a multiple of it (a BPTT
@@ -644,14 +643,13 @@ def _data_layout_errors(cfg: Config, num_agents: int, recurrence: int, recurrenc
             f"number of envs per worker). Use --num_envs_per_worker={lower} or --num_envs_per_worker={upper}, or "
             f"--worker_num_splits={alt_splits}."
         )
-    layout_ok = envs >= splits and envs % splits == 0
 
     sync = not cfg.async_rl
     # Sample Factory's formula (integer division by the number of policies).
     samples_per_rollout = num_workers * envs * num_agents * rollout // num_policies
-    block = envs // splits * num_agents * rollout if layout_ok else rollout
-    # The dataset must be a multiple of this for every dataset constraint below to hold.
-    dataset_multiple = _lcm(rollout, block)
+    # The dataset must be a multiple of this for every dataset constraint below to hold. (In async mode the
+    # runner assembles batches from whole trajectories of any number of sampler blocks.)
+    dataset_multiple = rollout
     if sync and samples_per_rollout > 0:
         dataset_multiple = _lcm(dataset_multiple, samples_per_rollout)
 
@@ -695,22 +693,6 @@ def _data_layout_errors(cfg: Config, num_agents: int, recurrence: int, recurrenc
         errors.append(
             f"The dataset of one training iteration ({dataset_desc}) must be a multiple of --rollout={rollout}: "
             f"pysf trains on whole trajectories of {rollout} steps. {batch_hint()}"
-        )
-    elif layout_ok and dataset % block != 0:
-        envs_per_split = envs // splits
-        agents_desc = f" * num_agents={num_agents}" if num_agents != 1 else ""
-        smaller_blocks = ""
-        for candidate in range(envs_per_split - 1, 0, -1):
-            if dataset % (candidate * num_agents * rollout) == 0:
-                smaller_blocks = (
-                    f", or smaller blocks: --num_envs_per_worker={candidate * splits} ({candidate} envs per split)"
-                )
-                break
-        errors.append(
-            f"The dataset of one training iteration ({dataset_desc}) must be a multiple of the sampler's block size, "
-            f"{block} samples: pysf hands trajectories to the learner in blocks that hold one split's envs, "
-            f"(--num_envs_per_worker={envs} / --worker_num_splits={splits}) = {envs_per_split} envs per split"
-            f"{agents_desc} * --rollout={rollout} steps. {batch_hint()[:-1]}{smaller_blocks}."
         )
     return errors
 

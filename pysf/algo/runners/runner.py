@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from pysf.algo.inference.policy_backends import make_inference_policy
+from pysf.algo.learning.batcher import TrajectoryBatcher, blocks_per_batch
 from pysf.algo.learning.learner import Learner
 from pysf.algo.sampling.sampler import Sampler, sampling_geometry
 from pysf.algo.utils.checkpoints import checkpoint_dir, load_latest_checkpoint, save_checkpoint
@@ -180,13 +181,14 @@ class Runner:
         self.policy.update_weights(self.learner.actor_critic, self.learner.train_step)
 
         block_rows, num_splits = sampling_geometry(cfg)
-        samples_per_block = block_rows * int(cfg.rollout)
-        self.blocks_per_batch = int(cfg.batch_size) * int(cfg.num_batches_per_epoch) // samples_per_block
+        trajectories_per_batch = int(cfg.batch_size) * int(cfg.num_batches_per_epoch) // int(cfg.rollout)
+        max_blocks = blocks_per_batch(trajectories_per_batch, block_rows)
         if cfg.async_rl:
-            num_blocks = num_splits + self.blocks_per_batch * max(1, int(cfg.num_batches_to_accumulate))
+            num_blocks = num_splits + max_blocks * max(1, int(cfg.num_batches_to_accumulate))
         else:
-            num_blocks = max(self.blocks_per_batch, num_splits)
+            num_blocks = max(max_blocks, num_splits)
         self.sampler = Sampler(cfg, self.env_info, self.policy, rnn_size, num_blocks=num_blocks)
+        self.batcher = TrajectoryBatcher(self.sampler, trajectories_per_batch, free_blocks_when_copied=bool(cfg.async_rl))
 
         try:
             from tensorboardX import SummaryWriter
@@ -216,29 +218,23 @@ class Runner:
 
     def run(self) -> int:
         """Train until a stop condition; returns SUCCESS, FAILURE or INTERRUPTED."""
-        cfg = self.cfg
         previous_handler = signal.signal(signal.SIGINT, self._handle_sigint)
         status = ExperimentStatus.SUCCESS
         self._run_start = time.time()
         self._last_throughput = (self._run_start, 0)
         self._last_save = self._last_report = self._last_summary = self._last_best_check = time.time()
         self._fps_history.append((time.time(), self.learner.env_steps))
-        pending: List[int] = []
         try:
             self.sampler.start()
             while not self._should_stop():
                 # Short waits so that reports, checkpoints and Ctrl-C are handled while sampling runs.
-                pending += self.sampler.get_trajectories(self.blocks_per_batch - len(pending), timeout=0.5)
-                if len(pending) < self.blocks_per_batch:
+                self.batcher.add(self.sampler.get_trajectories(self.batcher.blocks_missing(), timeout=0.5))
+                if not self.batcher.ready():
                     self._periodic()
                     continue
-                blocks, pending = pending, []
-                batch = self.sampler.copy_blocks(blocks)
-                if cfg.async_rl:
-                    self.sampler.release(blocks)
+                batch, held_blocks = self.batcher.take()
                 self._last_train_stats = self.learner.train(batch, on_sgd_step=self._publish_weights)
-                if not cfg.async_rl:
-                    self.sampler.release(blocks)
+                self.sampler.release(held_blocks)  # sync mode: the policy they were collected with is trained
                 self.max_version_diff = max(self.max_version_diff, self._last_train_stats.get("version_diff_max", 0.0))
                 self._last_iteration = (time.time(), self.learner.env_steps)
                 if self._first_iteration is None:
