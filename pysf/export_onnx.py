@@ -133,6 +133,8 @@ def _env_actions(actions: Tensor, action_space: gym.Space) -> Tuple[Tensor, ...]
     """Policy actions -> what the env takes, one tensor per component (Sample Factory's dtypes and shapes)."""
     batch_size = actions.shape[0]
     if isinstance(action_space, gym.spaces.Tuple):
+        if any(isinstance(space, gym.spaces.Tuple) for space in action_space.spaces):
+            raise NotImplementedError(f"ONNX export does not support nested Tuple action spaces ({action_space})")
         columns = actions.reshape(batch_size, -1)
         widths = [calc_num_actions(space) for space in action_space.spaces]
         parts = torch.split(columns, widths, dim=1)
