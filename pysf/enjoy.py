@@ -14,7 +14,8 @@ import logging
 import os
 import sys
 import time
-from typing import Any, List, Optional, Tuple
+from collections import deque
+from typing import Any, Deque, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -47,13 +48,52 @@ def _write_video(frames: List[np.ndarray], path: str, fps: int) -> None:
     log.info("Replay video saved to %s", path)
 
 
+def _eval_action_repeat(cfg: Config) -> int:
+    """``--eval_env_frameskip``: the env is made with this frameskip and each action is repeated to make up
+    the training frameskip (Sample Factory's rule); sets ``cfg.env_frameskip`` for env creation."""
+    eval_frameskip = cfg.env_frameskip if cfg.eval_env_frameskip is None else cfg.eval_env_frameskip
+    if eval_frameskip < 1 or cfg.env_frameskip % eval_frameskip != 0:
+        raise ValueError(
+            f"--env_frameskip={cfg.env_frameskip} must be a multiple of --eval_env_frameskip={eval_frameskip}"
+        )
+    repeat = cfg.env_frameskip // eval_frameskip
+    cfg.env_frameskip = cfg.eval_env_frameskip = eval_frameskip
+    return repeat
+
+
+def _render(cfg: Config, env: Any, render_mode: Optional[str], frames: List[np.ndarray], episodes: int, last: float) -> float:
+    """One frame to the video or the screen (``--fps`` pacing); returns when this render started."""
+    start = time.time()
+    if render_mode == "rgb_array":
+        if len(frames) < cfg.video_frames or (cfg.video_frames < 0 and episodes == 0):
+            frame = env.render()
+            if frame is not None:
+                frames.append(np.array(frame, copy=True))
+    elif render_mode == "human":
+        if cfg.fps > 0:
+            time.sleep(max(0.0, 1.0 / cfg.fps - (start - last)))
+        env.render()
+    return start
+
+
 def enjoy(cfg: Config) -> Tuple[int, float]:
-    """Run the trained policy; returns ``(status, average episode reward)``."""
+    """Run the trained policy; returns ``(status, average reward of the last 100 episodes)``.
+
+    Frame accounting as in Sample Factory: it runs while at most ``--max_num_frames`` frames were stepped (so
+    the episode running at the limit is finished), and stops once ``--max_num_episodes`` episodes ended (checked
+    after each action, including its repeats).
+    """
     from pysf.algo.runners.runner import setup_logging
     from pysf.cfg.arguments import load_from_checkpoint
 
     setup_logging()
     cfg = load_from_checkpoint(cfg)
+    if getattr(cfg, "push_to_hub", False):
+        raise NotImplementedError(
+            "--push_to_hub is not available in pysf yet (it needs the Hugging Face Hub client and network access). "
+            "Evaluate without it and upload the experiment folder with huggingface_hub yourself."
+        )
+    action_repeat = _eval_action_repeat(cfg)
     experiment_dir = os.path.join(cfg.train_dir, cfg.experiment)
     env_info = obtain_env_info(cfg)
     actor_critic = create_actor_critic(cfg, env_info.obs_space, env_info.action_space)
@@ -71,43 +111,65 @@ def enjoy(cfg: Config) -> Tuple[int, float]:
     elif not cfg.no_render:
         render_mode = "human"
     env = make_env(cfg, render_mode=render_mode)
+    if hasattr(env.unwrapped, "reset_on_init"):
+        env.unwrapped.reset_on_init = False  # a reset here would spoil e.g. VizDoom's demo recording
     wrap = not env_info.obs_is_dict
     rnn_states = torch.zeros(1, get_rnn_size(cfg))
     frames: List[np.ndarray] = []
-    episode_rewards: List[float] = []
-    episode_reward, num_frames = 0.0, 0
+    episode_rewards: Deque[float] = deque(maxlen=100)
+    true_objectives: Deque[float] = deque(maxlen=100)
+    episode_reward, num_frames, num_episodes = 0.0, 0, 0
     obs, _ = env.reset(seed=cfg.seed)
     last_render = time.time()
     with torch.no_grad():
-        while len(episode_rewards) < cfg.max_num_episodes and num_frames < cfg.max_num_frames:
+        while num_frames <= cfg.max_num_frames:
             obs_dict = {"obs": obs} if wrap else obs
             batch = {k: torch.as_tensor(np.asarray(v))[None] for k, v in obs_dict.items()}
             result = policy(batch, rnn_states, bool(cfg.eval_deterministic))
             rnn_states = result["new_rnn_states"]
             action = _to_env_action(result["actions"][0], env_info.action_space)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            episode_reward += float(reward)
-            num_frames += 1
-            if render_mode == "rgb_array" and len(frames) < cfg.video_frames:
-                frames.append(env.render())
-            elif render_mode == "human":
-                if cfg.fps > 0:
-                    time.sleep(max(0.0, 1.0 / cfg.fps - (time.time() - last_render)))
-                    last_render = time.time()
-            if terminated or truncated:
+            for _ in range(action_repeat):
+                last_render = _render(cfg, env, render_mode, frames, num_episodes, last_render)
+                obs, reward, terminated, truncated, info = env.step(action)
+                episode_reward += float(reward)
+                num_frames += 1
+                if num_frames % 100 == 0:
+                    log.debug("Num frames %d...", num_frames)
+                if not (terminated or truncated):
+                    continue
+                true_objective = info.get("true_objective", episode_reward) if isinstance(info, dict) else episode_reward
                 episode_rewards.append(episode_reward)
-                log.info("Episode finished: reward %.3f (%d episodes)", episode_reward, len(episode_rewards))
+                true_objectives.append(float(true_objective))
+                if not cfg.use_record_episode_statistics:
+                    num_episodes += 1
+                elif isinstance(info, dict) and "episode" in info:  # whole games, not single lives
+                    num_episodes += 1
+                log.info(
+                    "Avg episode rewards: #0: %.3f, true rewards: #0: %.3f",
+                    float(np.mean(episode_rewards)), float(np.mean(true_objectives)),
+                )
+                log.info(
+                    "Avg episode reward: %.3f, avg true_objective: %.3f",
+                    float(np.mean(episode_rewards)), float(np.mean(true_objectives)),
+                )
                 episode_reward = 0.0
                 rnn_states = torch.zeros_like(rnn_states)
+                _render(cfg, env, render_mode, frames, num_episodes, last_render)
+                if render_mode == "human":
+                    time.sleep(0.05)  # a short pause between episodes on screen
+                # The env restarts at once; remaining repeats of this action go to the new episode (as in Sample
+                # Factory, whose env wrapper resets automatically).
                 obs, _ = env.reset()
+            if num_episodes >= cfg.max_num_episodes:
+                break
     env.close()
     if cfg.save_video and frames:
         _write_video(frames, os.path.join(experiment_dir, cfg.video_name or "replay.mp4"), cfg.fps if cfg.fps > 0 else 30)
-    avg_reward = float(np.mean(episode_rewards)) if episode_rewards else float("nan")
     log.info("Num frames %d...", num_frames)
-    log.info("Avg episode rewards: #0: %.3f, true rewards: #0: %.3f", avg_reward, avg_reward)
-    log.info("Avg episode reward: %.3f, avg true_objective: %.3f", avg_reward, avg_reward)
-    return ExperimentStatus.SUCCESS, avg_reward
+    if not episode_rewards:
+        log.warning("No episode finished within --max_num_frames=%d frames: no average reward", cfg.max_num_frames)
+        return ExperimentStatus.SUCCESS, float("nan")
+    return ExperimentStatus.SUCCESS, float(np.mean(episode_rewards))
 
 
 def _to_env_action(action: torch.Tensor, action_space) -> Any:

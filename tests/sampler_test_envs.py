@@ -127,3 +127,27 @@ class SlowEnv(CountingEnv):
 def make_slow_env(full_env_name, cfg=None, env_config=None, render_mode=None):
     env_id = 0 if env_config is None else env_config.env_id
     return SlowEnv(env_id, cfg.slow_env_step_seconds, cfg.slow_env_marker)
+
+
+class FixedLengthEnv(gym.Env):
+    """Reward 1 per step; episodes of ``episode_len + 1`` steps (as Sample Factory's custom example env counts)."""
+
+    def __init__(self, episode_len: int = 1000):
+        self.observation_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+        self.action_space = spaces.Discrete(2)
+        self.episode_len = episode_len
+        self.steps = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.steps = 0
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action):
+        done = self.steps >= self.episode_len
+        self.steps += 1
+        return np.zeros(2, dtype=np.float32), 1.0, done, False, {}
+
+
+def make_fixed_length_env(full_env_name, cfg=None, env_config=None, render_mode=None):
+    return FixedLengthEnv(int(full_env_name.rsplit("_", 1)[-1]))
