@@ -39,6 +39,15 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from gymnasium import spaces
 
 from pysf.algo.utils.context import SampleFactoryContext, global_env_registry, set_global_context, sf_global_context
+from pysf.algo.utils.make_env import (
+    BatchedListToDictWrapper,
+    BatchedMultiAgentWrapper,
+    BatchedVecEnv,
+    NonBatchedMultiAgentWrapper,
+    NonBatchedVecEnv,
+    _DictObservationsWrapper,
+    get_multiagent_info,
+)
 from pysf.envs.env_utils import get_default_reward_shaping, wrapper_layers
 from pysf.utils.typing import ActionSpace, Config, ObsSpace
 from pysf.utils.utils import log, project_tmp_dir
@@ -89,6 +98,18 @@ def _action_splits(action_space: ActionSpace) -> Tuple[Optional[List[int]], Opti
     return splits, all(isinstance(s, spaces.Discrete) for s in action_space.spaces)
 
 
+# the layers make_env adds: extract_env_info looks through them for what the env itself is
+_VEC_ENV_LAYERS = (
+    BatchedVecEnv,
+    NonBatchedVecEnv,
+    BatchedListToDictWrapper,
+    BatchedMultiAgentWrapper,
+    NonBatchedMultiAgentWrapper,
+    _DictObservationsWrapper,
+)
+_SINGLE_AGENT_LAYERS = (BatchedMultiAgentWrapper, NonBatchedMultiAgentWrapper)
+
+
 def _has_layer(env: Any, classes: Any) -> bool:
     return any(isinstance(layer, classes) for layer in wrapper_layers(env))
 
@@ -96,21 +117,9 @@ def _has_layer(env: Any, classes: Any) -> bool:
 def extract_env_info(env: Any, cfg: Config) -> EnvInfo:
     """EnvInfo of a created env: as ``create_env`` returns it, or wrapped by ``make_env_func_batched`` /
     ``make_env_func_non_batched`` (the result is the same)."""
-    from pysf.algo.utils import make_env
-
-    # the layers make_env adds: look through them for what the env itself is
-    vec_env_layers = (
-        make_env.BatchedVecEnv,
-        make_env.NonBatchedVecEnv,
-        make_env.BatchedListToDictWrapper,
-        make_env.BatchedMultiAgentWrapper,
-        make_env.NonBatchedMultiAgentWrapper,
-        make_env._DictObservationsWrapper,
-    )
-    single_agent_layers = (make_env.BatchedMultiAgentWrapper, make_env.NonBatchedMultiAgentWrapper)
-    is_multiagent, num_agents = make_env.get_multiagent_info(env)
-    obs_wrapped_in_dict = _has_layer(env, make_env._DictObservationsWrapper)
-    env_itself = next((layer for layer in wrapper_layers(env) if not isinstance(layer, vec_env_layers)), env)
+    is_multiagent, num_agents = get_multiagent_info(env)
+    obs_wrapped_in_dict = _has_layer(env, _DictObservationsWrapper)
+    env_itself = next((layer for layer in wrapper_layers(env) if not isinstance(layer, _VEC_ENV_LAYERS)), env)
     spec = getattr(env_itself, "spec", None)
     action_splits, all_discrete = _action_splits(env.action_space)
     return EnvInfo(
@@ -128,7 +137,7 @@ def extract_env_info(env: Any, cfg: Config) -> EnvInfo:
         max_episode_steps=getattr(spec, "max_episode_steps", None),
         obs_is_dict=isinstance(env.observation_space, spaces.Dict) and not obs_wrapped_in_dict,
         reward_threshold=getattr(spec, "reward_threshold", None),
-        is_multiagent=is_multiagent and not _has_layer(env, single_agent_layers),
+        is_multiagent=is_multiagent and not _has_layer(env, _SINGLE_AGENT_LAYERS),
     )
 
 
@@ -279,7 +288,7 @@ def env_info_cache_filename(cfg: Config) -> str:
 
 
 # cfg entries that are not flags (set by postprocess_args) or do not shape the env
-_NON_ENV_CFG_KEYS = frozenset({"command_line", "cli_args", "git_hash", "git_repo_name", "use_env_info_cache", "help"})
+_NON_ENV_CFG_KEYS = frozenset({"command_line", "cli_args", "git_hash", "git_repo_name", "use_env_info_cache"})
 
 
 @functools.lru_cache(maxsize=1)

@@ -188,8 +188,9 @@ class BatchedVecEnv(Wrapper):
     terminated and truncated ``[num_agents]`` tensors; infos are left as the env returns them (a list with
     one dict per agent for a single-agent env).
 
-    How each output converts to a tensor is decided from its first value (tensors pass through, numpy arrays
-    are shared with ``torch.from_numpy``, sequences go through one numpy array).
+    How each output converts to a tensor is decided from its first value: tensors pass through, numpy arrays
+    are shared with ``torch.from_numpy``, sequences of arrays go through one numpy array, sequences of
+    tensors are stacked, sequences of numbers become a tensor of their type.
     """
 
     ConvertFunc = Callable[[Any], Tensor]
@@ -223,6 +224,8 @@ class BatchedVecEnv(Wrapper):
             if len(x) > 0 and isinstance(x[0], (np.ndarray, list, tuple)):
                 # one numpy array first: torch.tensor() on a list of arrays is very slow
                 return lambda x_: torch.tensor(np.array(x_))
+            if len(x) > 0 and isinstance(x[0], Tensor):
+                return torch.stack
             return torch.tensor
         raise RuntimeError(
             f"Cannot convert a {type(x).__name__} returned by the env to a torch.Tensor: a batched env must return "
@@ -279,8 +282,8 @@ class SequentialVectorizeWrapper(Wrapper, TrainingInfoInterface, RewardShapingIn
             raise ValueError("SequentialVectorizeWrapper needs at least one env")
         Wrapper.__init__(self, envs[0])
         TrainingInfoInterface.__init__(self)
-        self.single_env_agents: int = envs[0].num_agents
-        agents = [e.num_agents for e in envs]
+        agents = [get_multiagent_info(e)[1] for e in envs]
+        self.single_env_agents: int = agents[0]
         if any(n != self.single_env_agents for n in agents):
             raise ValueError(f"SequentialVectorizeWrapper: all envs must have the same number of agents, got {agents}")
 

@@ -348,3 +348,18 @@ def test_sequential_vectorize_wrapper_of_two_agent_envs_and_bad_inputs():
         SequentialVectorizeWrapper([BatchedVecEnv(TwoAgentEnv()), BatchedVecEnv(EpisodeEnv())])
     with pytest.raises(RuntimeError, match="before reset"):
         SequentialVectorizeWrapper([BatchedVecEnv(EpisodeEnv())]).step(np.array([0]))
+
+
+def test_conversion_of_each_kind_of_output():
+    convert = BatchedVecEnv._get_convert_func
+    array = np.arange(6, dtype=np.int16).reshape(2, 3)
+    shared = convert(array)(array)
+    assert shared.dtype == torch.int16 and shared.data_ptr() == torch.from_numpy(array).data_ptr()
+    t = torch.ones(2)
+    assert convert(t)(t) is t
+    assert convert([np.zeros(3), np.ones(3)])([np.zeros(3), np.ones(3)]).shape == (2, 3)
+    assert convert([torch.zeros(3), torch.ones(3)])([torch.zeros(3), torch.ones(3)]).shape == (2, 3)
+    assert convert([True, False])([True, False]).dtype == torch.bool
+    assert convert((1.5, 2.5))((1.5, 2.5)).tolist() == [1.5, 2.5]
+    with pytest.raises(RuntimeError, match="Cannot convert a str"):
+        convert("text")
