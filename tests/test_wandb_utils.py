@@ -158,3 +158,17 @@ def test_missing_wandb_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", import_without_wandb)
     with pytest.raises(ImportError, match=r"pip install wandb tensorboard.*pysf\[wandb\]"):
         init_wandb(_cfg(tmp_path))
+
+
+def test_missing_tensorboard_says_what_to_install(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a, **k: None if name == "tensorboard" else real_find_spec(name, *a, **k)
+    )
+    cfg = _cfg(tmp_path)
+    with pytest.raises(ImportError, match=r"needs the tensorboard package.*pip install tensorboard"):
+        init_wandb(cfg)
+    assert "wandb_unique_id" not in cfg  # nothing was started

@@ -74,6 +74,11 @@ class _Launch:
     gpu: Optional[int] = None
     start_time: float = 0.0
     end_time: float = 0.0
+    stopped_by_launcher: bool = False  # interrupted because the launch was interrupted
+
+    @property
+    def succeeded(self) -> bool:
+        return self.process is not None and self.process.returncode == 0
 
     @property
     def label(self) -> str:
@@ -86,8 +91,6 @@ def _exit_description(returncode: int) -> str:
             return f"killed by signal {signal.Signals(-returncode).name}"
         except ValueError:
             return f"killed by signal {-returncode}"
-    if returncode == ExperimentStatus.INTERRUPTED:
-        return "exit code 2 (interrupted)"
     return f"exit code {returncode}"
 
 
@@ -199,12 +202,15 @@ class _ProcessLauncher:
             seconds = launch.end_time - launch.start_time
             if code == 0:
                 log.info("Experiment %s finished (exit code 0) after %.1f s", launch.name, seconds)
+            elif launch.stopped_by_launcher:
+                log.warning("Experiment %s stopped: %s after %.1f s", launch.name, _exit_description(code), seconds)
             else:
                 log.error("Experiment %s FAILED: %s after %.1f s", launch.name, _exit_description(code), seconds)
         self.running = still_running
 
     def failed(self) -> List[_Launch]:
-        return [launch for launch in self.finished if launch.process is None or launch.process.returncode != 0]
+        """Experiments that did not start or ended with a non-zero status on their own."""
+        return [launch for launch in self.finished if not launch.succeeded and not launch.stopped_by_launcher]
 
     def loop(self) -> None:
         last_reminder = time.monotonic()
@@ -222,6 +228,7 @@ class _ProcessLauncher:
 
     def _signal_running(self, sig: signal.Signals) -> None:
         for launch in self.running:
+            launch.stopped_by_launcher = True
             try:
                 os.killpg(launch.process.pid, sig)
             except ProcessLookupError:  # exited in the meantime
@@ -263,9 +270,12 @@ class _ProcessLauncher:
 
     def report(self, interrupted: bool) -> int:
         failed = self.failed()
-        succeeded = len(self.finished) - len(failed)
+        succeeded = sum(1 for launch in self.finished if launch.succeeded)
+        stopped = [launch for launch in self.finished if launch.stopped_by_launcher and not launch.succeeded]
         not_started = self.total - len(self.finished)
         summary = f"{self.total} experiment(s): {succeeded} succeeded, {len(failed)} failed"
+        if stopped:
+            summary += f", {len(stopped)} interrupted"
         if not_started:
             summary += f", {not_started} not started"
         if failed:

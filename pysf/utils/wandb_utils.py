@@ -19,11 +19,12 @@ Differences from Sample Factory, on purpose:
 
 - W&B is told the writer's folder (its TensorBoard root directory), so tags keep their names (``reward/reward``)
   and W&B does not spend its 10 s of root-directory guessing when a run ends soon after it starts.
-- No ``start_method`` setting (wandb >= 0.18 runs its own service process and no longer has it).
+- No ``start_method`` setting: wandb 0.31 has none (it always runs its own service process).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from datetime import datetime
 from os.path import join
@@ -32,11 +33,16 @@ from typing import Any
 from pysf.utils.typing import Config
 from pysf.utils.utils import experiment_dir, log, retry, summaries_dir
 
-__all__ = ["init_wandb", "finish_wandb", "WANDB_INSTALL_HINT"]
+__all__ = ["init_wandb", "finish_wandb", "WANDB_INSTALL_HINT", "TENSORBOARD_INSTALL_HINT"]
 
 WANDB_INSTALL_HINT = (
     "--with_wandb needs the wandb package, which is not installed: `pip install wandb tensorboard` "
     "(or pysf's extra: `pip install pysf[wandb]`), or run without --with_wandb"
+)
+
+TENSORBOARD_INSTALL_HINT = (
+    "--with_wandb mirrors pysf's TensorBoard summaries into W&B, which needs the tensorboard package (besides "
+    "tensorboardX): `pip install tensorboard` (included in pysf's extra: `pip install pysf[wandb]`)"
 )
 
 # wandb.init can fail transiently (network, service start-up): retried as Sample Factory does.
@@ -56,6 +62,13 @@ def _import_wandb() -> Any:
     except ImportError as exc:
         raise ImportError(WANDB_INSTALL_HINT) from exc
     return wandb
+
+
+def _require_tensorboard() -> None:
+    # wandb's TensorBoard mirroring imports tensorboard (not only tensorboardX); without it wandb.init fails,
+    # and retrying would only repeat that.
+    if importlib.util.find_spec("tensorboard") is None:
+        raise ImportError(TENSORBOARD_INSTALL_HINT)
 
 
 def _new_unique_id(cfg: Config) -> str:
@@ -79,7 +92,7 @@ def init_wandb(cfg: Config) -> None:
     one, and its W&B run continues: ``resume="allow"``).
 
     Raises:
-        ImportError: wandb is not installed (the message says what to install).
+        ImportError: wandb or tensorboard is not installed (the message says what to install).
         Exception: whatever ``wandb.init`` raised on its last attempt (e.g. no API key while online: set
             ``WANDB_MODE=offline`` or run ``wandb login``).
     """
@@ -87,6 +100,7 @@ def init_wandb(cfg: Config) -> None:
         log.debug("Weights and Biases integration disabled")
         return
     wandb = _import_wandb()
+    _require_tensorboard()
 
     if "wandb_unique_id" not in cfg or not getattr(cfg, "wandb_unique_id", None):
         cfg.wandb_unique_id = _new_unique_id(cfg)

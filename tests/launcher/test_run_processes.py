@@ -202,5 +202,5 @@ def test_ctrl_c_interrupts_running_experiments_and_starts_no_more(tmp_path, prob
         with pytest.raises(ProcessLookupError):
             os.kill(r["pid"], 0)
     assert "Not starting the 1 remaining experiment(s)" in output
-    assert "3 experiment(s): 0 succeeded, 2 failed, 1 not started" in output
-    assert "exit code 2 (interrupted)" in output
+    assert "3 experiment(s): 0 succeeded, 0 failed, 2 interrupted, 1 not started" in output
+    assert "Experiment 00_probe_see_1 stopped: exit code 2" in output
