@@ -246,7 +246,29 @@ def test_async_dataset_need_not_be_a_whole_number_of_sampler_blocks() -> None:
     """Sample Factory accepts these (its gym example: 20 envs per worker, batch 512); pysf's batcher adapts."""
     assert_valid("--use_rnn=False", "--num_envs_per_worker=8", "--batch_size=96")
     assert_valid("--use_rnn=False", "--num_envs_per_worker=20", "--batch_size=512", "--recurrence=1")
-    assert_valid("--use_rnn=False", "--batch_size=32", env_info=TWO_AGENTS)
+
+
+
+def test_multi_agent_envs_stop_with_a_not_yet_message() -> None:
+    message = cfg_error("--use_rnn=False", "--batch_size=32", env_info=TWO_AGENTS)
+    assert "num_agents=2: multi-agent envs are not supported by pysf yet" in message
+
+
+@pytest.mark.parametrize(
+    "flag, expected",
+    [
+        ("--num_policies=2", "one policy per experiment"),
+        ("--with_pbt=True", "population-based training is not implemented"),
+        ("--batched_sampling=True", "no batched (vectorized-env) sampling mode yet"),
+        ("--actor_worker_gpus=0", "CPU only"),
+        ("--decorrelate_experience_max_seconds=10", "--decorrelate_experience_max_seconds=0"),
+        ("--heartbeat_interval=5", "no heartbeat protocol"),
+        ("--algo=PPO", "APPO is the only algorithm"),
+    ],
+)
+def test_flags_pysf_cannot_honour_yet_stop_before_training(flag: str, expected: str) -> None:
+    message = cfg_error(flag)
+    assert flag.split("=")[0] in message and expected in message
 
 
 def test_rnn_rollout_must_be_a_multiple_of_recurrence() -> None:

@@ -295,6 +295,7 @@ def _verify_cfg(cfg: Config, env_info: "EnvInfo", recurrence_is_auto: bool) -> N
     recurrence = auto_recurrence(cfg) if cfg.recurrence == -1 else int(cfg.recurrence)
 
     errors.extend(_backend_errors(cfg))
+    errors.extend(not_yet_supported_errors(cfg, num_agents))
 
     non_positive = [f"--{name}={getattr(cfg, name)}" for name in _POSITIVE_INT_FLAGS if int(getattr(cfg, name)) < 1]
     if non_positive:
@@ -608,6 +609,73 @@ def _backend_errors(cfg: Config) -> List[str]:
     elif env_backend not in ("auto", "gym"):
         errors.append(f"Unknown --env_backend={env_backend!r}: use auto (default), native or gym.")
     return errors
+
+
+# Flags whose Sample Factory default is the only value pysf implements so far, and what a user should know.
+_NOT_YET_SUPPORTED: Tuple[Tuple[str, Any, str], ...] = (
+    ("num_policies", 1, "pysf trains one policy per experiment for now (multi-policy training, self-play and PBT are "
+     "planned). Use --num_policies=1."),
+    ("with_pbt", False, "population-based training is not implemented in pysf yet (it needs several policies). "
+     "Use --with_pbt=False."),
+    ("batched_sampling", False, "pysf has no batched (vectorized-env) sampling mode yet; its native sampler already "
+     "batches inference over all envs of a split. Use --batched_sampling=False with a make_env_func that returns one "
+     "env."),
+    ("actor_worker_gpus", [], "pysf's env workers run on the CPU only for now. Leave --actor_worker_gpus empty."),
+    ("decorrelate_experience_max_seconds", 0, "pysf's workers do not idle at start-up to spread out experience yet "
+     "(its --decorrelate_envs_on_one_worker warm-up is available). Use --decorrelate_experience_max_seconds=0."),
+    ("heartbeat_interval", 20, "pysf has no heartbeat protocol: a crashed env worker is detected at once, and "
+     "detecting a hung one is planned. Leave --heartbeat_interval at its default."),
+    ("heartbeat_reporting_interval", 180, "pysf has no heartbeat protocol: a crashed env worker is detected at once, "
+     "and detecting a hung one is planned. Leave --heartbeat_reporting_interval at its default."),
+    ("algo", "APPO", "APPO is the only algorithm (as in Sample Factory). Use --algo=APPO."),
+)
+
+
+def not_yet_supported_errors(cfg: Config, num_agents: int = 1) -> List[str]:
+    """What the configuration asks for that pysf cannot do yet (each with what to do instead).
+
+    pysf accepts every Sample Factory flag; those whose other values it does not implement stop here rather
+    than being ignored.
+    """
+    errors: List[str] = []
+    for name, supported, explanation in _NOT_YET_SUPPORTED:
+        value = getattr(cfg, name, supported)
+        if value != supported and not (isinstance(supported, list) and not value):
+            errors.append(f"--{name}={value}: {explanation}")
+    if num_agents > 1:
+        errors.append(
+            f"The env has num_agents={num_agents}: multi-agent envs are not supported by pysf yet (planned). Train a "
+            f"single-agent env (num_agents=1)."
+        )
+    if cfg.device == "gpu" and _cuda_available():
+        errors.append(
+            "--device=gpu: pysf's learner and inference run on the CPU for now (the GPU path is planned), and this "
+            "machine has a GPU, so training would not be where you asked. Use --device=cpu."
+        )
+    if getattr(cfg, "episode_counter", False) and _uses_native_env(cfg):
+        errors.append(
+            "--episode_counter=True wraps each Python env in EpisodeCounterWrapper; native (C++) envs cannot be "
+            "wrapped. Add --env_backend=gym to run the gymnasium version of the env."
+        )
+    return errors
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+def _uses_native_env(cfg: Config) -> bool:
+    try:
+        from pysf.envs.native import use_native_env
+
+        return bool(use_native_env(cfg))
+    except (ImportError, ValueError):
+        return False
 
 
 def _available_inference_backends() -> Tuple[str, ...]:

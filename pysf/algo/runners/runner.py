@@ -27,6 +27,7 @@ from pysf.algo.inference.policy_backends import make_inference_policy
 from pysf.algo.learning.batcher import TrajectoryBatcher, blocks_per_batch
 from pysf.algo.learning.learner import Learner
 from pysf.algo.sampling.sampler import Sampler, sampling_geometry
+from pysf.algo.sampling.training_info import TRAINING_INFO_INTERVAL_SECONDS, training_info
 from pysf.algo.utils.checkpoints import checkpoint_dir, load_latest_checkpoint, save_checkpoint
 from pysf.algo.utils.env_info import EnvInfo, obtain_env_info
 from pysf.algo.utils.misc import ExperimentStatus
@@ -130,6 +131,7 @@ class Runner:
         self._last_summary = 0.0
         self._last_save = 0.0
         self._last_best_check = 0.0
+        self._last_training_info = 0.0
         self._last_train_stats: Dict[str, float] = {}
         self._last_throughput: Tuple[float, int] = (time.time(), 0)
         self._progress_line = sys.stdout.isatty()
@@ -225,6 +227,7 @@ class Runner:
         self._last_save = self._last_report = self._last_summary = self._last_best_check = time.time()
         self._fps_history.append((time.time(), self.learner.env_steps))
         try:
+            self._publish_training_info()
             self.sampler.start()
             while not self._should_stop():
                 # Short waits so that reports, checkpoints and Ctrl-C are handled while sampling runs.
@@ -335,6 +338,13 @@ class Runner:
         if self.writer is not None:
             self.writer.close()
 
+    def _publish_training_info(self) -> None:
+        """What the envs' TrainingInfoInterface / RewardShapingInterface receive (Sample Factory's dict)."""
+        self._last_training_info = time.time()
+        self.sampler.set_training_info(
+            training_info(0, self.learner.env_steps, self.env_info.reward_shaping_scheme if self.env_info else None)
+        )
+
     def _publish_weights(self, train_step: int) -> None:
         self.policy.update_weights(self.learner.actor_critic, train_step)
 
@@ -366,6 +376,8 @@ class Runner:
         if now - self._last_best_check >= self.cfg.save_best_every_sec:
             self._maybe_save_best()
             self._last_best_check = now
+        if now - self._last_training_info >= TRAINING_INFO_INTERVAL_SECONDS:
+            self._publish_training_info()
 
     def _fps(self) -> List[float]:
         now = time.time()

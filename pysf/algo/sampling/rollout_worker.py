@@ -35,7 +35,10 @@ import torch
 from gymnasium import spaces
 
 from pysf.algo.sampling import protocol
+from pysf.algo.sampling.training_info import EnvTrainingHooks, SharedTrainingInfo
 from pysf.algo.utils.context import SampleFactoryContext, set_global_context
+from pysf.algo.utils.env_info import EnvInfo, check_env_info
+from pysf.envs.env_wrappers import EpisodeCounterWrapper
 from pysf.utils.attr_dict import AttrDict
 from pysf.utils.typing import Config
 from pysf.utils.utils import set_worker_process_affinity_and_niceness
@@ -60,6 +63,8 @@ class WorkerSpec:
     seed: Optional[int]
     context: SampleFactoryContext
     env_obs_is_dict: bool  # False: the env returns bare observations, stored under key "obs"
+    env_info: Optional[EnvInfo] = None  # what training was set up for: every new env is checked against it
+    training_info: Optional[SharedTrainingInfo] = None  # newest training info from the runner
 
 
 class _ActionDecoder:
@@ -117,7 +122,12 @@ class _SplitEnvs:
             vector_index = split * spec.block_rows + i
             env_id = spec.first_env_id + vector_index
             env_config = AttrDict(worker_index=spec.worker_index, vector_index=vector_index, env_id=env_id)
-            self.envs.append(make_env(spec.env_name, spec.cfg, env_config, None))
+            env = make_env(spec.env_name, spec.cfg, env_config, None)
+            if spec.env_info is not None:
+                check_env_info(env, spec.env_info, spec.cfg)
+            if getattr(spec.cfg, "episode_counter", False):
+                env = EpisodeCounterWrapper(env)
+            self.envs.append(env)
             self.env_ids.append(env_id)
         # Bound once: an attribute lookup per env step is measurable next to CartPole's ~6 µs step.
         self.step_fns, self.time_limit = _step_functions(self.envs)
@@ -192,6 +202,7 @@ class RolloutWorker:
         self.truncated = buffers["time_outs"].numpy()
         self.wrap_obs = not spec.env_obs_is_dict
         self.splits: List[_SplitEnvs] = []
+        self.training_hooks: Optional[EnvTrainingHooks] = None
 
     def describe(self, split: int = 0, env_index: Optional[int] = None) -> str:
         if env_index is None:
@@ -204,6 +215,8 @@ class RolloutWorker:
 
         for split in range(self.spec.num_splits):
             self.splits.append(_SplitEnvs(self.spec, split, create_env, self.mailbox.stop_requested))
+        all_envs = [env for split in self.splits for env in split.envs]
+        self.training_hooks = EnvTrainingHooks(all_envs, self.spec.training_info)
 
     def _store_observations(self, observations: Sequence[Any], rows: slice, step: int, split: int) -> None:
         """Write one split's observations (one per env) at ``step``: one numpy copy per key, validated."""
@@ -364,6 +377,7 @@ class RolloutWorker:
         plain = 0
         for i in finished:
             reward, length = envs.end_episode(i)
+            self.training_hooks.apply(split * self.block_rows + i)
             info = infos[i]
             extra = info.get("episode_extra_stats") if isinstance(info, dict) else None
             true_objective = info.get("true_objective") if isinstance(info, dict) else None
@@ -428,10 +442,19 @@ def run_worker(spec: WorkerSpec, buffers: Dict[str, Any], endpoint: protocol.Wor
     return 0
 
 
+def _limit_env_threads(cfg: Config) -> None:
+    """``--force_envs_single_thread``: OpenMP/BLAS thread pools in this process use one thread from now on."""
+    if getattr(cfg, "force_envs_single_thread", False):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)  # applies at once and stays (nothing restores it)
+
+
 def rollout_worker_main(spec: WorkerSpec, buffers: Dict[str, Any], endpoint: protocol.WorkerEndpoint, stats_queue) -> None:
     """Entry point of an env worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops us
     torch.set_num_threads(1)
+    _limit_env_threads(spec.cfg)
     set_worker_process_affinity_and_niceness(spec.cfg, spec.worker_index)
     stats_queue.cancel_join_thread()  # never block exit on stats nobody will read any more
     set_global_context(spec.context)
@@ -440,6 +463,7 @@ def rollout_worker_main(spec: WorkerSpec, buffers: Dict[str, Any], endpoint: pro
 
 def rollout_worker_thread_main(spec: WorkerSpec, buffers: Dict[str, Any], endpoint: protocol.WorkerEndpoint, stats_queue) -> None:
     """Entry point of an env worker thread (``--serial_mode``: everything in one process, for debugging)."""
+    _limit_env_threads(spec.cfg)
     run_worker(spec, buffers, endpoint, stats_queue)
     # Dropping the mailbox (inside run_worker) closed our lifeline end: the sampler sees the worker gone
     # unless it asked us to stop.

@@ -24,6 +24,7 @@ from pysf.algo.inference.policy_backends import NativePolicy, PythonPolicy
 from pysf.algo.sampling import protocol
 from pysf.algo.sampling.buffers import allocate_trajectory_buffers, block_row_index, native_buffers_dict
 from pysf.algo.sampling.rollout_worker import WorkerSpec, rollout_worker_main, rollout_worker_thread_main
+from pysf.algo.sampling.training_info import SharedTrainingInfo
 from pysf.algo.utils.context import sf_global_context
 from pysf.algo.utils.env_info import EnvInfo
 from pysf.algo.utils.tensor_dict import TensorDict
@@ -116,6 +117,7 @@ class Sampler:
         self._processes: List[multiprocessing.process.BaseProcess] = []
         self._mailboxes: List[torch.Tensor] = []  # per process, its mailbox (protocol.py)
         self._stats_queue = None
+        self.training_info = SharedTrainingInfo()
         self._started = False
         self._stopped = False
 
@@ -127,6 +129,11 @@ class Sampler:
             self._start_worker_processes()
         self._sampler.start()
         self._started = True
+
+    def set_training_info(self, info: Dict[str, Any]) -> None:
+        """Newest training info for the envs' ``TrainingInfoInterface`` / ``RewardShapingInterface`` hooks
+        (before ``start``: what every env gets when it is created). Native envs have no hooks."""
+        self.training_info.publish(info)
 
     def _start_worker_processes(self) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -148,6 +155,8 @@ class Sampler:
                 seed=self.cfg.seed,
                 context=sf_global_context(),
                 env_obs_is_dict=self.env_info.obs_is_dict,
+                env_info=self.env_info,
+                training_info=self.training_info,
             )
             mailbox = protocol.allocate_mailbox(splits_per_worker, self.block_rows)
             wake_worker, reports_posted = protocol.new_eventfd(), protocol.new_eventfd()

@@ -1,0 +1,98 @@
+"""Training information for envs: Sample Factory's ``TrainingInfoInterface`` and ``RewardShapingInterface`` hooks.
+
+The runner publishes ``training_info(...)`` when sampling starts and every ``TRAINING_INFO_INTERVAL_SECONDS``
+(as Sample Factory's runner does) into a ``SharedTrainingInfo`` that every env worker process reads; a worker
+hands the newest one to an env whenever one of its episodes ends (and once right after the env is created):
+``set_reward_shaping`` with the policy's reward shaping for agent 0, then ``set_training_info``. Envs without
+either interface cost nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import pickle
+from typing import Any, Dict, List, Optional, Tuple
+
+from pysf.envs.env_utils import (
+    RewardShapingInterface,
+    find_training_info_interface,
+    find_wrapper_interface,
+    set_reward_shaping,
+    set_training_info,
+)
+from pysf.utils.typing import PolicyID
+
+TRAINING_INFO_INTERVAL_SECONDS = 5.0
+
+
+def training_info(policy_id: PolicyID, env_steps: int, reward_shaping: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The dict an env receives (Sample Factory's keys; the step count lags training a little)."""
+    return dict(policy_id=policy_id, approx_total_training_steps=int(env_steps), reward_shaping=reward_shaping)
+
+
+class SharedTrainingInfo:
+    """The newest training info, in shared memory: written by the runner, read by any number of workers.
+
+    Only the newest value matters, so it is one slot (pickled, with a version number) rather than a queue that
+    workers whose envs have no hooks would never drain.
+    """
+
+    CAPACITY_BYTES = 1 << 16
+
+    def __init__(self, context: Any = None):
+        context = context or multiprocessing.get_context("spawn")
+        self._version = context.Value(ctypes.c_int64, 0)  # its lock guards the payload too
+        self._payload = context.Array(ctypes.c_char, self.CAPACITY_BYTES, lock=False)
+        self._size = context.Value(ctypes.c_int64, 0, lock=False)
+
+    def publish(self, info: Dict[str, Any]) -> None:
+        """Make ``info`` the newest training info."""
+        data = pickle.dumps(info)
+        if len(data) > self.CAPACITY_BYTES:
+            raise ValueError(f"training info of {len(data)} bytes exceeds {self.CAPACITY_BYTES} (reward shaping too large?)")
+        with self._version.get_lock():
+            self._payload[: len(data)] = data
+            self._size.value = len(data)
+            self._version.value += 1
+
+    def read_if_newer(self, version: int) -> Optional[Tuple[int, Dict[str, Any]]]:
+        """``(version, info)`` if there is a newer one than ``version``, else None (one shared-memory read)."""
+        if self._version.value == version:
+            return None
+        with self._version.get_lock():
+            return self._version.value, pickle.loads(self._payload[: self._size.value])
+
+
+class EnvTrainingHooks:
+    """The interfaces of one worker's envs (found once) and the newest training info from the runner."""
+
+    def __init__(self, envs: List[Any], shared: Optional[SharedTrainingInfo]):
+        self.envs = envs
+        self.training_interfaces = [find_training_info_interface(env) for env in envs]
+        self.has_reward_shaping = [find_wrapper_interface(env, RewardShapingInterface) is not None for env in envs]
+        self.active = shared is not None and (
+            any(i is not None for i in self.training_interfaces) or any(self.has_reward_shaping)
+        )
+        self.shared = shared
+        self.version = 0
+        self.latest: Optional[Dict[str, Any]] = None
+        if self.active:
+            for index in range(len(envs)):
+                self.apply(index)
+
+    def _refresh(self) -> None:
+        newer = self.shared.read_if_newer(self.version)
+        if newer is not None:
+            self.version, self.latest = newer
+
+    def apply(self, index: int) -> None:
+        """Hand the newest training info to env ``index`` (at an episode boundary)."""
+        if not self.active:
+            return
+        self._refresh()
+        if self.latest is None:
+            return
+        if self.has_reward_shaping[index]:
+            set_reward_shaping(self.envs[index], self.latest.get("reward_shaping"), 0)
+        set_training_info(self.training_interfaces[index], self.latest)
