@@ -27,7 +27,7 @@ def run_rl(cfg: Config) -> StatusCode:
     cfg, runner = make_runner(cfg)
     try:
         status = runner.init()
-    except (ValueError, ModelCompileError, ModelVerificationError) as exc:
+    except (ValueError, ImportError, NotImplementedError, ModelCompileError, ModelVerificationError) as exc:
         logging.getLogger("pysf").error("%s", exc)
         runner.close()
         return ExperimentStatus.FAILURE

@@ -194,3 +194,19 @@ def test_dataset_not_a_whole_number_of_blocks_trains(tmp_path):
     assert runner.status == ExperimentStatus.SUCCESS
     assert runner.learner.env_steps >= 100_000 and runner.learner.env_steps % 512 == 0
     assert runner.best_mean_reward > 30
+
+
+def test_with_wandb_offline_records_the_run(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    pytest.importorskip("tensorboard")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    runner = train(
+        tmp_path, "--with_wandb", "True", "--wandb_dir", str(tmp_path / "wb"), "--train_for_env_steps", "20000",
+        "--experiment_summaries_interval", "1",
+    )
+    assert runner.status == ExperimentStatus.SUCCESS
+    runs = glob.glob(str(tmp_path / "wb" / "wandb" / "offline-run-*" / "*.wandb"))
+    assert runs and os.path.getsize(runs[0]) > 0
+    saved = json.loads((tmp_path / "exp" / "config.json").read_text())
+    assert saved["wandb_unique_id"].startswith("exp_")

@@ -34,6 +34,7 @@ from pysf.algo.utils.misc import ExperimentStatus
 from pysf.model.model_utils import get_rnn_size
 from pysf.utils.typing import Config
 from pysf.utils.utils import set_main_process_niceness
+from pysf.utils.wandb_utils import init_wandb
 
 log = logging.getLogger("pysf")
 
@@ -162,6 +163,9 @@ class Runner:
         self.env_info = obtain_env_info(cfg)
         cfg = self.cfg = preprocess_cfg(cfg, self.env_info)
         verify_cfg(cfg, self.env_info)
+        # Before the config is saved (a new run id is saved; a resumed run continues the same W&B run) and
+        # before the SummaryWriter exists (W&B mirrors writers created after it starts).
+        init_wandb(cfg)
         save_config(cfg)
         log.info("Starting experiment with the following configuration:\n%s", cfg_str(cfg))
 
@@ -264,6 +268,7 @@ class Runner:
         steps_this_run = self.learner.env_steps - (self.resumed_from[1] if self.resumed_from else 0)
         log.info("Collected {0: %d}, FPS: %.1f", self.learner.env_steps, steps_this_run / max(elapsed, 1e-9))
         self._log_result(elapsed, steps_this_run)
+        self._close_summaries()
         if self._interrupted and status == ExperimentStatus.SUCCESS:
             status = ExperimentStatus.INTERRUPTED
         return status
@@ -335,8 +340,16 @@ class Runner:
     def close(self) -> None:
         """Release what init() created when run() will not be called (e.g. init failed half-way)."""
         self._stop_everything()
+        self._close_summaries()
+
+    def _close_summaries(self) -> None:
+        """Close the TensorBoard writer, then the W&B run that mirrors it (so its last rows are synced)."""
+        from pysf.utils.wandb_utils import finish_wandb
+
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
+        finish_wandb(self.cfg)
 
     def _publish_training_info(self) -> None:
         """What the envs' TrainingInfoInterface / RewardShapingInterface receive (Sample Factory's dict)."""
