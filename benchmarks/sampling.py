@@ -52,7 +52,7 @@ def cartpole_cfg(**overrides):
 
 def measure_sampler(cfg, seconds: float) -> float:
     """Env steps/s consumed from the sampler in steady state (blocks freed as soon as they arrive)."""
-    from pysf.algo.sampling.sampling_api import SyncSamplingAPI
+    from pysf.algo.sampling.sync_sampling_api import SyncSamplingAPI
 
     with SyncSamplingAPI(cfg) as sampling:
         sampler = sampling.sampler

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from pysf import _C
-from pysf.algo.sampling.sampling_api import SyncSamplingAPI
+from pysf.algo.sampling.sync_sampling_api import SyncSamplingAPI
 from pysf.algo.utils.context import reset_global_context
 from pysf.envs.env_utils import register_env
 

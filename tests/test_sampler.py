@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from pysf.algo.sampling.sampling_api import SyncSamplingAPI
+from pysf.algo.sampling.sync_sampling_api import SyncSamplingAPI
 from pysf.algo.utils.context import reset_global_context
 from pysf.cfg.arguments import default_cfg
 from pysf.envs.env_utils import register_env

@@ -281,9 +281,14 @@ class Sampler:
         """Env steps the inference threads have acted on so far."""
         return int(self._sampler.rows_served)
 
+    @property
+    def error(self) -> Optional[str]:
+        """Why sampling failed, or None."""
+        return self._sampler.error
+
     def check(self) -> None:
         """Raise RuntimeError if sampling failed."""
-        error = self._sampler.error
+        error = self.error
         if error is not None:
             raise RuntimeError(self._describe_failure(f"sampling failed: {error}"))
 
