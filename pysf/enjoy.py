@@ -93,6 +93,11 @@ def enjoy(cfg: Config) -> Tuple[int, float]:
             "--push_to_hub is not available in pysf yet (it needs the Hugging Face Hub client and network access). "
             "Evaluate without it and upload the experiment folder with huggingface_hub yourself."
         )
+    if getattr(cfg, "csv_folder_name", None) is not None or getattr(cfg, "sample_env_episodes", 256) != 256:
+        raise NotImplementedError(
+            "--sample_env_episodes and --csv_folder_name belong to Sample Factory's fast parallel evaluation "
+            "(sample_factory.eval), which pysf does not have yet. enjoy evaluates in one env: use --max_num_episodes."
+        )
     action_repeat = _eval_action_repeat(cfg)
     experiment_dir = os.path.join(cfg.train_dir, cfg.experiment)
     env_info = obtain_env_info(cfg)

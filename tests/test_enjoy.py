@@ -61,3 +61,8 @@ def test_eval_frameskip_must_divide_the_training_frameskip(experiment):
 def test_push_to_hub_says_it_is_not_available(experiment):
     with pytest.raises(NotImplementedError, match="--push_to_hub is not available"):
         run_enjoy(experiment, "--push_to_hub", "--hf_repository", "me/repo")
+
+
+def test_fast_eval_flags_say_they_are_not_available(experiment):
+    with pytest.raises(NotImplementedError, match="fast parallel evaluation"):
+        run_enjoy(experiment, "--sample_env_episodes", "16")

@@ -210,3 +210,10 @@ def test_with_wandb_offline_records_the_run(tmp_path, monkeypatch):
     assert runs and os.path.getsize(runs[0]) > 0
     saved = json.loads((tmp_path / "exp" / "config.json").read_text())
     assert saved["wandb_unique_id"].startswith("exp_")
+
+
+def test_milestones_are_saved_and_kept(tmp_path):
+    runner = train(tmp_path, "--save_milestones_sec", "1", "--train_for_seconds", "4", "--train_for_env_steps", "10000000000")
+    assert runner.status == ExperimentStatus.SUCCESS
+    milestones = glob.glob(str(tmp_path / "exp" / "checkpoint_p0" / "milestones" / "checkpoint_*.pth"))
+    assert len(milestones) >= 2  # none pruned (--keep_checkpoints applies to regular checkpoints only)

@@ -28,7 +28,7 @@ from pysf.algo.learning.batcher import TrajectoryBatcher, blocks_per_batch
 from pysf.algo.learning.learner import Learner
 from pysf.algo.sampling.sampler import Sampler, sampling_geometry
 from pysf.algo.sampling.training_info import TRAINING_INFO_INTERVAL_SECONDS, training_info
-from pysf.algo.utils.checkpoints import checkpoint_dir, load_latest_checkpoint, save_checkpoint
+from pysf.algo.utils.checkpoints import checkpoint_dir, load_latest_checkpoint, milestones_dir, save_checkpoint
 from pysf.algo.utils.env_info import EnvInfo, obtain_env_info
 from pysf.algo.utils.misc import ExperimentStatus
 from pysf.model.model_utils import get_rnn_size
@@ -133,6 +133,7 @@ class Runner:
         self._last_save = 0.0
         self._last_best_check = 0.0
         self._last_training_info = 0.0
+        self._last_milestone = time.time()
         self._last_train_stats: Dict[str, float] = {}
         self._last_throughput: Tuple[float, int] = (time.time(), 0)
         self._progress_line = sys.stdout.isatty()
@@ -228,7 +229,7 @@ class Runner:
         status = ExperimentStatus.SUCCESS
         self._run_start = time.time()
         self._last_throughput = (self._run_start, 0)
-        self._last_save = self._last_report = self._last_summary = self._last_best_check = time.time()
+        self._last_save = self._last_report = self._last_summary = self._last_best_check = self._last_milestone = time.time()
         self._fps_history.append((time.time(), self.learner.env_steps))
         try:
             self._publish_training_info()
@@ -391,6 +392,10 @@ class Runner:
             self._last_best_check = now
         if now - self._last_training_info >= TRAINING_INFO_INTERVAL_SECONDS:
             self._publish_training_info()
+        if self.cfg.save_milestones_sec > 0 and now - self._last_milestone >= self.cfg.save_milestones_sec:
+            self._last_milestone = now
+            path = save_checkpoint(self._checkpoint_state(), milestones_dir(checkpoint_dir(self.experiment_dir)), keep=None)
+            log.info("Saving milestone %s", path)
 
     def _fps(self) -> List[float]:
         now = time.time()

@@ -34,14 +34,21 @@ def _sorted_by_step(paths: List[str]) -> List[str]:
     return sorted(paths, key=key)
 
 
+def milestones_dir(checkpoints_directory: str) -> str:
+    """Where ``--save_milestones_sec`` checkpoints go (kept forever): ``checkpoint_p<i>/milestones``."""
+    return os.path.join(checkpoints_directory, "milestones")
+
+
 def checkpoints(directory: str, kind: str = "latest") -> List[str]:
     """Checkpoint files in ``directory``, oldest first (``kind``: latest -> regular, best -> best_*)."""
     pattern = "best_*.pth" if kind == "best" else "checkpoint_*.pth"
     return _sorted_by_step(glob.glob(os.path.join(directory, pattern)))
 
 
-def save_checkpoint(state: Dict[str, Any], directory: str, keep: int, name_prefix: str = "checkpoint", suffix: str = "") -> str:
-    """Write ``state`` atomically and prune old files of the same kind; returns the path."""
+def save_checkpoint(
+    state: Dict[str, Any], directory: str, keep: Optional[int], name_prefix: str = "checkpoint", suffix: str = ""
+) -> str:
+    """Write ``state`` atomically and keep the newest ``keep`` files of the same kind (None: all); returns the path."""
     os.makedirs(directory, exist_ok=True)
     name = f"{name_prefix}_{state['train_step']:09d}_{state['env_steps']}{suffix}.pth"
     path = os.path.join(directory, name)
@@ -50,8 +57,8 @@ def save_checkpoint(state: Dict[str, Any], directory: str, keep: int, name_prefi
     with open(temp_path, "rb") as f:
         os.fsync(f.fileno())
     os.replace(temp_path, path)
-    existing = checkpoints(directory, "best" if name_prefix == "best" else "latest")
-    for old in existing[: max(0, len(existing) - keep)]:
+    existing = [] if keep is None else checkpoints(directory, "best" if name_prefix == "best" else "latest")
+    for old in existing[: max(0, len(existing) - (keep or 0))]:
         try:
             os.remove(old)
         except OSError:
