@@ -710,3 +710,150 @@ def test_scripted_head_random_stream_matches_eager_over_several_calls():
     s2 = scripted(params, params, actions, None)["sampled"]
     assert torch.equal(e1, s1) and torch.equal(e2, s2)
     assert not torch.equal(e1, e2)
+
+
+# ------------------------------------------------------------------------------------------------
+# log_prob action shapes, as Sample Factory's distributions accept them
+# ------------------------------------------------------------------------------------------------
+
+SF_EXPECTED_PROBS = [0.09003057317038046, 0.24472847105479764, 0.6652409557748219]  # softmax([0, 1, 2])
+
+
+@pytest.mark.parametrize("scripted", [False, True], ids=["eager", "scripted_head"])
+def test_categorical_log_prob_of_k_actions_per_row(scripted):
+    """Sample Factory: gather(log_probs, -1, actions).view(-1), so [B, k] actions give [B * k] log-probs."""
+    logits = torch.tensor([[0.0, 1.0, 2.0]])
+    dist = get_action_distribution(spaces.Discrete(3), logits)
+    close(dist.log_prob(torch.tensor([[0, 1, 2]])).exp(), torch.tensor(SF_EXPECTED_PROBS))  # SF's own test
+    assert dist.log_prob(torch.ones(1, 1)).shape == (1,)
+    head = make_distribution_head(spaces.Discrete(3))
+    if scripted:
+        head = torch.jit.script(head)
+    g = torch.Generator().manual_seed(0)
+    params = torch.randn(4, 3, generator=g)
+    actions = torch.randint(0, 3, (4, 2), generator=g)
+    lp = head.log_prob(params, actions)
+    assert lp.shape == (8,)
+    log_p = torch.log_softmax(params, -1)
+    expected = torch.stack([log_p[b, actions[b, j]] for b in range(4) for j in range(2)])
+    close(lp, expected)  # row by row: [b0a0, b0a1, b1a0, ...]
+    # [B, 1] and [B] (float too) give [B]
+    one = actions[:, :1]
+    close(head.log_prob(params, one), log_p.gather(1, one).squeeze(1))
+    close(head.log_prob(params, one.squeeze(1).float()), log_p.gather(1, one).squeeze(1))
+    # more leading dims: logits [T, B, n] with actions [T, B, 1] -> [T * B]
+    params3 = torch.randn(2, 4, 3, generator=g)
+    actions3 = torch.randint(0, 3, (2, 4, 1), generator=g)
+    close(head.log_prob(params3, actions3), torch.log_softmax(params3, -1).gather(-1, actions3).reshape(-1))
+
+
+def test_categorical_log_prob_of_k_actions_with_mask():
+    params = torch.zeros(2, 3)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    lp = get_action_distribution(spaces.Discrete(3), params, mask).log_prob(torch.tensor([[0, 1], [1, 2]]))
+    close(lp.exp(), torch.tensor([0.5, 0.5, 1 / 3, 1 / 3]))
+
+
+@pytest.mark.parametrize("scripted", [False, True], ids=["eager", "scripted_head"])
+def test_gaussian_log_prob_shapes_match_torch_distributions(scripted):
+    space = spaces.Box(-1, 1, (3,))
+    head = make_distribution_head(space)
+    if scripted:
+        head = torch.jit.script(head)
+    g = torch.Generator().manual_seed(1)
+    params = torch.randn(5, 6, generator=g)
+    means, log_std = params.chunk(2, dim=1)
+    ref = Independent(Normal(means, log_std.exp()), 1)
+    for shape in [(5, 3), (1, 3), (2, 5, 3)]:  # [B, k], broadcast over the batch, more leading dims
+        actions = torch.randn(shape, generator=g)
+        expected = ref.log_prob(actions)
+        got = head.log_prob(params, actions)
+        assert got.shape == expected.shape, shape
+        close(got, expected)
+    dist = get_action_distribution(space, params)
+    assert dist.log_prob(torch.randn(5, 3)).shape == (5,)
+
+
+def test_tuple_log_prob_sample_factory_cases():
+    """Sample Factory's tuple sanity tests: [B, num_actions] actions, probabilities multiply."""
+    action_space = spaces.Discrete(3)
+    tuple_space = spaces.Tuple([action_space, action_space])
+    dist = get_action_distribution(tuple_space, torch.tensor([[0.0, 1.0, 2.0, 0.0, 1.0, 2.0]]))
+    for a1 in range(3):
+        for a2 in range(3):
+            p = dist.log_prob(torch.tensor([[a1, a2]])).exp()
+            assert p.shape == (1,)
+            assert p.item() == pytest.approx(SF_EXPECTED_PROBS[a1] * SF_EXPECTED_PROBS[a2], abs=1e-6)
+    three = spaces.Tuple([spaces.Discrete(2)] * 3)
+    simple = get_action_distribution(spaces.Discrete(2), torch.zeros(1, 2))
+    tup = get_action_distribution(three, torch.zeros(1, 6))
+    close(tup.log_prob(torch.ones(1, 3)), simple.log_prob(torch.ones(1, 1)) * 3)
+    close(tup.log_prob(torch.ones(1, 3, 1)), simple.log_prob(torch.ones(1, 1)) * 3)  # [B, n, 1] too
+    close(tup.entropy(), simple.entropy() * 3)
+
+
+@pytest.mark.parametrize("sizes", [[1, 1], [2, 1], [1, 2], [2, 3]])
+@pytest.mark.parametrize("kinds", [["d", "d"], ["d", "b"], ["b", "b"]])
+def test_tuple_sample_log_prob_shapes(kinds, sizes):
+    """Sample Factory's test_tuple_action_distribution: prime batch, every Discrete/Box combination."""
+    batch = 31
+    parts = [spaces.Discrete(n) if k == "d" else spaces.Box(-1, 1, (n,), dtype=np.float32) for k, n in zip(kinds, sizes)]
+    space = spaces.Tuple(parts)
+    num_actions = sum(1 if k == "d" else n for k, n in zip(kinds, sizes))
+    dist = get_action_distribution(space, torch.randn(batch, calc_num_action_parameters(space)))
+    actions = dist.sample()
+    assert actions.shape == (batch, num_actions)
+    assert dist.log_prob(actions).shape == (batch,)
+    assert dist.entropy().shape == (batch,)
+    actions, lp = dist.sample_actions_log_probs()
+    assert actions.shape == (batch, num_actions) and lp.shape == (batch,)
+    close(lp, dist.log_prob(actions))
+
+
+def test_tuple_distribution_has_sample_factorys_attributes():
+    space = SPACES["tuple"]  # Discrete(3), Box(2), Discrete(4)
+    params = random_params(space, batch=5, generator=torch.Generator().manual_seed(8))
+    mask = random_mask(space, batch=5)
+    dist = get_action_distribution(space, params, mask)
+    assert dist.logit_lengths == [3, 4, 4] and dist.action_lengths == [1, 2, 1]
+    assert [t.shape[1] for t in dist.split_logits] == [3, 4, 4]
+    subs = dist.distributions
+    assert [type(d) for d in subs] == [CategoricalActionDistribution, ContinuousActionDistribution, CategoricalActionDistribution]
+    actions = random_actions(space, batch=5, mask=mask)
+    parts = torch.split(actions, dist.action_lengths, dim=1)
+    close(dist.log_prob(actions), sum(d.log_prob(a) for d, a in zip(subs, parts)))
+    close(dist.entropy(), sum(d.entropy() for d in subs))
+    md = get_action_distribution(SPACES["multidiscrete"], random_params(SPACES["multidiscrete"], batch=5))
+    assert md.logit_lengths == [3, 4, 2] and len(md.distributions) == 3
+
+
+def test_width_of_raw_logits_is_checked():
+    with pytest.raises(ValueError, match="5 values per row"):
+        get_action_distribution(spaces.Discrete(5), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="calc_num_action_parameters"):
+        get_action_distribution(spaces.Box(-1, 1, (2,)), torch.zeros(2, 2))
+
+
+def test_categorical_sample_gumbel_and_dbg_print(caplog):
+    import logging
+
+    logits = torch.tensor([[0.0, 50.0, 0.0]] * 6)
+    dist = get_action_distribution(spaces.Discrete(3), logits)
+    sample = dist.sample_gumbel()
+    assert sample.shape == (6,) and (sample == 1).all(), "[B], no trailing dim, as in Sample Factory"
+    with caplog.at_level(logging.DEBUG, logger="rl"):
+        dist.dbg_print()
+        get_action_distribution(SPACES["tuple"], torch.zeros(2, 11)).dbg_print()
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0].startswith("entropy=") and "max_logit=50.000" in messages[0]
+    assert len(messages) == 3, "the tuple logs its two categorical parts"
+
+
+def test_continuous_log_std_is_as_parameterized():
+    params = torch.tensor([[0.0, 0.5, -20.0, 1.0]])  # log_std -20 is clamped in the stddevs only
+    dist = get_action_distribution(spaces.Box(-1, 1, (2,)), params)
+    close(dist.log_std, torch.tensor([[-20.0, 1.0]]))
+    close(dist.stddevs, torch.tensor([[1e-4, math.e]]), rtol=1e-5, atol=0)
+    s = dist.summaries()
+    close(s["action_log_std_min"], torch.tensor(-20.0))
+    close(s["action_stddev_min"], torch.tensor(1e-4), rtol=1e-5, atol=0)

@@ -282,6 +282,55 @@ def test_scripted_state_dict_roundtrip():
 # ------------------------------------------------------------------------------------------------
 
 
+def test_input_shape_stays_the_given_tuple():
+    """Sample Factory keeps the space's shape tuple; the scripted module exposes the same value."""
+    rms = RunningMeanStdInPlace((3, 4, 5), per_channel=True)
+    assert rms.input_shape == (3, 4, 5) and type(rms.input_shape) is tuple
+    assert torch.jit.script(rms).input_shape == (3, 4, 5)
+    space_shape = spaces.Box(-1, 1, (7,)).shape
+    assert RunningMeanStdInPlace(space_shape).input_shape == space_shape
+    assert RunningMeanStdInPlace([2, 3]).input_shape == (2, 3), "a list becomes the equal tuple"
+    assert RunningMeanStdInPlace(np.array([2, 3])).input_shape == (2, 3) and all(
+        type(d) is int for d in RunningMeanStdInPlace(np.array([2, 3])).input_shape
+    )
+    dict_rms = RunningMeanStdDictInPlace(_dict_space())
+    assert dict_rms.running_mean_std["img"].input_shape == (3, 4, 5)
+
+
+@pytest.mark.parametrize("scripted", [False, True], ids=["eager", "scripted"])
+def test_shape_one_normalizer_takes_1d_batches(scripted):
+    """As in Sample Factory, a (1,) normalizer (e.g. of returns) accepts [B] as well as [B, 1]."""
+    flat, column = RunningMeanStdInPlace((1,)), RunningMeanStdInPlace((1,))
+    if scripted:
+        flat, column = torch.jit.script(flat), torch.jit.script(column)
+    x = torch.arange(8, dtype=torch.float32)
+    y = x.clone().unsqueeze(1)
+    ptr = x.data_ptr()
+    flat(x)
+    column(y)
+    assert x.shape == (8,) and x.data_ptr() == ptr, "normalized in place, shape kept"
+    torch.testing.assert_close(x, y.squeeze(1))
+    torch.testing.assert_close(flat.running_var, column.running_var)
+    flat(x, denormalize=True)
+    torch.testing.assert_close(x, torch.arange(8, dtype=torch.float32), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("scripted", [False, True], ids=["eager", "scripted"])
+def test_scalar_observation_shape(scripted):
+    """Box(shape=()) observations: one statistic, [B] batches; compiles with TorchScript."""
+    rms = RunningMeanStdInPlace(())
+    if scripted:
+        rms = torch.jit.script(rms)
+    assert rms.input_shape == ()
+    data = np.random.default_rng(3).normal(2.0, 3.0, size=16)
+    x = torch.tensor(data, dtype=torch.float64)
+    rms(x)
+    mean, var, _ = merge_with_prior(data.reshape(16, 1), axis=(0,))
+    assert rms.running_mean.shape == ()
+    np.testing.assert_allclose(rms.running_mean.numpy(), mean[0])
+    np.testing.assert_allclose(x.numpy(), normalize_ref(data, mean[0], var[0]), rtol=1e-6, atol=1e-6)
+
+
 def _dict_space() -> spaces.Dict:
     return spaces.Dict(
         {

@@ -326,7 +326,9 @@ def retry(times: int, exceptions: Union[Type[BaseException], Tuple[Type[BaseExce
                 try:
                     return func(*args, **kwargs)
                 except exceptions:
-                    log.warning("Exception thrown when attempting to run %r, attempt %d out of %d", func, attempt, times)
+                    log.warning(
+                        "Exception thrown when attempting to run %r, attempt %d out of %d", func, attempt, times
+                    )
                     time.sleep(min(2**attempt, 10))
             return func(*args, **kwargs)
 

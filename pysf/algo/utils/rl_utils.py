@@ -14,7 +14,7 @@ The other helpers: ``make_dones`` (terminated | truncated), sizes derived from t
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch

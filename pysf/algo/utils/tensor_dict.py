@@ -16,7 +16,12 @@ from torch import Tensor
 
 from pysf.algo.utils.misc import MAGIC_FLOAT
 from pysf.algo.utils.tensor_utils import clone_tensor, ensure_numpy_array
-from pysf.utils.dicts import copy_dict_structure, iter_dicts_recursively, iterate_recursively, list_of_dicts_to_dict_of_lists
+from pysf.utils.dicts import (
+    copy_dict_structure,
+    iter_dicts_recursively,
+    iterate_recursively,
+    list_of_dicts_to_dict_of_lists,
+)
 from pysf.utils.utils import log
 
 __all__ = [
@@ -43,7 +48,8 @@ def _write_leaves(target: Any, index: Any, new_data: Any, path: str) -> None:
             raise TypeError(f"TensorDict[{path}] is a {type(target).__name__}, cannot assign a dict into it")
         for k, v in new_data.items():
             if k not in target:
-                raise KeyError(f"TensorDict has no key {k!r} at {path or 'the top level'} (keys: {sorted(target.keys())})")
+                where = path or "the top level"
+                raise KeyError(f"TensorDict has no key {k!r} at {where} (keys: {sorted(target.keys())})")
             _write_leaves(target[k], index, v, f"{path}.{k}" if path else str(k))
         return
     if isinstance(target, Tensor):

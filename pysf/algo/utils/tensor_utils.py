@@ -1,4 +1,4 @@
-"""Helpers that treat torch tensors and numpy arrays alike (Sample Factory's ``sample_factory.algo.utils.tensor_utils``).
+"""Helpers that treat torch tensors and numpy arrays alike (``sample_factory.algo.utils.tensor_utils``).
 
 Each function keeps the kind of its input: a tensor gives a tensor, an array gives an array.
 """
