@@ -83,7 +83,7 @@ def enjoy(cfg: Config) -> Tuple[int, float]:
     the episode running at the limit is finished), and stops once ``--max_num_episodes`` episodes ended (checked
     after each action, including its repeats).
     """
-    from pysf.algo.runners.runner import setup_logging
+    from pysf.utils.utils import setup_logging
     from pysf.cfg.arguments import load_from_checkpoint
 
     setup_logging()

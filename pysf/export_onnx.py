@@ -394,7 +394,7 @@ def parse_export_args(argv: Optional[List[str]] = None) -> Config:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """``python -m pysf.export_onnx --env ... --experiment ... [--train_dir ...] [--onnx_file ...]``."""
-    from pysf.algo.runners.runner import setup_logging
+    from pysf.utils.utils import setup_logging
 
     setup_logging()
     cfg = parse_export_args(argv)

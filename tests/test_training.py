@@ -217,3 +217,38 @@ def test_milestones_are_saved_and_kept(tmp_path):
     assert runner.status == ExperimentStatus.SUCCESS
     milestones = glob.glob(str(tmp_path / "exp" / "checkpoint_p0" / "milestones" / "checkpoint_*.pth"))
     assert len(milestones) >= 2  # none pruned (--keep_checkpoints applies to regular checkpoints only)
+
+
+def test_algo_observer_and_episodic_stats_handler_are_called(tmp_path):
+    from pysf.algo.runners.runner import AlgoObserver
+    from pysf.train import make_runner
+
+    calls = []
+
+    class Recorder(AlgoObserver):
+        def on_init(self, runner):
+            calls.append("init")
+
+        def on_start(self, runner):
+            calls.append("start")
+
+        def on_training_step(self, runner, training_iteration_since_resume):
+            calls.append(("step", training_iteration_since_resume))
+
+        def extra_summaries(self, runner, policy_id, writer, env_steps):  # Sample Factory's call order
+            writer.add_scalar("custom/steps", env_steps, env_steps)
+            calls.append("summaries")
+
+        def on_stop(self, runner):
+            calls.append("stop")
+
+    episodes = []
+    argv = ["--env", "CartPole-v1", "--experiment", "obs", "--train_dir", str(tmp_path), "--train_for_env_steps", "20000"]
+    cfg, runner = make_runner(parse_train_args(argv))
+    runner.register_observer(Recorder())
+    runner.register_episodic_stats_handler(lambda r, msg, policy_id: episodes.append((msg["episodic"], policy_id)))
+    with pytest.raises(NotImplementedError, match="register_episodic_stats_handler"):
+        runner.register_msg_handler("my_key", lambda r, msg: None)
+    assert runner.init() == ExperimentStatus.SUCCESS and runner.run() == ExperimentStatus.SUCCESS
+    assert calls[:3] == ["init", "start", ("step", 1)] and calls[-1] == "summaries" and "stop" in calls
+    assert episodes and all(policy_id == 0 and ep["len"] >= 1 and "reward" in ep for ep, policy_id in episodes)

@@ -20,11 +20,24 @@ def create_env(
     Any gymnasium id works without registration; ``register_env`` is needed for custom envs and to add
     wrappers.
     """
-    registry = global_env_registry()
-    if full_env_name in registry:
-        return registry[full_env_name](full_env_name, cfg, env_config, render_mode)
     import gymnasium
 
+    from pysf.algo.utils.gymnasium_utils import patch_non_gymnasium_env
+
+    registry = global_env_registry()
+    if full_env_name in registry:
+        make_env_func = registry[full_env_name]
+        try:
+            env = make_env_func(full_env_name, cfg, env_config, render_mode)
+        except gymnasium.error.NameNotFound:
+            # gymnasium 1.x registers the Atari ids only once ale_py is imported (gym did it by itself).
+            if not _register_ale_envs():
+                raise
+            env = make_env_func(full_env_name, cfg, env_config, render_mode)
+        return patch_non_gymnasium_env(env)  # legacy gym envs are converted, as in Sample Factory
+
+    if full_env_name.startswith("ALE/") or "NoFrameskip" in full_env_name:
+        _register_ale_envs()
     try:
         return gymnasium.make(full_env_name, render_mode=render_mode)
     except gymnasium.error.Error as exc:
@@ -32,3 +45,19 @@ def create_env(
             f"Unknown env {full_env_name!r}: it is neither registered with pysf.envs.env_utils.register_env "
             f"(registered: {sorted(registry)}) nor a gymnasium id ({exc})"
         ) from exc
+
+
+def _register_ale_envs() -> bool:
+    """Register ale_py's Atari envs with gymnasium if ale_py is installed and not yet registered."""
+    import sys
+
+    if "ale_py" in sys.modules:
+        return False
+    try:
+        import ale_py
+    except ImportError:
+        return False
+    import gymnasium
+
+    gymnasium.register_envs(ale_py)
+    return True

@@ -20,7 +20,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from pysf.algo.utils.action_distributions import ActionDistribution, get_action_distribution, is_continuous_action_space
-from pysf.algo.utils.running_mean_std import RunningMeanStdInPlace, running_mean_std_summaries
+from pysf.algo.utils.running_mean_std import RunningMeanStdInPlace
 from pysf.algo.utils.tensor_dict import TensorDict
 from pysf.model.action_parameterization import (
     ActionParameterizationContinuousNonAdaptiveStddev,
@@ -121,10 +121,7 @@ class ActorCritic(nn.Module, Configurable):
 
     def summaries(self) -> Dict[str, Tensor]:
         """Normalizer statistics for TensorBoard."""
-        result: Dict[str, Tensor] = {}
-        if self.obs_normalizer.running_mean_std is not None:
-            result.update(running_mean_std_summaries(self.obs_normalizer.running_mean_std))
-        return result
+        return self.obs_normalizer.summaries()
 
     def action_distribution(self) -> Optional[ActionDistribution]:
         """The action distribution of the last eager ``forward``/``forward_tail`` call."""

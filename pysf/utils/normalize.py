@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from pysf.algo.utils.misc import EPS
-from pysf.algo.utils.running_mean_std import RunningMeanStdDictInPlace
+from pysf.algo.utils.running_mean_std import RunningMeanStdDictInPlace, running_mean_std_summaries
 from pysf.utils.typing import Config, ObsSpace
 
 
@@ -48,3 +48,10 @@ class ObservationNormalizer(nn.Module):
         if self.running_mean_std is not None:
             self.running_mean_std(obs_clone)
         return obs_clone
+
+    @torch.jit.ignore
+    def summaries(self) -> Dict[str, Tensor]:
+        """The running statistics' summaries (``<key>_running_mean`` / ``<key>_running_std``), empty without them."""
+        if self.running_mean_std is None:
+            return {}
+        return running_mean_std_summaries(self.running_mean_std)

@@ -68,6 +68,7 @@ __all__ = [
     "get_git_commit_hash",
     "save_git_diff",
     "init_file_logger",
+    "setup_logging",
     "log_every_n",
     "debug_log_every_n",
     "is_module_available",
@@ -96,6 +97,8 @@ __all__ = [
 
 # Sample Factory's logger name: user code does ``from sample_factory.utils.utils import log``.
 log = logging.getLogger("rl")
+# As in Sample Factory, its debug lines (e.g. a user script's log.debug progress) reach the console.
+log.setLevel(logging.DEBUG)
 
 # Names of the files inside an experiment folder (Sample Factory 2.x; cfg.json was used before 2.0.2).
 CONFIG_FILENAME = "config.json"
@@ -238,6 +241,22 @@ def save_git_diff(directory: str) -> None:
 # --------------------------------------------------------------------------------------------------------------
 # Logging
 # --------------------------------------------------------------------------------------------------------------
+
+
+def setup_logging(log_file: Optional[str] = None) -> None:
+    """Console logging (stdout) in Sample Factory's format for every logger (``log``, pysf's runner, user code);
+    also into ``log_file`` (sf_log.txt) when given. Idempotent."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_pysf", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT, "%Y-%m-%d %H:%M:%S"))
+        handler._pysf = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+    if log_file and not any(getattr(h, "baseFilename", None) == os.path.abspath(log_file) for h in root.handlers):
+        file_handler = logging.FileHandler(log_file)
+        file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(file_handler)
 
 
 def init_file_logger(cfg: Config) -> Optional[str]:

@@ -315,6 +315,7 @@ class Learner:
             version_diff_max=float(version_lag.max()),
             train_seconds=time.perf_counter() - start,
         )
+        stats.update({key: float(value) for key, value in model.summaries().items()})  # obs_running_mean, ...
         if cfg.normalize_returns:
             rn = model.returns_normalizer
             stats.update(returns_running_mean=float(rn.running_mean.mean()), returns_running_std=float(rn.running_var.sqrt().mean()))

@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 from collections import deque
-from typing import Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -32,8 +32,8 @@ from pysf.algo.utils.checkpoints import checkpoint_dir, load_latest_checkpoint, 
 from pysf.algo.utils.env_info import EnvInfo, obtain_env_info
 from pysf.algo.utils.misc import ExperimentStatus
 from pysf.model.model_utils import get_rnn_size
-from pysf.utils.typing import Config
-from pysf.utils.utils import set_main_process_niceness
+from pysf.utils.typing import Config, PolicyID
+from pysf.utils.utils import set_main_process_niceness, setup_logging
 from pysf.utils.wandb_utils import init_wandb
 
 log = logging.getLogger("pysf")
@@ -65,21 +65,6 @@ def process_start_time() -> float:
 _IMPORT_TIME = time.time()
 
 
-def setup_logging(log_file: Optional[str] = None) -> None:
-    """Sample Factory's console format; also into ``log_file`` (sf_log.txt) when given."""
-    root = logging.getLogger()
-    if not any(getattr(h, "_pysf", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("[%(asctime)s][%(process)05d] %(message)s", "%Y-%m-%d %H:%M:%S"))
-        handler._pysf = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-    if log_file and not any(getattr(h, "baseFilename", None) == os.path.abspath(log_file) for h in root.handlers):
-        file_handler = logging.FileHandler(log_file)
-        file_handler.setFormatter(logging.Formatter("[%(asctime)s][%(process)05d] %(message)s"))
-        root.addHandler(file_handler)
-
-
 class _EpisodeWindow:
     """The last ``stats_avg`` episodes' rewards, lengths and extra statistics."""
 
@@ -91,10 +76,11 @@ class _EpisodeWindow:
         self.total_episodes = 0
         self.size = size
 
-    def add(self, stats) -> None:
+    def add(self, stats, length_scale: int = 1) -> None:
+        """Finished episodes; lengths are multiplied by ``length_scale`` (the frameskip, as Sample Factory reports)."""
         for s in stats:
             self.rewards.append(s.reward)
-            self.lengths.append(s.length)
+            self.lengths.append(s.length * length_scale)
             self.true_objectives.append(s.true_objective if s.true_objective is not None else s.reward)
             for key, value in (s.extra_stats or {}).items():
                 try:
@@ -105,6 +91,33 @@ class _EpisodeWindow:
 
     def mean_reward(self) -> Optional[float]:
         return float(np.mean(self.rewards)) if self.rewards else None
+
+
+class AlgoObserver:
+    """Hooks into the training run (Sample Factory's ``AlgoObserver``); register with ``runner.register_observer``."""
+
+    def on_init(self, runner: "Runner") -> None:
+        """After ``init()`` set everything up, before sampling starts."""
+
+    def on_connect_components(self, runner: "Runner") -> None:
+        """Right after ``on_init`` (pysf's components need no signal wiring)."""
+
+    def on_start(self, runner: "Runner") -> None:
+        """Right after sampling started."""
+
+    def on_training_step(self, runner: "Runner", training_iteration_since_resume: int) -> None:
+        """After each training iteration."""
+
+    def extra_summaries(self, runner: "Runner", policy_id: PolicyID, env_steps: int, writer: Any) -> None:
+        """Add TensorBoard summaries. Called as ``(runner, policy_id, writer, env_steps)``, the order Sample
+        Factory's runner passes them in (its observers rely on it)."""
+
+    def on_stop(self, runner: "Runner") -> None:
+        """After training stopped, before the final checkpoint."""
+
+
+# Sample Factory's per-policy message handler: ``fn(runner, msg, policy_id)``.
+PolicyMsgHandler = Callable[["Runner", Dict[str, Any], PolicyID], None]
 
 
 class Runner:
@@ -147,6 +160,11 @@ class Runner:
         self.learning_curve: List[Tuple[float, int, float]] = []
         self.resumed_from: Optional[Tuple[int, int]] = None  # (train_step, env_steps) of the loaded checkpoint
         self.max_version_diff = 0.0
+        self.observers: List[AlgoObserver] = []
+        self._episodic_stats_handlers: List[PolicyMsgHandler] = []
+        self.training_iteration_since_resume = 0
+        self._last_reported_steps = -1
+        self._last_saved_step = -1
 
     # ---- set-up ------------------------------------------------------------------------------------------
 
@@ -203,7 +221,47 @@ class Runner:
             self.writer = SummaryWriter(os.path.join(self.experiment_dir, ".summary", "0"), flush_secs=int(cfg.flush_summaries_interval))
         except ImportError:
             log.warning("tensorboardX is not installed: no TensorBoard summaries")
+        self._observers_call(AlgoObserver.on_init, self)
+        self._observers_call(AlgoObserver.on_connect_components, self)
         return ExperimentStatus.SUCCESS
+
+    # ---- extension points (Sample Factory's) -------------------------------------------------------------
+
+    def register_observer(self, observer: AlgoObserver) -> None:
+        """Call ``observer``'s hooks during the run (register before ``init()``)."""
+        self.observers.append(observer)
+
+    def register_episodic_stats_handler(self, func: PolicyMsgHandler) -> None:
+        """``func(runner, msg, policy_id)`` for every finished episode; ``msg["episodic"]`` holds its ``reward``,
+        ``len``, ``true_objective`` and ``episode_extra_stats`` (Sample Factory's message)."""
+        self._episodic_stats_handlers.append(func)
+
+    def register_msg_handler(self, key: str, func: Callable) -> None:
+        """Sample Factory routes its components' messages to such handlers; pysf's components send none."""
+        raise NotImplementedError(
+            f"register_msg_handler({key!r}, ...): pysf's sampler and learner do not send Sample Factory's component "
+            f"messages. Use register_episodic_stats_handler for episode statistics or an AlgoObserver."
+        )
+
+    def register_policy_msg_handler(self, key: str, func: Callable) -> None:
+        """See ``register_msg_handler``."""
+        self.register_msg_handler(key, func)
+
+    def _observers_call(self, hook: Callable, *args: Any) -> None:
+        for observer in self.observers:
+            getattr(observer, hook.__name__)(*args)
+
+    def _handle_episodes(self, stats: List[Any]) -> None:
+        self.episodes.add(stats, self._episode_length_scale())
+        if not self._episodic_stats_handlers:
+            return
+        for s in stats:
+            episodic = dict(reward=s.reward, len=s.length * self._episode_length_scale(),
+                            true_objective=s.reward if s.true_objective is None else s.true_objective)
+            if s.extra_stats:
+                episodic["episode_extra_stats"] = s.extra_stats
+            for handler in self._episodic_stats_handlers:
+                handler(self, {"episodic": episodic, "policy_id": 0}, 0)
 
     # ---- the loop ----------------------------------------------------------------------------------------
 
@@ -234,6 +292,7 @@ class Runner:
         try:
             self._publish_training_info()
             self.sampler.start()
+            self._observers_call(AlgoObserver.on_start, self)
             while not self._should_stop():
                 # Short waits so that reports, checkpoints and Ctrl-C are handled while sampling runs.
                 self.batcher.add(self.sampler.get_trajectories(self.batcher.blocks_missing(), timeout=0.5))
@@ -247,7 +306,9 @@ class Runner:
                 self._last_iteration = (time.time(), self.learner.env_steps)
                 if self._first_iteration is None:
                     self._first_iteration = self._last_iteration
-                self.episodes.add(self.sampler.episode_stats())
+                self._handle_episodes(self.sampler.episode_stats())
+                self.training_iteration_since_resume += 1
+                self._observers_call(AlgoObserver.on_training_step, self, self.training_iteration_since_resume)
                 self._track_progress()
                 self._periodic()
         except KeyboardInterrupt:
@@ -260,11 +321,14 @@ class Runner:
             self._stop_everything()
         if self._progress_line:
             sys.stdout.write("\n")
+        self._observers_call(AlgoObserver.on_stop, self)
         if self.learner.env_steps > 0:
-            self._report()  # the final figures, also for runs shorter than one report interval
+            if self._last_reported_steps != self.learner.env_steps:
+                self._report()  # the final figures, also for runs shorter than one report interval
             self._write_summaries()
             self._maybe_save_best()
-        self._save_checkpoint()
+        if self._last_saved_step != self.learner.train_step or self.last_checkpoint_path is None:
+            self._save_checkpoint()
         elapsed = time.time() - self._run_start
         steps_this_run = self.learner.env_steps - (self.resumed_from[1] if self.resumed_from else 0)
         log.info("Collected {0: %d}, FPS: %.1f", self.learner.env_steps, steps_this_run / max(elapsed, 1e-9))
@@ -352,6 +416,10 @@ class Runner:
             self.writer = None
         finish_wandb(self.cfg)
 
+    def _episode_length_scale(self) -> int:
+        """Episode lengths in frames (``--env_frameskip``) when ``--summaries_use_frameskip``, as Sample Factory does."""
+        return int(self.cfg.env_frameskip) if self.cfg.summaries_use_frameskip else 1
+
     def _publish_training_info(self) -> None:
         """What the envs' TrainingInfoInterface / RewardShapingInterface receive (Sample Factory's dict)."""
         self._last_training_info = time.time()
@@ -419,6 +487,7 @@ class Runner:
         return (samples - last_samples) / (now - last_time) if now > last_time else math.nan
 
     def _report(self) -> None:
+        self._last_reported_steps = self.learner.env_steps
         fps = self._fps()
         stats = self._last_train_stats
         lag = (stats.get("version_diff_min", 0.0), stats.get("version_diff_avg", 0.0), stats.get("version_diff_max", 0.0))
@@ -471,6 +540,7 @@ class Runner:
             if key != "train_seconds":
                 w.add_scalar(f"train/{key}", value, step)
         w.add_scalar("train/env_steps", step, step)
+        self._observers_call(AlgoObserver.extra_summaries, self, 0, w, step)
         try:
             import psutil
 
@@ -489,6 +559,7 @@ class Runner:
         directory = checkpoint_dir(self.experiment_dir)
         path = save_checkpoint(self._checkpoint_state(), directory, keep=int(self.cfg.keep_checkpoints))
         self.last_checkpoint_path = path
+        self._last_saved_step = self.learner.train_step
         log.info("Saving %s...", path)
 
     def _maybe_save_best(self) -> None:

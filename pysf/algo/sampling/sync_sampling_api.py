@@ -24,6 +24,7 @@ from pysf.algo.utils.tensor_dict import TensorDict
 from pysf.model.actor_critic import ActorCritic, create_actor_critic
 from pysf.model.model_utils import get_rnn_size
 from pysf.utils.typing import Config, InitModelData, PolicyID, StatusCode
+from pysf.utils.utils import setup_logging
 
 # How long get_trajectories_sync waits per attempt before checking again whether sampling stopped or failed.
 _POLL_SECONDS = 1.0
@@ -57,6 +58,7 @@ class SyncSamplingAPI:
                 "SyncSamplingAPI(buffer_mgr=..., param_servers=...): these are Sample Factory's shared-memory internals; "
                 "pysf's sampler owns its buffers. Pass the policy as actor_critic=..., or its weights to start()."
             )
+        setup_logging()
         self.cfg = cfg
         self.env_info = env_info if env_info is not None else obtain_env_info(cfg)
         from pysf.cfg.arguments import not_yet_supported_errors

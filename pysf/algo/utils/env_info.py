@@ -173,7 +173,21 @@ def _uncached_env_info(cfg: Config) -> EnvInfo:
         return _native_env_info(cfg)
     from pysf.envs.create_env import create_env
 
-    env = create_env(cfg.env, cfg=cfg, env_config=None)
+    try:
+        env = create_env(cfg.env, cfg=cfg, env_config=None)
+    except ValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's env factory: report it like a configuration problem
+        import traceback
+
+        frames = traceback.extract_tb(exc.__traceback__)
+        # The innermost frame outside installed packages is usually the user's line.
+        own = [f for f in frames if "site-packages" not in f.filename and os.sep + "pysf" + os.sep not in f.filename]
+        where = (own or frames)[-1]
+        raise ValueError(
+            f"Creating env {cfg.env!r} to read its spaces failed: {type(exc).__name__}: {exc} "
+            f"(at {where.filename}:{where.lineno}). Check the env's make_env_func and the packages it needs."
+        ) from exc
     try:
         return extract_env_info(env, cfg)
     finally:
