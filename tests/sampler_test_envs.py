@@ -151,3 +151,21 @@ class FixedLengthEnv(gym.Env):
 
 def make_fixed_length_env(full_env_name, cfg=None, env_config=None, render_mode=None):
     return FixedLengthEnv(int(full_env_name.rsplit("_", 1)[-1]))
+
+
+class ThreadReportingEnv(FixedLengthEnv):
+    """Reports, per episode, how many threads the BLAS/OpenMP pools of its process may use."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        if terminated:
+            from threadpoolctl import threadpool_info
+
+            pools = threadpool_info()
+            threads = max((p["num_threads"] for p in pools), default=1)
+            info = {"episode_extra_stats": {"pool_threads": float(threads)}}
+        return obs, reward, terminated, truncated, info
+
+
+def make_thread_reporting_env(full_env_name, cfg=None, env_config=None, render_mode=None):
+    return ThreadReportingEnv(20)

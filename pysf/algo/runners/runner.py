@@ -188,6 +188,8 @@ class Runner:
         save_config(cfg)
         log.info("Starting experiment with the following configuration:\n%s", cfg_str(cfg))
 
+        if cfg.device == "gpu":  # Sample Factory's default; on a machine with a GPU verify_cfg stopped already
+            log.info("--device=gpu: this machine has no CUDA device; the learner and inference run on the CPU")
         torch.set_num_threads(1)
         set_main_process_niceness(cfg)
         if cfg.seed is not None:

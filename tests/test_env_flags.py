@@ -1,0 +1,51 @@
+"""Sample Factory's env-related flags that change how pysf's env workers run envs."""
+
+from __future__ import annotations
+
+import pytest
+
+from pysf.algo.runners.runner import Runner
+from pysf.algo.utils.context import reset_global_context
+from pysf.algo.utils.misc import ExperimentStatus
+from pysf.envs.env_utils import register_env
+from pysf.train import parse_train_args
+from sampler_test_envs import make_thread_reporting_env
+
+
+@pytest.fixture(autouse=True)
+def fresh_context():
+    reset_global_context()
+    register_env("thread_reporting", make_thread_reporting_env)
+    yield
+    reset_global_context()
+
+
+def train(tmp_path, *flags: str) -> Runner:
+    argv = ["--env", "thread_reporting", "--experiment", "x", "--train_dir", str(tmp_path), "--num_workers", "1",
+            "--num_envs_per_worker", "2", "--batch_size", "128", "--rollout", "16", "--use_rnn", "False",
+            "--train_for_env_steps", "2048", "--decorrelate_envs_on_one_worker", "False", *flags]
+    runner = Runner(parse_train_args(argv))
+    assert runner.init() == ExperimentStatus.SUCCESS and runner.run() == ExperimentStatus.SUCCESS
+    return runner
+
+
+def test_force_envs_single_thread_limits_the_workers_thread_pools(tmp_path):
+    pytest.importorskip("threadpoolctl")
+    limited = train(tmp_path, "--force_envs_single_thread", "True")
+    assert set(limited.episodes.extra["pool_threads"]) == {1.0}
+
+
+def test_episode_counter_numbers_each_envs_episodes(tmp_path):
+    runner = train(tmp_path, "--episode_counter", "True")
+    numbers = list(runner.episodes.extra["episode_number"])
+    assert numbers and min(numbers) == 0 and max(numbers) >= 5  # 2 envs, ~100 episodes of 21 steps
+
+
+def test_without_force_envs_single_thread_pools_keep_their_threads(tmp_path):
+    """The check above can fail: without the flag, some pool of a worker uses more than one thread."""
+    import os
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: every pool has one thread anyway")
+    pytest.importorskip("threadpoolctl")
+    assert max(train(tmp_path).episodes.extra["pool_threads"]) > 1.0
