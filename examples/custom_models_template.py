@@ -6,8 +6,10 @@ are added, every component implements ``get_out_size()`` and the ``...`` bodies 
 Registering ``CustomActorCritic`` as a class works in pysf: its documented constructor
 ``(model_factory, obs_space, action_space, cfg)`` is adapted to the factory call.
 
-Forward methods are type-annotated so that pysf can compile the model with TorchScript and run it in its
-native rollout loop (TorchScript assumes unannotated arguments are tensors).
+The signatures are the page's, without type annotations: pysf supplies the components' types when it compiles
+the model for its native rollout loop. ``CustomActorCritic`` overrides only ``forward``, as the page does; the
+learner's ``forward_head`` / ``forward_core`` / ``forward_tail`` come from ``ActorCritic``, built from the
+``encoder``, ``core``, ``decoder``, ``critic_linear`` and ``action_parameterization`` it sets.
 
 Run: ``python examples/custom_models_template.py --env CartPole-v1 --train_for_env_steps 200000``
 (``--rnn_size``, ``--use_rnn`` and the other flags work as usual; the custom core here is a GRU cell, so
@@ -15,9 +17,8 @@ keep ``--use_rnn=True``, the default, for the RNN state size to match).
 """
 
 import sys
-from typing import Dict, Optional, Tuple
 
-from torch import Tensor, nn
+from torch import nn
 
 from pysf.algo.utils.context import global_model_factory
 from pysf.cfg.arguments import parse_args
@@ -43,7 +44,7 @@ class CustomEncoder(Encoder):
             nn.ELU(),
         )
 
-    def forward(self, obs_dict: Dict[str, Tensor]) -> Tensor:
+    def forward(self, obs_dict):
         return self.mlp(obs_dict["obs"])
 
     def get_out_size(self) -> int:
@@ -58,7 +59,7 @@ class CustomCore(ModelCore):
         self.cell = nn.GRUCell(input_size, cfg.rnn_size)
         self.core_output_size = cfg.rnn_size
 
-    def forward(self, head_output: Tensor, rnn_states: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, head_output, rnn_states):
         new_rnn_states = self.cell(head_output, rnn_states)
         return new_rnn_states, new_rnn_states
 
@@ -71,7 +72,7 @@ class CustomDecoder(Decoder):
         self.out_size = 32
         self.mlp = nn.Sequential(nn.Linear(decoder_input_size, self.out_size), nn.ELU())
 
-    def forward(self, core_output: Tensor) -> Tensor:
+    def forward(self, core_output):
         return self.mlp(core_output)
 
     def get_out_size(self) -> int:
@@ -96,27 +97,10 @@ class CustomActorCritic(ActorCritic):
         self.critic_linear = nn.Linear(self.decoder.get_out_size(), 1)
         self.action_parameterization = self.get_action_parameterization(self.decoder.get_out_size())
 
-    def forward_head(self, normalized_obs_dict: Dict[str, Tensor]) -> Tensor:
-        return self.encoder(normalized_obs_dict)
-
-    def forward_core(self, head_output: Tensor, rnn_states: Tensor) -> Tuple[Tensor, Tensor]:
-        return self.core(head_output, rnn_states)
-
-    def forward_tail(
-        self, core_output: Tensor, values_only: bool, sample_actions: bool, action_mask: Optional[Tensor] = None
-    ) -> Dict[str, Tensor]:
-        decoder_output = self.decoder(core_output)
-        result: Dict[str, Tensor] = {"values": self.critic_linear(decoder_output).squeeze(1)}
-        if not values_only:
-            self._add_action_outputs(result, decoder_output, sample_actions, action_mask)
-        return result
-
-    def forward(
-        self, normalized_obs_dict: Dict[str, Tensor], rnn_states: Tensor, values_only: bool = False
-    ) -> Dict[str, Tensor]:
+    def forward(self, normalized_obs_dict, rnn_states, values_only=False):
         x = self.forward_head(normalized_obs_dict)
         x, new_rnn_states = self.forward_core(x, rnn_states)
-        result = self.forward_tail(x, values_only, True)
+        result = self.forward_tail(x, values_only, sample_actions=True)
         result["new_rnn_states"] = new_rnn_states
         return result
 

@@ -34,3 +34,8 @@ def test_custom_env_custom_model_example(tmp_path):
         tmp_path, "train_custom_env_custom_model.py", "--env", "my_custom_env_v1", "--train_for_env_steps", "10000",
         "--custom_env_episode_len", "50",
     )
+
+
+def test_custom_models_template_example_compiles_natively(tmp_path):
+    output = run_example(tmp_path, "custom_models_template.py", "--env", "CartPole-v1", "--train_for_env_steps", "20000")
+    assert "Falling back to eager" not in output  # unannotated as on Sample Factory's page, still compiled
