@@ -390,7 +390,9 @@ class Runner:
         mean = self.episodes.mean_reward()
         if mean is not None:
             seconds = time.time() - process_start_time()
-            if not self.learning_curve or seconds - self.learning_curve[-1][0] >= seconds / 1000:
+            # Thinned by the run's own age (not the process's: a run late in a long-lived process keeps its points).
+            run_seconds = time.time() - self._run_start
+            if not self.learning_curve or seconds - self.learning_curve[-1][0] >= run_seconds / 1000:
                 self.learning_curve.append((round(seconds, 3), self.learner.env_steps, mean))
         if len(self.episodes.rewards) < self.episodes.size:
             return
