@@ -39,3 +39,18 @@ def test_custom_env_custom_model_example(tmp_path):
 def test_custom_models_template_example_compiles_natively(tmp_path):
     output = run_example(tmp_path, "custom_models_template.py", "--env", "CartPole-v1", "--train_for_env_steps", "20000")
     assert "Falling back to eager" not in output  # unannotated as on Sample Factory's page, still compiled
+
+
+def test_export_onnx_example(tmp_path):
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    run_example(tmp_path, "train_gym_env.py", "--env", "CartPole-v1", "--train_for_env_steps", "10000")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "export_onnx_gym_env.py"), "--env", "CartPole-v1", "--experiment", "ex",
+         "--train_dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "ex.onnx").is_file() and "inputs ['obs']" in result.stdout

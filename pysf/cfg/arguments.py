@@ -88,6 +88,7 @@ def parse_sf_args(
     add_pbt_args(parser)
     if evaluation:
         add_eval_args(parser)
+    _mark_not_yet_supported(parser)
 
     with _required_flags_waived_for_help(parser, argv):
         partial_cfg, _unknown_args = parser.parse_known_args(argv)
@@ -629,6 +630,14 @@ _NOT_YET_SUPPORTED: Tuple[Tuple[str, Any, str], ...] = (
      "and detecting a hung one is planned. Leave --heartbeat_reporting_interval at its default."),
     ("algo", "APPO", "APPO is the only algorithm (as in Sample Factory). Use --algo=APPO."),
 )
+
+
+def _mark_not_yet_supported(parser: argparse.ArgumentParser) -> None:
+    """``--help`` says which values pysf does not implement yet (from ``_NOT_YET_SUPPORTED``)."""
+    supported = {name: value for name, value, _ in _NOT_YET_SUPPORTED}
+    for action in parser._actions:
+        if action.dest in supported and action.help and "[pysf:" not in action.help:
+            action.help += f" [pysf: only {supported[action.dest]!r} for now; other values stop before training]"
 
 
 def not_yet_supported_errors(cfg: Config, num_agents: int = 1) -> List[str]:

@@ -684,7 +684,9 @@ def add_default_env_args(p: ArgumentParser) -> None:
         "--use_env_info_cache",
         type=str2bool,
         default=False,
-        help="Cache the env's spaces and properties on disk instead of creating a temporary env at each start.",
+        help="Cache the env's spaces and properties on disk instead of creating a temporary env at each start. "
+        "pysf keys each entry by the env's factory, its source file and the env flags, rebuilds stale or corrupt "
+        "entries, and never caches native envs.",
     )
     p.add_argument(
         "--env_gpu_actions",
