@@ -175,7 +175,8 @@ def test_env_faults_end_with_a_clear_error(failure, expected):
     start = time.monotonic()
     try:
         with pytest.raises(RuntimeError) as info:
-            for _ in range(50):
+            # The healthy worker may deliver blocks for a while before the faulty one has even started.
+            while time.monotonic() - start < 10:
                 sampling.get_trajectories_sync(timeout=30)
         elapsed = time.monotonic() - start
     finally:

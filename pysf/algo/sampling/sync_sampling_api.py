@@ -99,6 +99,7 @@ class SyncSamplingAPI:
         Waits until they are there (or ``timeout`` seconds: then ``TimeoutError``); None once ``stop()`` was called.
         Raises RuntimeError if sampling failed (e.g. an env raised).
         """
+        self.sampler.check()  # a failed worker is reported even while healthy ones still deliver blocks
         wanted = self.sampler.num_splits if num_blocks is None else num_blocks
         deadline = None if timeout is None else time.monotonic() + timeout
         blocks: List[int] = []
