@@ -112,6 +112,7 @@ def test_custom_models_template_script_trains(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Result:" in result.stdout
+    assert "Falling back to eager" not in result.stdout  # unannotated as on Sample Factory's page, still compiled
     assert list((tmp_path / "template" / "checkpoint_p0").glob("checkpoint_*.pth"))
 
 

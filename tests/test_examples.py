@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,11 +26,6 @@ def run_example(tmp_path, script: str, *argv: str) -> str:
     return result.stdout
 
 
-def test_train_gym_env_example(tmp_path):
-    output = run_example(tmp_path, "train_gym_env.py", "--env", "CartPole-v1", "--train_for_env_steps", "30000")
-    assert "env=CartPole-v1" in output and "env_backend=auto" in output
-
-
 def test_custom_env_custom_model_example(tmp_path):
     run_example(
         tmp_path, "train_custom_env_custom_model.py", "--env", "my_custom_env_v1", "--train_for_env_steps", "10000",
@@ -36,17 +33,11 @@ def test_custom_env_custom_model_example(tmp_path):
     )
 
 
-def test_custom_models_template_example_compiles_natively(tmp_path):
-    output = run_example(tmp_path, "custom_models_template.py", "--env", "CartPole-v1", "--train_for_env_steps", "20000")
-    assert "Falling back to eager" not in output  # unannotated as on Sample Factory's page, still compiled
-
-
-def test_export_onnx_example(tmp_path):
-    import pytest
-
+def test_train_gym_env_example_then_export_it_to_onnx(tmp_path):
+    output = run_example(tmp_path, "train_gym_env.py", "--env", "CartPole-v1", "--train_for_env_steps", "30000")
+    assert "env=CartPole-v1" in output and "env_backend=auto" in output
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    run_example(tmp_path, "train_gym_env.py", "--env", "CartPole-v1", "--train_for_env_steps", "10000")
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "export_onnx_gym_env.py"), "--env", "CartPole-v1", "--experiment", "ex",
          "--train_dir", str(tmp_path)],
