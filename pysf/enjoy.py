@@ -48,6 +48,20 @@ def _write_video(frames: List[np.ndarray], path: str, fps: int) -> None:
     log.info("Replay video saved to %s", path)
 
 
+def load_state_dict(cfg: Config, actor_critic: Any, device: torch.device) -> None:
+    """Load the experiment's latest (``--load_checkpoint_kind=best``: best) checkpoint of policy
+    ``--policy_index`` into ``actor_critic`` (Sample Factory's helper).
+
+    Raises:
+        FileNotFoundError: the experiment has no readable checkpoint.
+    """
+    directory = checkpoint_dir(os.path.join(cfg.train_dir, cfg.experiment), int(getattr(cfg, "policy_index", 0)))
+    state = load_latest_checkpoint(directory, getattr(cfg, "load_checkpoint_kind", "latest"), map_location=str(device))
+    if state is None:
+        raise FileNotFoundError(f"No checkpoint in {directory}: train first (python -m pysf.train ...)")
+    actor_critic.load_state_dict(state["model"])
+
+
 def _eval_action_repeat(cfg: Config) -> int:
     """``--eval_env_frameskip``: the env is made with this frameskip and each action is repeated to make up
     the training frameskip (Sample Factory's rule); sets ``cfg.env_frameskip`` for env creation."""
@@ -102,11 +116,11 @@ def enjoy(cfg: Config) -> Tuple[int, float]:
     experiment_dir = os.path.join(cfg.train_dir, cfg.experiment)
     env_info = obtain_env_info(cfg)
     actor_critic = create_actor_critic(cfg, env_info.obs_space, env_info.action_space)
-    state = load_latest_checkpoint(checkpoint_dir(experiment_dir, cfg.policy_index), cfg.load_checkpoint_kind)
-    if state is None:
-        log.error("No checkpoint in %s: train first (python -m pysf.train ...)", checkpoint_dir(experiment_dir, cfg.policy_index))
+    try:
+        load_state_dict(cfg, actor_critic, torch.device("cpu"))
+    except FileNotFoundError as exc:
+        log.error("%s", exc)
         return ExperimentStatus.FAILURE, float("nan")
-    actor_critic.load_state_dict(state["model"])
     # The same module the native core runs (casts, normalizes, masks, argmax when deterministic), eagerly.
     policy = make_inference_module(actor_critic.eval(), env_info.obs_space)
 

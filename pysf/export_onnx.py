@@ -25,6 +25,7 @@ packages (``onnxruntime`` runs the file).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.util
 import inspect
@@ -41,13 +42,12 @@ from torch import Tensor, nn
 
 from pysf.algo.inference.policy_module import make_inference_module
 from pysf.algo.utils.action_distributions import calc_num_actions
-from pysf.algo.utils.checkpoints import checkpoint_dir, load_latest_checkpoint
 from pysf.algo.utils.env_info import EnvInfo, as_dict_space, extract_env_info, obtain_env_info
 from pysf.algo.utils.misc import ExperimentStatus
+from pysf.enjoy import load_state_dict
 from pysf.model.actor_critic import ActorCritic, create_actor_critic
 from pysf.model.model_utils import get_rnn_size
 from pysf.utils.typing import Config, StatusCode
-from pysf.utils.utils import experiment_dir
 
 log = logging.getLogger("pysf")
 
@@ -190,11 +190,7 @@ def _load_exporter(cfg: Config, env_info: EnvInfo, enable_jit: bool) -> OnnxExpo
         with _torch_jit_disabled():
             actor_critic = create_actor_critic(cfg, env_info.obs_space, env_info.action_space)
     actor_critic.model_to_device(torch.device("cpu"))
-    directory = checkpoint_dir(experiment_dir(cfg, mkdir=False), int(getattr(cfg, "policy_index", 0)))
-    state = load_latest_checkpoint(directory, getattr(cfg, "load_checkpoint_kind", "latest"))
-    if state is None:
-        raise FileNotFoundError(f"No checkpoint in {directory}: train first (python -m pysf.train ...)")
-    actor_critic.load_state_dict(state["model"])
+    load_state_dict(cfg, actor_critic, torch.device("cpu"))
     # eval(): the observation normalizer must not update its statistics while being traced.
     return OnnxExporter(cfg, env_info, actor_critic.eval()).eval()
 
@@ -375,13 +371,8 @@ def export_onnx(cfg: Config, f: Union[str, os.PathLike]) -> StatusCode:
     return ExperimentStatus.SUCCESS
 
 
-def parse_export_args(argv: Optional[List[str]] = None) -> Config:
-    """Sample Factory's evaluation flags plus ``--onnx_file``, with pysf's native-env defaults."""
-    from pysf.cfg.arguments import parse_full_cfg, parse_sf_args
-    from pysf.envs.native_defaults import native_env_defaults
-
-    parser, partial_cfg = parse_sf_args(argv, evaluation=True)
-    parser.set_defaults(**native_env_defaults(getattr(partial_cfg, "env", None) or ""))
+def add_export_args(parser: argparse.ArgumentParser) -> None:
+    """``--onnx_file``, the export command's own flag."""
     parser.add_argument(
         "--onnx_file",
         default=None,
@@ -389,7 +380,13 @@ def parse_export_args(argv: Optional[List[str]] = None) -> Config:
         help="Where to write the ONNX model (missing folders are created); unset: <experiment>.onnx in the "
         "current directory, as in Sample Factory's export example",
     )
-    return parse_full_cfg(parser, argv)
+
+
+def parse_export_args(argv: Optional[List[str]] = None) -> Config:
+    """Sample Factory's evaluation flags plus ``--onnx_file``, with pysf's native-env defaults."""
+    from pysf.train import parse_train_args
+
+    return parse_train_args(argv, evaluation=True, add_extra_args=add_export_args)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from pysf.algo.runners.runner import Runner
 from pysf.algo.utils.misc import ExperimentStatus
@@ -36,12 +37,19 @@ def run_rl(cfg: Config) -> StatusCode:
     return status
 
 
-def parse_train_args(argv: Optional[List[str]] = None, evaluation: bool = False) -> Config:
-    """Sample Factory's two-pass parse, with pysf's defaults for native envs applied in between."""
+def parse_train_args(
+    argv: Optional[List[str]] = None,
+    evaluation: bool = False,
+    add_extra_args: Optional[Callable[[argparse.ArgumentParser], None]] = None,
+) -> Config:
+    """Sample Factory's two-pass parse, with pysf's defaults for native envs applied in between
+    (and a command's own flags from ``add_extra_args(parser)``)."""
     from pysf.cfg.arguments import parse_full_cfg, parse_sf_args
     from pysf.envs.native_defaults import native_env_defaults
 
     parser, partial_cfg = parse_sf_args(argv, evaluation=evaluation)
+    if add_extra_args is not None:
+        add_extra_args(parser)
     parser.set_defaults(**native_env_defaults(getattr(partial_cfg, "env", None) or ""))
     return parse_full_cfg(parser, argv)
 

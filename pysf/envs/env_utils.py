@@ -15,13 +15,11 @@ An interface is found on the outermost layer that implements it, unwrapping one 
 
 from __future__ import annotations
 
-import time
-from functools import wraps
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Type, TypeVar, Union
 
 from pysf.algo.utils.context import global_env_registry
 from pysf.utils.typing import CreateEnvFunc
-from pysf.utils.utils import is_module_available, log
+from pysf.utils.utils import is_module_available, log, retrying
 
 AgentIndex = Union[int, slice]
 InterfaceT = TypeVar("InterfaceT")
@@ -59,26 +57,7 @@ def retry(
     Each failure but the last is logged and followed by a pause of ``sleep_time`` seconds; the last one
     propagates. Other exceptions propagate at once.
     """
-    if num_attempts < 1:
-        raise ValueError(f"retry(num_attempts={num_attempts}): at least one attempt is needed")
-
-    def decorator(func: Callable) -> Callable:
-        @wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            for attempt in range(1, num_attempts + 1):
-                try:
-                    return func(*args, **kwargs)
-                except exception_class as exc:
-                    if attempt == num_attempts:
-                        raise
-                    log.error(
-                        "%s failed with %r (attempt %d of %d), trying again", func.__name__, exc, attempt, num_attempts
-                    )
-                    time.sleep(sleep_time)
-
-        return wrapper
-
-    return decorator
+    return retrying(exception_class, num_attempts, lambda _attempt: sleep_time)
 
 
 def wrapper_layers(env: Any) -> Iterator[Any]:

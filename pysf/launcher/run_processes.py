@@ -32,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass
 from os.path import join
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, List, Mapping, Optional
 
 from pysf.algo.utils.misc import ExperimentStatus
 from pysf.utils.utils import ensure_dir_exists, log

@@ -27,6 +27,7 @@ Differences from Sample Factory, on purpose:
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import operator
@@ -81,6 +82,7 @@ __all__ = [
     "max_with_idx",
     "safe_get",
     "retry",
+    "retrying",
     "numpy_all_the_way",
     "numpy_flatten",
     "ensure_contigious",
@@ -332,28 +334,41 @@ def set_attr_if_exists(obj: Any, attr_name: str, attr_value: Any) -> None:
         setattr(obj, attr_name, attr_value)
 
 
-def retry(times: int, exceptions: Union[Type[BaseException], Tuple[Type[BaseException], ...]]) -> Callable:
-    """Decorator: when the function raises one of ``exceptions``, log a warning, wait and call it again.
+def retrying(
+    exceptions: Union[Type[BaseException], Tuple[Type[BaseException], ...]],
+    num_attempts: int,
+    pause_seconds: Callable[[int], float],
+) -> Callable[[Callable], Callable]:
+    """Decorator: call the function up to ``num_attempts`` times while it raises ``exceptions``.
 
-    The function is tried ``times`` times with waits of 1, 2, 4, ... seconds (at most 10) after each failure,
-    then once more, whose exception (if any) propagates.
+    After failed attempt ``k`` (from 1) the failure is logged and ``pause_seconds(k)`` slept; the last failure
+    propagates, other exceptions at once. The one mechanism behind Sample Factory's two ``retry`` decorators.
     """
+    if num_attempts < 1:
+        raise ValueError(f"retry(num_attempts={num_attempts}): at least one attempt is needed")
 
     def decorator(func: Callable) -> Callable:
+        @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            for attempt in range(times):
+            for attempt in range(1, num_attempts + 1):
                 try:
                     return func(*args, **kwargs)
-                except exceptions:
-                    log.warning(
-                        "Exception thrown when attempting to run %r, attempt %d out of %d", func, attempt, times
-                    )
-                    time.sleep(min(2**attempt, 10))
-            return func(*args, **kwargs)
+                except exceptions as exc:
+                    if attempt == num_attempts:
+                        raise
+                    name = getattr(func, "__name__", repr(func))
+                    log.error("%s failed with %r (attempt %d of %d), trying again", name, exc, attempt, num_attempts)
+                    time.sleep(pause_seconds(attempt))
 
         return wrapper
 
     return decorator
+
+
+def retry(times: int, exceptions: Union[Type[BaseException], Tuple[Type[BaseException], ...]]) -> Callable:
+    """Decorator (Sample Factory's ``utils.retry``): ``times`` tries with waits of 1, 2, 4, ... seconds (at most
+    10) after each failure, then one last call whose exception (if any) propagates."""
+    return retrying(exceptions, times + 1, lambda attempt: min(2 ** (attempt - 1), 10))
 
 
 def safe_get(q: Any, timeout: float = 1e6, msg: str = "Queue timeout") -> Any:

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from os.path import join
 from pathlib import Path
 from typing import Dict, List
 

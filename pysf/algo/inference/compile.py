@@ -34,8 +34,9 @@ from pysf.model.actor_critic import ActorCritic
 from pysf.utils.typing import ObsSpace
 
 PYTHON_BACKEND_HINT = (
-    "Or fall back to eager PyTorch inference with --inference_backend=python (slower: every inference "
-    "batch goes through the Python interpreter instead of the native loop)."
+    "Or run the model eagerly: --inference_backend=auto (the default) falls back to eager PyTorch inference by "
+    "itself, --inference_backend=python always uses it (slower: every inference batch goes through the Python "
+    "interpreter instead of the native loop)."
 )
 
 # (pattern in TorchScript's message, advice). Checked in order; every match is reported.

@@ -76,11 +76,10 @@ class _EpisodeWindow:
         self.total_episodes = 0
         self.size = size
 
-    def add(self, stats, length_scale: int = 1) -> None:
-        """Finished episodes; lengths are multiplied by ``length_scale`` (the frameskip, as Sample Factory reports)."""
+    def add(self, stats) -> None:
         for s in stats:
             self.rewards.append(s.reward)
-            self.lengths.append(s.length * length_scale)
+            self.lengths.append(s.length)
             self.true_objectives.append(s.true_objective if s.true_objective is not None else s.reward)
             for key, value in (s.extra_stats or {}).items():
                 try:
@@ -254,11 +253,11 @@ class Runner:
             getattr(observer, hook.__name__)(*args)
 
     def _handle_episodes(self, stats: List[Any]) -> None:
-        self.episodes.add(stats, self._episode_length_scale())
+        self.episodes.add(stats)
         if not self._episodic_stats_handlers:
             return
         for s in stats:
-            episodic = dict(reward=s.reward, len=s.length * self._episode_length_scale(),
+            episodic = dict(reward=s.reward, len=s.length,
                             true_objective=s.reward if s.true_objective is None else s.true_objective)
             if s.extra_stats:
                 episodic["episode_extra_stats"] = s.extra_stats
@@ -419,10 +418,6 @@ class Runner:
             self.writer.close()
             self.writer = None
         finish_wandb(self.cfg)
-
-    def _episode_length_scale(self) -> int:
-        """Episode lengths in frames (``--env_frameskip``) when ``--summaries_use_frameskip``, as Sample Factory does."""
-        return int(self.cfg.env_frameskip) if self.cfg.summaries_use_frameskip else 1
 
     def _publish_training_info(self) -> None:
         """What the envs' TrainingInfoInterface / RewardShapingInterface receive (Sample Factory's dict)."""

@@ -38,7 +38,8 @@ _WORKER_JOIN_SECONDS = 3.0
 
 @dataclass
 class EpisodeStats:
-    """One finished episode: raw (unscaled) return, length, and what the env reported in ``info``."""
+    """One finished episode: raw (unscaled) return, length in frames (env steps x --env_frameskip when
+    --summaries_use_frameskip, as Sample Factory counts it), and what the env reported in ``info``."""
 
     env_id: int
     reward: float
@@ -86,6 +87,8 @@ class Sampler:
             raise ValueError(f"num_blocks={num_blocks} is less than the number of splits ({self.num_splits})")
         self.num_blocks = num_blocks
         self.rollout = int(cfg.rollout)
+        # Episode lengths are reported in frames, as Sample Factory reports them.
+        self._frames_per_step = int(cfg.env_frameskip) if cfg.summaries_use_frameskip else 1
         self.native_envs = bool(env_info.native)
         self.buffers = allocate_trajectory_buffers(
             env_info.obs_space,
@@ -263,8 +266,9 @@ class Sampler:
     def episode_stats(self) -> List[EpisodeStats]:
         """Episodes finished since the last call."""
         native = self._sampler.drain_episode_stats()
+        frames = self._frames_per_step
         stats = [
-            EpisodeStats(int(e), float(r), int(n))
+            EpisodeStats(int(e), float(r), int(n) * frames)
             for e, r, n in zip(native["env_id"].tolist(), native["reward"].tolist(), native["length"].tolist())
         ]
         if self._stats_queue is not None:
@@ -273,7 +277,7 @@ class Sampler:
                     env_id, reward, length, true_objective, extra = self._stats_queue.get_nowait()
                 except (queue.Empty, OSError, ValueError):
                     break
-                stats.append(EpisodeStats(env_id, reward, length, true_objective, extra))
+                stats.append(EpisodeStats(env_id, reward, length * frames, true_objective, extra))
         return stats
 
     @property
