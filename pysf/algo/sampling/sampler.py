@@ -259,8 +259,12 @@ class Sampler:
         self._sampler.release(list(blocks))
 
     def copy_blocks(self, blocks: Sequence[int]) -> TensorDict:
-        """A copy of the blocks' data, ``[len(blocks) * block_rows, T(+1), ...]`` each."""
-        rows = block_row_index(blocks, self.block_rows)
+        """A copy of the blocks' data, ``[len(blocks) * block_rows, T(+1), ...]`` each, in block order.
+
+        Blocks complete in a racy order; block order makes the rows reproducible where the block of each split
+        is fixed (synchronous sampling: split i always fills its home block i, see block_pool.h).
+        """
+        rows = block_row_index(sorted(blocks), self.block_rows)
         return self.buffers.apply(lambda t: t.index_select(0, rows))
 
     def episode_stats(self) -> List[EpisodeStats]:
