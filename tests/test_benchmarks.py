@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -42,3 +45,48 @@ def test_inference_benchmark_smoke():
 
     text = inference.markdown(result)
     assert "| model | batch | path |" in text and inference.PATH_SERVER in text
+
+
+def test_soak_trend_reads_growth_and_slope():
+    soak = load_benchmark("soak")
+    # 100 MB growing 1 MB per minute for 10 minutes, one sample every 10 s, with +-0.5 MB of alternating noise.
+    points = [(t, 100.0 + t / 60.0 + (0.5 if i % 2 else -0.5)) for i, t in enumerate(range(0, 601, 10))]
+    found = soak.trend(points, end_window=30.0)
+    assert found.slope_mb_per_hour == pytest.approx(60.0, rel=0.02)
+    assert found.start_mb == pytest.approx(100.25, abs=0.5) and found.end_mb == pytest.approx(109.75, abs=0.5)
+    assert found.growth_percent == pytest.approx(9.5, abs=0.6) and found.samples == len(points)
+    flat = soak.trend([(t, 500.0) for t in range(0, 100, 2)], end_window=10.0)
+    assert flat.growth_percent == 0.0 and flat.slope_mb_per_hour == pytest.approx(0.0, abs=1e-9)
+    assert soak.trend([(0.0, 1.0), (1.0, 2.0)], end_window=1.0) is None  # too few points to call a trend
+
+
+@pytest.mark.slow
+def test_soak_benchmark_smoke(tmp_path):
+    soak = load_benchmark("soak")
+    output = tmp_path / "soak.json"
+    status = soak.main(["--smoke", "--interval", "1", "--output", str(output)])
+    result = json.loads(output.read_text())
+    checks = result["checks"]
+    assert set(checks) == {"exit status 0", "no error in output", "result.json written", "tree RSS growth < 2%"}
+    for name in ("exit status 0", "no error in output", "result.json written"):
+        assert checks[name]["ok"], (name, checks[name], result["output_tail"])
+    assert status == (0 if result["ok"] else 1)  # growth over 30 s is not judged here, only reported
+    assert result["config"]["num_envs_per_worker"] == 16 and result["config"]["env_backend"] == "gym"
+    assert result["train_result"]["env_steps"] > 0 and result["train_result"]["steady_state_fps"] > 0
+
+    window = result["window"]
+    assert 0 < window["training_started_s"] <= window["start_s"] < window["end_s"]
+    memory = result["memory"]
+    workers = [name for name in memory if name.startswith("env worker")]
+    assert "tree" in memory and "main" in memory and len(workers) == 2, list(memory)
+    for name, metrics in memory.items():
+        for metric in ("rss", "pss", "uss"):
+            figures = metrics[metric]
+            assert figures["start_mb"] > 0 and figures["end_mb"] > 0 and figures["samples"] >= 3, (name, metric, figures)
+            assert all(key in figures for key in ("growth_percent", "slope_mb_per_hour")), figures
+    tree = memory["tree"]["rss"]
+    assert tree["end_mb"] > memory["main"]["rss"]["end_mb"] and result["peak_tree_rss_mb"] >= tree["end_mb"] * 0.9
+    assert len(result["samples"]) >= 10 and len(result["load"]["loadavg_start"]) == 3
+
+    markdown = soak.results_markdown(result)
+    assert "| **tree** |" in markdown and "check: tree RSS growth < 2%" in markdown
