@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from pysf.algo.inference.policy_module import make_inference_module
-from pysf.algo.utils.checkpoints import checkpoint_dir, load_latest_checkpoint
+from pysf.algo.utils.checkpoints import UnreadableCheckpointsError, checkpoint_dir, checkpoints, load_latest_checkpoint
 from pysf.algo.utils.env_info import obtain_env_info
 from pysf.algo.utils.misc import ExperimentStatus
 from pysf.model.actor_critic import create_actor_critic
@@ -53,11 +53,18 @@ def load_state_dict(cfg: Config, actor_critic: Any, device: torch.device) -> Non
     ``--policy_index`` into ``actor_critic`` (Sample Factory's helper).
 
     Raises:
-        FileNotFoundError: the experiment has no readable checkpoint.
+        FileNotFoundError: the experiment has no checkpoint of that kind.
+        pysf.algo.utils.checkpoints.UnreadableCheckpointsError: it has some, but none is readable.
     """
     directory = checkpoint_dir(os.path.join(cfg.train_dir, cfg.experiment), int(getattr(cfg, "policy_index", 0)))
-    state = load_latest_checkpoint(directory, getattr(cfg, "load_checkpoint_kind", "latest"), map_location=str(device))
+    kind = getattr(cfg, "load_checkpoint_kind", "latest")
+    state = load_latest_checkpoint(directory, kind, map_location=str(device))
     if state is None:
+        if kind == "best" and checkpoints(directory, "latest"):
+            raise FileNotFoundError(
+                f"No best checkpoint in {directory} (one is saved once --save_best_after env steps were trained and "
+                f"the reward improved); the regular ones can be loaded with --load_checkpoint_kind=latest"
+            )
         raise FileNotFoundError(f"No checkpoint in {directory}: train first (python -m pysf.train ...)")
     actor_critic.load_state_dict(state["model"])
 
@@ -118,7 +125,7 @@ def enjoy(cfg: Config) -> Tuple[int, float]:
     actor_critic = create_actor_critic(cfg, env_info.obs_space, env_info.action_space)
     try:
         load_state_dict(cfg, actor_critic, torch.device("cpu"))
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, UnreadableCheckpointsError) as exc:
         log.error("%s", exc)
         return ExperimentStatus.FAILURE, float("nan")
     # The same module the native core runs (casts, normalizes, masks, argmax when deterministic), eagerly.

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from typing import Callable, List, Optional, Tuple
 
 from pysf.algo.runners.runner import Runner
 from pysf.algo.utils.misc import ExperimentStatus
+from pysf.algo.utils.multiprocessing_utils import stop_signals_handled_by
 from pysf.utils.typing import Config, StatusCode
+
+log = logging.getLogger("pysf")
 
 
 def make_runner(cfg: Config) -> Tuple[Config, Runner]:
@@ -20,21 +25,36 @@ def make_runner(cfg: Config) -> Tuple[Config, Runner]:
 def run_rl(cfg: Config) -> StatusCode:
     """Train until ``--train_for_env_steps`` / ``--train_for_seconds``; 0 success, 1 failure, 2 interrupted.
 
-    A configuration problem (bad flag combination, unknown env, model that does not compile) is logged
-    with what to change, and the status is 1.
+    A start-up problem (bad flag combination, unknown env, a model that does not compile, an experiment folder
+    in use or not writable, unreadable checkpoints) is logged as one message saying what to change, and the
+    status is 1; set ``PYSF_DEBUG=1`` to see its traceback. Ctrl-C or SIGTERM during start-up end the run with
+    status 2, like during training.
     """
-    from pysf.algo.inference.compile import ModelCompileError, ModelVerificationError
-
     cfg, runner = make_runner(cfg)
     try:
-        status = runner.init()
-    except (ValueError, ImportError, NotImplementedError, ModelCompileError, ModelVerificationError) as exc:
-        logging.getLogger("pysf").error("%s", exc)
+        with stop_signals_handled_by(signal.default_int_handler):  # SIGTERM during start-up acts like Ctrl-C
+            status = runner.init()
+    except KeyboardInterrupt:
+        log.info("Interrupted during start-up: stopping (nothing was trained)")
+        runner.close()
+        return ExperimentStatus.INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - every start-up error ends as one message and status 1
+        log.error("%s", startup_error_message(exc), exc_info=exc if os.environ.get("PYSF_DEBUG") else None)
         runner.close()
         return ExperimentStatus.FAILURE
     if status == ExperimentStatus.SUCCESS:
         status = runner.run()
     return status
+
+
+def startup_error_message(exc: BaseException) -> str:
+    """One actionable line (or paragraph) for an error raised while a run starts."""
+    from pysf.algo.inference.compile import ModelCompileError, ModelVerificationError
+
+    expected = (ValueError, ImportError, NotImplementedError, ModelCompileError, ModelVerificationError, OSError, RuntimeError)
+    if isinstance(exc, expected):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc} (an unexpected error while starting; set PYSF_DEBUG=1 for its traceback)"
 
 
 def parse_train_args(

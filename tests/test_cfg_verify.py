@@ -262,13 +262,22 @@ def test_multi_agent_envs_stop_with_a_not_yet_message() -> None:
         ("--batched_sampling=True", "no batched (vectorized-env) sampling mode yet"),
         ("--actor_worker_gpus=0", "CPU only"),
         ("--decorrelate_experience_max_seconds=10", "--decorrelate_experience_max_seconds=0"),
-        ("--heartbeat_interval=5", "no heartbeat protocol"),
         ("--algo=PPO", "APPO is the only algorithm"),
     ],
 )
 def test_flags_pysf_cannot_honour_yet_stop_before_training(flag: str, expected: str) -> None:
     message = cfg_error(flag)
     assert flag.split("=")[0] in message and expected in message
+
+
+def test_heartbeat_flags_are_accepted() -> None:
+    assert assert_valid("--heartbeat_interval=5", "--heartbeat_reporting_interval=30").heartbeat_reporting_interval == 30
+
+
+def test_recurrence_suggestion_names_each_alternative_once() -> None:
+    message = cfg_error("--recurrence=32", "--rollout=16", "--batch_size=64", "--with_vtrace=False")
+    assert "--rollout=16 must be a multiple of --recurrence=32" in message
+    assert message.count("--recurrence=16") == 1, message
 
 
 def test_rnn_rollout_must_be_a_multiple_of_recurrence() -> None:

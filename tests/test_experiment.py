@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, List
 
@@ -21,7 +23,15 @@ from pysf.cfg.arguments import (
     parse_sf_args,
 )
 from pysf.cfg.cfg import str2bool as cfg_str2bool
-from pysf.cfg.experiment import load_config, old_experiment_dir, prepare_experiment_dir, save_config
+from pysf.cfg.experiment import (
+    LOCK_FILENAME,
+    ExperimentLock,
+    ExperimentLockedError,
+    load_config,
+    old_experiment_dir,
+    prepare_experiment_dir,
+    save_config,
+)
 from pysf.utils import utils
 from pysf.utils.attr_dict import AttrDict
 
@@ -38,7 +48,8 @@ def start_run(train_dir: Path, *flags: str, experiment: str = "exp") -> AttrDict
 
 
 def folder_files(path: Path) -> List[str]:
-    return sorted(p.name for p in path.iterdir())
+    """The folder's files, without the experiment lock (tested on its own)."""
+    return sorted(p.name for p in path.iterdir() if p.name != LOCK_FILENAME)
 
 
 # ---- paths and helpers with Sample Factory's names -----------------------------------------------------------
@@ -361,3 +372,50 @@ def test_unknown_restart_behavior(tmp_path: Path) -> None:
     cfg.restart_behavior = "archive"
     with pytest.raises(ValueError, match="Unknown --restart_behavior='archive'"):
         prepare_experiment_dir(cfg)
+
+
+# ---- the experiment lock ---------------------------------------------------------------------------------------
+
+
+def test_a_locked_folder_is_neither_overwritten_nor_moved(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path)
+    lock = ExperimentLock(str(tmp_path / "exp"))
+    prepare_experiment_dir(cfg, lock=lock)
+    save_config(cfg)
+    assert lock.held
+    for behavior in ("overwrite", "restart", "resume"):
+        with pytest.raises(ExperimentLockedError, match=r"in use by another run \(this process"):
+            prepare_experiment_dir(make_cfg(tmp_path, f"--restart_behavior={behavior}"))
+    assert folder_files(tmp_path / "exp") == ["config.json"]
+    assert not os.path.exists(old_experiment_dir(str(tmp_path / "exp")))
+    lock.release()
+    prepare_experiment_dir(make_cfg(tmp_path, "--restart_behavior=overwrite"))  # free again
+    assert folder_files(tmp_path / "exp") == []
+
+
+def test_a_lock_held_by_another_process_names_it_and_dies_with_it(tmp_path: Path) -> None:
+    exp_dir = tmp_path / "exp"
+    exp_dir.mkdir()
+    holder_code = (
+        "import sys, time; from pysf.cfg.experiment import ExperimentLock; "
+        f"lock = ExperimentLock({str(exp_dir)!r}); lock.acquire(); print('locked', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", holder_code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ExperimentLockedError, match=f"pid {holder.pid} on "):
+            ExperimentLock(str(exp_dir)).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    # The kernel released the dead holder's lock: its lock file is stale and is taken over.
+    with ExperimentLock(str(exp_dir)) as lock:
+        assert lock.held
+        assert json.loads((exp_dir / LOCK_FILENAME).read_text())["pid"] == os.getpid()
+
+
+def test_an_unusable_train_dir_is_one_clear_error(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    with pytest.raises(OSError, match="Cannot create the experiment folder .*: Not a directory. Choose a writable --train_dir"):
+        prepare_experiment_dir(make_cfg(not_a_folder / "runs"))

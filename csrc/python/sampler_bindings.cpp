@@ -103,6 +103,8 @@ pysf::sampler::SamplerConfig config_from_dict(const py::dict& d) {
   config.inference.max_batch_rows = get("max_inference_batch_rows", std::int64_t{1} << 20);
   config.inference.deterministic_actions = get("deterministic_actions", false);
   config.inference.serial_order = get("serial_inference_order", false);
+  config.stall_limits.stuck_after_seconds = get("stall_timeout_seconds", 0.0);
+  config.stall_limits.check_every_seconds = get("stall_check_seconds", 20.0);
   return config;
 }
 
@@ -151,7 +153,9 @@ text goes through the lifeline socket just before the process exits.
            py::arg("wake_sampler_fd"), py::arg("lifeline_fd"), "Takes ownership of the three fds.")
       .def("attach", &WorkerMailboxEnd::attach,
            "Claim the mailbox before creating envs; False if the sampler gave up on this worker (exit at once).")
-      .def("stop_requested", &WorkerMailboxEnd::stop_requested, "The sampler asked this worker to stop.")
+      .def("stop_requested", &WorkerMailboxEnd::stop_requested,
+           "Whether to stop (STOP was posted or the sampler is gone); also tells the sampler this worker makes "
+           "progress. Call it between slow steps (env creation, warm-up).")
       .def(
           "wait",
           [](WorkerMailboxEnd& end) {
@@ -253,6 +257,8 @@ inference threads and the trajectory block queues. See csrc/sampler/sampler.h.
       .def("fail", &Sampler::fail, py::arg("message"), release_gil())
       .def_property_readonly("error", &Sampler::error)
       .def_property_readonly("rows_served", &Sampler::rows_served)
+      .def("stalled_remote_workers", &Sampler::stalled_remote_workers,
+           "Indices (registration order) of the worker processes found stuck (no progress while owing a report).")
       .def_property_readonly("num_splits", &Sampler::num_splits);
 
   bind_worker_mailbox(module);

@@ -1,5 +1,8 @@
 #include "sampler/remote_worker.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <exception>
 #include <stdexcept>
 #include <utility>
@@ -19,13 +22,14 @@ MailboxLayout layout_of(const std::vector<std::unique_ptr<RolloutSplit>>& splits
 
 RemoteWorker::RemoteWorker(std::string description, WorkerChannels channels,
                            std::vector<std::unique_ptr<RolloutSplit>> splits, inference::InferenceServer& server,
-                           EpisodeStatsSink& episode_stats, ErrorHandler on_error)
+                           EpisodeStatsSink& episode_stats, ErrorHandler on_error, StallLimits stall_limits)
     : description_(std::move(description)),
       splits_(std::move(splits)),
       mailbox_(std::move(channels), layout_of(splits_)),
       server_(server),
       episode_stats_(episode_stats),
-      on_error_(std::move(on_error)) {}
+      on_error_(std::move(on_error)),
+      stall_limits_(stall_limits) {}
 
 RemoteWorker::~RemoteWorker() { stop(); }
 
@@ -102,9 +106,43 @@ bool RemoteWorker::handle_reports() {
   return acquire_blocks() && !stopping_.load();
 }
 
+bool RemoteWorker::watch_until_lifeline_readable() {
+  if (stall_limits_.stuck_after_seconds <= 0) {
+    mailbox_.wait_for_lifeline();
+    return true;
+  }
+  using Clock = std::chrono::steady_clock;
+  WorkerActivity seen = mailbox_.activity();
+  Clock::time_point last_progress = Clock::now();
+  const double check_every = std::max(0.01, std::min(stall_limits_.check_every_seconds, stall_limits_.stuck_after_seconds));
+  while (!mailbox_.wait_for_lifeline(check_every)) {
+    if (stopping_.load()) return true;  // our own hang-up comes next
+    const WorkerActivity now = mailbox_.activity();
+    const Clock::time_point time = Clock::now();
+    if (now.progress != seen.progress || !now.owes_report) {  // busy, or idle waiting for a command: not stuck
+      seen = now;
+      last_progress = time;
+      continue;
+    }
+    const double silent = std::chrono::duration<double>(time - last_progress).count();
+    const double limit = stall_limits_.stuck_after_seconds * (now.attached ? 1.0 : stall_limits_.starting_factor);
+    if (silent < limit) continue;
+    stalled_.store(true);
+    char seconds[32];
+    std::snprintf(seconds, sizeof(seconds), "%.0f", silent);
+    on_error_(description_ + (now.attached ? " made no progress for " : " did not finish starting within ") + seconds +
+              " s: it owes the sampler a report, so an env call (step, reset or creation) did not return, or the "
+              "process is frozen (limit: --heartbeat_reporting_interval=" +
+              std::to_string(static_cast<long long>(stall_limits_.stuck_after_seconds)) +
+              (now.attached ? "" : " x3 while starting") + " s)");
+    return false;
+  }
+  return true;
+}
+
 void RemoteWorker::lifeline_main() {
   try {
-    mailbox_.wait_for_lifeline();
+    if (!watch_until_lifeline_readable()) return;
     const std::optional<std::string> error_text = mailbox_.read_lifeline();
     if (stopping_.load()) return;  // our own hang-up, or a normal exit after STOP
     if (error_text) {

@@ -109,7 +109,7 @@ void Sampler::start() {
   for (auto& pending : pending_remote_) {
     auto worker = std::make_unique<RemoteWorker>(pending.description, std::move(pending.channels),
                                                  make_splits(next_split, pending.num_splits), *server_, episode_stats_,
-                                                 on_error);
+                                                 on_error, config_.stall_limits);
     for (int s = 0; s < pending.num_splits; ++s) {
       split_owners_[static_cast<std::size_t>(next_split + s)] = SplitOwner{nullptr, worker.get(), s};
     }
@@ -203,5 +203,13 @@ void Sampler::release(const std::vector<std::int64_t>& blocks) {
 }
 
 std::int64_t Sampler::rows_served() const { return server_ ? server_->rows_served() : 0; }
+
+std::vector<int> Sampler::stalled_remote_workers() const {
+  std::vector<int> stalled;
+  for (std::size_t i = 0; i < remote_workers_.size(); ++i) {
+    if (remote_workers_[i]->stalled()) stalled.push_back(static_cast<int>(i));
+  }
+  return stalled;
+}
 
 }  // namespace pysf::sampler

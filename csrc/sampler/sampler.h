@@ -17,6 +17,7 @@
 #include "inference/inference_server.h"
 #include "inference/policy_runner.h"
 #include "sampler/episode_stats.h"
+#include "sampler/remote_worker.h"
 #include "sampler/rollout_split.h"
 #include "sampler/worker_mailbox.h"
 
@@ -42,6 +43,8 @@ struct SamplerConfig {
   bool decorrelate_envs_on_one_worker = false;
   RewardShaping reward_shaping;
   inference::InferenceServerConfig inference;  // num_splits is filled in by the Sampler
+  // Python path: when a worker process counts as stuck (remote_worker.h)
+  StallLimits stall_limits;
 };
 
 /// Owns everything that produces trajectories: native runner threads, proxies of Python env worker
@@ -86,6 +89,8 @@ class Sampler {
   [[nodiscard]] std::optional<std::string> error() const;
 
   [[nodiscard]] std::int64_t rows_served() const;
+  /// Indices (in `add_remote_worker` order) of the worker processes the stall check found stuck.
+  [[nodiscard]] std::vector<int> stalled_remote_workers() const;
   /// Splits of native workers plus those of registered remote workers.
   [[nodiscard]] int num_splits() const;
   [[nodiscard]] const buffers::TrajectoryBuffers& buffers() const { return buffers_; }

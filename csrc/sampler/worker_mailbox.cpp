@@ -40,6 +40,16 @@ void wait_until_readable(pollfd* fds, nfds_t count) {
   }
 }
 
+/// Like wait_until_readable(fd) for at most `timeout_ms` (< 0: no limit); false on timeout.
+bool readable_within(int fd, int timeout_ms) {
+  pollfd poll_fd{fd, POLLIN, 0};
+  for (;;) {
+    const int ready = ::poll(&poll_fd, 1, timeout_ms);
+    if (ready >= 0) return ready > 0;
+    if (errno != EINTR) throw std::runtime_error(errno_text("poll"));
+  }
+}
+
 void wait_until_readable(int fd) {
   pollfd poll_fd{fd, POLLIN, 0};
   wait_until_readable(&poll_fd, 1);
@@ -195,7 +205,24 @@ void SamplerMailboxEnd::wait_for_reports() {
 
 void SamplerMailboxEnd::wake_proxy() { signal_eventfd(reports_posted_.get()); }
 
-void SamplerMailboxEnd::wait_for_lifeline() { wait_until_readable(lifeline_.get()); }
+bool SamplerMailboxEnd::wait_for_lifeline(double timeout_seconds) {
+  const int timeout_ms = timeout_seconds < 0 ? -1 : static_cast<int>(std::min(timeout_seconds * 1000.0, 2.0e9));
+  return readable_within(lifeline_.get(), timeout_ms);
+}
+
+WorkerActivity SamplerMailboxEnd::activity() const {
+  WorkerActivity activity;
+  activity.progress = words_.load(MailboxLayout::kWorkerProgressWord, std::memory_order_relaxed);
+  activity.attached = words_.load(MailboxLayout::kWorkerStateWord, std::memory_order_relaxed) ==
+                      static_cast<std::int64_t>(WorkerState::kAttached);
+  for (int split = 0; split < layout().num_splits && !activity.owes_report; ++split) {
+    // Commands and reports alternate and both counts start at 0: equal counts mean nothing is owed.
+    const std::int64_t commands = words_.load(layout().command_slot(split) + MailboxLayout::kSeq, std::memory_order_relaxed);
+    const std::int64_t reports = words_.load(layout().report_slot(split) + MailboxLayout::kSeq, std::memory_order_relaxed);
+    activity.owes_report = commands != reports;
+  }
+  return activity;
+}
 
 void SamplerMailboxEnd::hang_up_lifeline() { ::shutdown(lifeline_.get(), SHUT_RDWR); }
 
@@ -230,8 +257,21 @@ bool WorkerMailboxEnd::attach() {
   return previous != static_cast<std::int64_t>(WorkerState::kAbandoned);
 }
 
-bool WorkerMailboxEnd::stop_requested() const {
+bool WorkerMailboxEnd::stop_word_set() const {
   return words_.load(MailboxLayout::kStopWord, std::memory_order_acquire) != 0;
+}
+
+void WorkerMailboxEnd::note_progress() {
+  // Only this end writes the word: a relaxed increment is enough (the sampler only compares values).
+  words_.store(MailboxLayout::kWorkerProgressWord,
+               words_.load(MailboxLayout::kWorkerProgressWord, std::memory_order_relaxed) + 1,
+               std::memory_order_relaxed);
+}
+
+bool WorkerMailboxEnd::stop_requested() {
+  note_progress();
+  // The sampler never writes the lifeline: readable means it hung up, i.e. the sampler is gone.
+  return stop_word_set() || readable_within(lifeline_.get(), 0);
 }
 
 std::optional<WorkerCommand> WorkerMailboxEnd::take_command() {
@@ -259,14 +299,14 @@ std::optional<WorkerCommand> WorkerMailboxEnd::take_command() {
 WorkerCommand WorkerMailboxEnd::wait() {
   const WorkerCommand stop{CommandKind::kStop, -1, 0, 0};
   for (;;) {
-    if (stop_requested()) return stop;
+    if (stop_word_set()) return stop;
     if (auto command = take_command()) return command.value();
     // Nothing new: announce the wait, look once more (eventcount, see the header), then sleep.
     words_.store(MailboxLayout::kWorkerWaitingWord, 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the fence in post_command()
     std::optional<WorkerCommand> command = take_command();
     bool sampler_alive = true;
-    if (!command && !stop_requested()) {
+    if (!command && !stop_word_set()) {
       sampler_alive = wait_for_eventfd_or_lifeline(commands_posted_.get(), lifeline_.get());
     }
     words_.store(MailboxLayout::kWorkerWaitingWord, 0, std::memory_order_relaxed);
@@ -288,6 +328,7 @@ void WorkerMailboxEnd::post_report(ReportKind kind, int split, std::int64_t num_
   // Release: the records, and the observations/rewards the caller wrote into the trajectory buffers
   // (plain stores earlier on this thread, by numpy), become visible no later than the sequence number.
   words_.store(slot + MailboxLayout::kSeq, seq, std::memory_order_release);
+  note_progress();
   std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the fence in wait_for_reports()
   if (words_.load(MailboxLayout::kProxyWaitingWord, std::memory_order_relaxed) != 0) {
     signal_eventfd(wake_sampler_.get());

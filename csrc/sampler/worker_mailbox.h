@@ -60,6 +60,14 @@ namespace pysf::sampler {
 // Words are accessed through std::atomic_ref, which is lock-free for int64 and therefore address-free:
 // it works across processes that map the same memory (the tensor is in torch's shared memory).
 //
+// ---- stalls ---------------------------------------------------------------------------------------
+// The progress word in the header is the worker's heartbeat: it bumps it with every report and at every
+// check between slow start-up steps (each env created, every few warm-up steps). The sampler knows from
+// the sequence numbers alone whether the worker owes a report (a command slot's number is ahead of its
+// report slot's). A worker that owes a report and whose progress word has not moved for the stall limit
+// is stuck (an env call that never returns, a frozen process); an idle worker owes nothing and is never
+// stuck. A heartbeat from a helper thread would be wrong here: it keeps beating while the env hangs.
+//
 // ---- start-up, death and errors ----------------------------------------------------------------------
 // The lifeline is a connected socket pair; each process keeps one end and never writes to it, except
 // the worker, once, with an error text just before it exits. A sampler thread that does nothing else
@@ -111,7 +119,8 @@ enum class ReportKind : std::int64_t { kReady = 1, kStepped = 2 };
 /// Word offsets of the mailbox tensor (int64 words). Each slot starts on its own 64-byte cache line so
 /// that the two processes do not write the same line.
 ///
-///   header line:            [kStopWord, kWorkerStateWord, kWorkerWaitingWord, kProxyWaitingWord]
+///   header line:            [kStopWord, kWorkerStateWord, kWorkerWaitingWord, kProxyWaitingWord,
+///                            kWorkerProgressWord]
 ///   per split s, command:   command_slot(s) + [kSeq, kKind, kBlock, kStep]
 ///   per split s, report:    report_slot(s) + [kSeq, kKind, kNumEpisodes, records...]
 ///   episode record i:       report_slot(s) + kRecords + i * kRecordWords + [kEnvIndex, kReturn, kLength]
@@ -122,6 +131,7 @@ struct MailboxLayout {
   static constexpr std::int64_t kWorkerStateWord = 1;
   static constexpr std::int64_t kWorkerWaitingWord = 2;  // the worker is (about to be) blocked in poll()
   static constexpr std::int64_t kProxyWaitingWord = 3;   // the sampler's proxy thread is, likewise
+  static constexpr std::int64_t kWorkerProgressWord = 4;  // bumped by the worker as it makes progress ("stalls")
   // Both slots: the sequence number and the message kind.
   static constexpr std::int64_t kSeq = 0;
   static constexpr std::int64_t kKind = 1;
@@ -201,6 +211,13 @@ class MailboxWords {
   std::int64_t* words_;
 };
 
+/// What the sampler can see of a worker without talking to it (for the stall check).
+struct WorkerActivity {
+  std::int64_t progress = 0;  // the worker's progress word
+  bool owes_report = false;   // some split has a command the worker has not reported on yet
+  bool attached = false;      // the worker finished starting (see "start-up" above)
+};
+
 /// What connects the sampler to one worker process: the shared mailbox tensor, the two eventfds and the
 /// sampler's end of the lifeline socket. The file descriptors are owned.
 struct WorkerChannels {
@@ -230,9 +247,11 @@ class SamplerMailboxEnd {
   void wait_for_reports();
   /// Wakes `wait_for_reports` (used to stop the proxy thread).
   void wake_proxy();
-  /// Blocks (poll()) until the lifeline is readable: the worker sent its error text or exited, or
-  /// `hang_up_lifeline` was called.
-  void wait_for_lifeline();
+  /// Blocks (poll()) until the lifeline is readable (the worker sent its error text or exited, or
+  /// `hang_up_lifeline` was called): true; or until `timeout_seconds` passed (< 0: never): false.
+  bool wait_for_lifeline(double timeout_seconds = -1.0);
+  /// The worker's progress word, whether it owes a report, whether it attached (any thread).
+  [[nodiscard]] WorkerActivity activity() const;
   /// The worker's error text, or nullopt if the lifeline hung up without one. After `wait_for_lifeline`.
   std::optional<std::string> read_lifeline();
   /// Shuts the lifeline down: wakes `wait_for_lifeline`, and the worker sees the sampler gone.
@@ -264,8 +283,10 @@ class WorkerMailboxEnd {
 
   /// Claims the mailbox before creating envs; false if the sampler abandoned this worker (exit at once).
   bool attach();
-  /// The sampler asked this worker to stop (checked between slow start-up steps).
-  [[nodiscard]] bool stop_requested() const;
+  /// Whether the worker must stop: the sampler asked it to, or is gone (its end of the lifeline closed).
+  /// Call it between slow steps (env creation, warm-up): it also bumps the progress word, so the sampler
+  /// sees a worker that is busy, not stuck ("stalls" above).
+  bool stop_requested();
   /// The next command; blocks (poll(), no spinning) until one arrives. Returns kStop when the STOP word
   /// is set or the sampler closed its end of the lifeline. Splits are served round-robin.
   WorkerCommand wait();
@@ -281,6 +302,8 @@ class WorkerMailboxEnd {
 
  private:
   std::optional<WorkerCommand> take_command();
+  [[nodiscard]] bool stop_word_set() const;
+  void note_progress();
 
   MailboxWords words_;
   UniqueFd commands_posted_;

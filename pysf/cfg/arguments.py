@@ -612,10 +612,6 @@ def _backend_errors(cfg: Config) -> List[str]:
     return errors
 
 
-_NO_HEARTBEATS = (
-    "pysf has no heartbeat protocol: a crashed env worker is detected at once, and detecting a hung one is planned. "
-    "Leave it at its default."
-)
 # Flags whose Sample Factory default is the only value pysf implements so far, and what a user should know.
 _NOT_YET_SUPPORTED: Tuple[Tuple[str, Any, str], ...] = (
     ("num_policies", 1, "pysf trains one policy per experiment for now (multi-policy training, self-play and PBT are "
@@ -628,8 +624,6 @@ _NOT_YET_SUPPORTED: Tuple[Tuple[str, Any, str], ...] = (
     ("actor_worker_gpus", [], "pysf's env workers run on the CPU only for now. Leave --actor_worker_gpus empty."),
     ("decorrelate_experience_max_seconds", 0, "pysf's workers do not idle at start-up to spread out experience yet "
      "(its --decorrelate_envs_on_one_worker warm-up is available). Use --decorrelate_experience_max_seconds=0."),
-    ("heartbeat_interval", 20, _NO_HEARTBEATS),
-    ("heartbeat_reporting_interval", 180, _NO_HEARTBEATS),
     ("algo", "APPO", "APPO is the only algorithm (as in Sample Factory). Use --algo=APPO."),
 )
 
@@ -794,7 +788,7 @@ def _recurrence_errors(cfg: Config, recurrence: int) -> List[str]:
         )
     elif cfg.use_rnn and recurrence > 1 and rollout % recurrence != 0:
         divisor = _largest_divisor_at_most(rollout, recurrence)
-        alternatives = f"--recurrence={divisor} or " if divisor > 1 else ""
+        alternatives = f"--recurrence={divisor} or " if 1 < divisor != rollout else ""
         errors.append(
             f"--rollout={rollout} must be a multiple of --recurrence={recurrence} for RNN policies: a "
             f"backpropagation-through-time sequence must not span two trajectories (it would carry one env's RNN "

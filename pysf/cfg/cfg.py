@@ -508,13 +508,16 @@ def _add_logging_args(p: ArgumentParser) -> None:
         "--heartbeat_interval",
         type=int,
         default=20,
-        help="Seconds between heartbeats that components send to the runner to show they are not stuck.",
+        help="How often (seconds) the sampler checks that env worker processes are not stuck (see "
+        "--heartbeat_reporting_interval). A crashed worker is detected at once regardless.",
     )
     p.add_argument(
         "--heartbeat_reporting_interval",
         type=int,
         default=180,
-        help="Seconds between the runner's checks for missing heartbeats.",
+        help="An env worker process that owes a step or reset and shows no progress for this many seconds (three "
+        "times as long while it starts) is reported as stuck, with its Python stack, and killed; the run ends with a "
+        "failure and keeps its last checkpoint. 0 disables the check.",
     )
 
 

@@ -19,13 +19,17 @@ What the runner does with it, in order::
 from __future__ import annotations
 
 import copy
+import errno
+import fcntl
 import json
 import os
 import shutil
-import tempfile
-from typing import Any, Dict, List, Tuple
+import socket
+import time
+from typing import Any, Dict, List, Optional, Tuple
 
 from pysf.cfg.arguments import cfg_dict, maybe_load_from_checkpoint, read_config_file
+from pysf.utils.atomic_files import write_atomically
 from pysf.utils.attr_dict import AttrDict
 from pysf.utils.typing import Config
 from pysf.utils.utils import (
@@ -49,9 +53,112 @@ __all__ = [
     "load_config",
     "old_experiment_dir",
     "prepare_experiment_dir",
+    "ExperimentLock",
+    "ExperimentLockedError",
+    "LOCK_FILENAME",
 ]
 
 RESTART_BEHAVIORS: Tuple[str, ...] = ("resume", "restart", "overwrite")
+LOCK_FILENAME = ".pysf_lock"
+
+
+class ExperimentLockedError(RuntimeError):
+    """Another run is using the experiment folder."""
+
+
+class ExperimentLock:
+    """One run per experiment folder: an exclusive ``flock`` on ``<experiment_dir>/.pysf_lock``.
+
+    The file records the holder (pid, host, start time) for the message a second run gets. The lock belongs to
+    the open file, so the kernel releases it when the holder exits in any way (a crash or SIGKILL included):
+    a lock file left behind by a dead run is stale by construction and is simply taken over. The file itself is
+    never deleted on release (deleting it would let two later runs lock two different files).
+    """
+
+    def __init__(self, exp_dir: str):
+        self.exp_dir = exp_dir
+        self.path = os.path.join(exp_dir, LOCK_FILENAME)
+        self._fd: Optional[int] = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        """Take the lock (the folder must exist).
+
+        Raises:
+            ExperimentLockedError: another run (in this or another process) holds it.
+            OSError: the lock file cannot be created (e.g. a read-only folder).
+        """
+        if self._fd is not None:
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise ExperimentLockedError(
+                f"The experiment folder {self.exp_dir} is in use by another run ({_describe_holder(holder)}). Two runs "
+                f"in one folder would overwrite each other's config.json and checkpoints. Wait until it ends or stop "
+                f"it, or choose another --experiment (or --train_dir)."
+            ) from None
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                os.close(fd)
+                raise
+            log.warning("Cannot lock %s (%s): make sure no other run uses this experiment folder", self.path, exc.strerror)
+        previous = _read_holder(fd)
+        if previous.get("pid") and previous != _this_holder():
+            log.debug("Taking over the lock of a run that ended (%s)", _describe_holder(previous))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(_this_holder()).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Give the lock up (idempotent)."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)
+        except OSError:
+            pass
+        os.close(fd)  # closing releases the flock
+
+    def __enter__(self) -> "ExperimentLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _this_holder() -> Dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started": _PROCESS_START}
+
+
+_PROCESS_START = time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _read_holder(fd: int) -> Dict[str, Any]:
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return holder if isinstance(holder, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _describe_holder(holder: Dict[str, Any]) -> str:
+    if not holder:
+        return "holder unknown"
+    same_process = holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname()
+    where = "this process" if same_process else f"pid {holder.get('pid')} on {holder.get('host')}"
+    return f"{where}, started {holder.get('started')}"
 
 
 def save_config(cfg: Config) -> str:
@@ -66,29 +173,18 @@ def save_config(cfg: Config) -> str:
 
     Raises:
         TypeError: an entry of ``cfg`` is not JSON-serializable (the message names the entries).
+        pysf.utils.atomic_files.FileWriteError: the file could not be written (e.g. the disk is full).
     """
     params = dict(cfg_dict(cfg))
     directory = experiment_dir(cfg, mkdir=True)
     filename = os.path.join(directory, CONFIG_FILENAME)
-
-    fd, tmp_filename = tempfile.mkstemp(prefix=f".{CONFIG_FILENAME}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as json_file:
-            try:
-                json.dump(params, json_file, indent=2)
-            except (TypeError, ValueError) as exc:
-                bad_keys = _unserializable_keys(params)
-                raise TypeError(
-                    f"Cannot save the configuration to {filename}: entries {bad_keys} are not JSON-serializable "
-                    f"({exc}). Configuration values must be None, bool, int, float, str, or lists/dicts of these."
-                ) from exc
-            json_file.flush()
-            os.fsync(json_file.fileno())
-        os.replace(tmp_filename, filename)
-    except BaseException:
-        if os.path.exists(tmp_filename):
-            os.remove(tmp_filename)
-        raise
+    bad_keys = _unserializable_keys(params)
+    if bad_keys:
+        raise TypeError(
+            f"Cannot save the configuration to {filename}: entries {bad_keys} are not JSON-serializable. "
+            f"Configuration values must be None, bool, int, float, str, or lists/dicts of these."
+        )
+    write_atomically(filename, lambda file: json.dump(params, file, indent=2), "the configuration", text=True)
     return filename
 
 
@@ -111,7 +207,7 @@ def old_experiment_dir(exp_dir: str) -> str:
     return f"{exp_dir}_old{attempt:04d}"
 
 
-def prepare_experiment_dir(cfg: Config) -> AttrDict:
+def prepare_experiment_dir(cfg: Config, lock: Optional[ExperimentLock] = None) -> AttrDict:
     """Apply ``--restart_behavior`` to the experiment folder and return the configuration to train with.
 
     - new experiment: the configuration is ``cfg``;
@@ -125,12 +221,18 @@ def prepare_experiment_dir(cfg: Config) -> AttrDict:
     configuration has been verified, so that an invalid configuration is never saved (it would be reloaded on the
     next resume).
 
+    An existing folder is locked (:class:`ExperimentLock`) before anything in it is read, moved or deleted, so a
+    folder in use by another run is left alone. ``lock``: the caller's lock for the folder, held on return (the
+    run keeps it until it ends); without one, a temporary lock guards this call only.
+
     Returns:
         A new ``AttrDict`` in every case (``cfg`` itself is not modified).
 
     Raises:
         ValueError: unknown ``--restart_behavior``, an experiment name that does not denote a folder strictly
             inside ``--train_dir`` (empty, absolute, ``..``), or a path that exists but is not a folder.
+        ExperimentLockedError: another run uses the folder.
+        ExperimentDirError: the folder cannot be created or locked (e.g. a read-only ``--train_dir``).
     """
     behavior = getattr(cfg, "restart_behavior", "resume")
     if behavior not in RESTART_BEHAVIORS:
@@ -142,24 +244,62 @@ def prepare_experiment_dir(cfg: Config) -> AttrDict:
         raise ValueError(
             f"{exp_dir} exists but is not a folder. Remove it, or choose another --experiment or --train_dir."
         )
+    lock = lock if lock is not None else _TemporaryLock(exp_dir)
+    if lock.exp_dir != exp_dir:
+        raise ValueError(f"prepare_experiment_dir: the lock is for {lock.exp_dir}, the experiment folder is {exp_dir}")
 
     if not os.path.isdir(exp_dir):
         result = _copy_cfg(cfg)
-    elif behavior == "resume":
-        log.debug("Resuming existing experiment from %s", exp_dir)
-        result = maybe_load_from_checkpoint(cfg)
-    elif behavior == "restart":
-        old_dir = old_experiment_dir(exp_dir)
-        log.info("Experiment folder %s exists: moving it to %s and starting from scratch", exp_dir, old_dir)
-        shutil.move(exp_dir, old_dir)
-        result = _copy_cfg(cfg)
-    else:  # overwrite
-        log.info("Experiment folder %s exists: deleting it and starting from scratch", exp_dir)
-        shutil.rmtree(exp_dir)
-        result = _copy_cfg(cfg)
+    else:
+        _lock_folder(lock, cfg)
+        if behavior == "resume":
+            log.debug("Resuming existing experiment from %s", exp_dir)
+            result = maybe_load_from_checkpoint(cfg)
+        else:
+            if behavior == "restart":
+                old_dir = old_experiment_dir(exp_dir)
+                log.info("Experiment folder %s exists: moving it to %s and starting from scratch", exp_dir, old_dir)
+                shutil.move(exp_dir, old_dir)
+            else:  # overwrite
+                log.info("Experiment folder %s exists: deleting it and starting from scratch", exp_dir)
+                shutil.rmtree(exp_dir)
+            lock.release()  # it locked the old folder's file; the new folder gets its own
+            result = _copy_cfg(cfg)
 
-    ensure_dir_exists(exp_dir)
+    try:
+        ensure_dir_exists(exp_dir)
+    except OSError as exc:
+        raise ExperimentDirError(
+            f"Cannot create the experiment folder {exp_dir}: {exc.strerror}. Choose a writable --train_dir "
+            f"(now {cfg.train_dir!r})."
+        ) from exc
+    _lock_folder(lock, cfg)
+    if isinstance(lock, _TemporaryLock):
+        lock.release()
     return result
+
+
+class ExperimentDirError(OSError):
+    """The experiment folder cannot be created or used (the message says which and why)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class _TemporaryLock(ExperimentLock):
+    """The lock of a prepare_experiment_dir call without the caller's lock."""
+
+
+def _lock_folder(lock: ExperimentLock, cfg: Config) -> None:
+    try:
+        lock.acquire()
+    except ExperimentLockedError:
+        raise
+    except OSError as exc:
+        raise ExperimentDirError(
+            f"Cannot use the experiment folder {lock.exp_dir}: creating its lock file failed ({exc.strerror}). "
+            f"Choose a writable --train_dir (now {cfg.train_dir!r})."
+        ) from exc
 
 
 # --------------------------------------------------------------------------------------------------------------

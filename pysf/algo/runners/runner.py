@@ -31,12 +31,16 @@ from pysf.algo.sampling.training_info import TRAINING_INFO_INTERVAL_SECONDS, tra
 from pysf.algo.utils.checkpoints import checkpoint_dir, load_latest_checkpoint, milestones_dir, save_checkpoint
 from pysf.algo.utils.env_info import EnvInfo, obtain_env_info
 from pysf.algo.utils.misc import ExperimentStatus
+from pysf.algo.utils.multiprocessing_utils import signal_name, stop_signals_handled_by
 from pysf.model.model_utils import get_rnn_size
+from pysf.utils.atomic_files import FileWriteError, write_atomically
 from pysf.utils.typing import Config, PolicyID
-from pysf.utils.utils import set_main_process_niceness, setup_logging
+from pysf.utils.utils import experiment_dir, set_main_process_niceness, setup_logging
 from pysf.utils.wandb_utils import init_wandb
 
 log = logging.getLogger("pysf")
+
+_STATUS_NAMES = {ExperimentStatus.SUCCESS: "success", ExperimentStatus.FAILURE: "failure", ExperimentStatus.INTERRUPTED: "interrupted"}
 
 REPORT_INTERVAL_SECONDS = 5.0
 _FPS_WINDOWS = (10, 60, 300)
@@ -164,18 +168,21 @@ class Runner:
         self.training_iteration_since_resume = 0
         self._last_reported_steps = -1
         self._last_saved_step = -1
+        self._experiment_lock = None  # held from init() until the run ends (pysf.cfg.experiment.ExperimentLock)
+        self._checkpoint_write_failed = False
 
     # ---- set-up ------------------------------------------------------------------------------------------
 
     def init(self) -> int:
         """Experiment folder, config, env info, model, checkpoint, inference, sampler. Returns a status."""
         from pysf.cfg.arguments import cfg_str, check_env_name, preprocess_cfg, verify_cfg
-        from pysf.cfg.experiment import prepare_experiment_dir, save_config
+        from pysf.cfg.experiment import ExperimentLock, prepare_experiment_dir, save_config
 
         cfg = self.cfg
-        self.cfg = cfg = prepare_experiment_dir(cfg)
-        self.experiment_dir = os.path.join(cfg.train_dir, cfg.experiment)
-        os.makedirs(self.experiment_dir, exist_ok=True)
+        # Before anything in the folder is read or written: a second run in the same folder stops here.
+        self._experiment_lock = ExperimentLock(experiment_dir(cfg, mkdir=False))
+        self.cfg = cfg = prepare_experiment_dir(cfg, lock=self._experiment_lock)
+        self.experiment_dir = self._experiment_lock.exp_dir
         setup_logging(os.path.join(self.experiment_dir, "sf_log.txt") if cfg.log_to_file else None)
         check_env_name(cfg.env)  # an unknown --env fails with the closest registered/native/gymnasium names
         self.env_info = obtain_env_info(cfg)
@@ -266,11 +273,14 @@ class Runner:
 
     # ---- the loop ----------------------------------------------------------------------------------------
 
-    def _handle_sigint(self, signum, frame) -> None:
-        log.info("Interrupted: saving a checkpoint and stopping (Ctrl-C again to abort)")
+    def request_stop(self, signum: int = signal.SIGINT, frame: Any = None) -> None:
+        """Stop after the current iteration, save a checkpoint and end with INTERRUPTED (the SIGINT and SIGTERM
+        handler during ``run()``; a second signal aborts the wait with KeyboardInterrupt)."""
+        if self._stop_requested and self._interrupted:
+            raise KeyboardInterrupt
+        log.info("%s: saving a checkpoint and stopping (Ctrl-C again to abort)", signal_name(signum))
         self._interrupted = True
         self._stop_requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def _train_seconds(self) -> float:
         return self._train_seconds_before + (time.time() - self._run_start)
@@ -283,8 +293,19 @@ class Runner:
         )
 
     def run(self) -> int:
-        """Train until a stop condition; returns SUCCESS, FAILURE or INTERRUPTED."""
-        previous_handler = signal.signal(signal.SIGINT, self._handle_sigint)
+        """Train until a stop condition; returns SUCCESS, FAILURE or INTERRUPTED.
+
+        SIGINT (Ctrl-C) and SIGTERM (``timeout``, ``docker stop``, a cluster's preemption) stop the run the same
+        way: the current iteration ends, a checkpoint is saved, the status is INTERRUPTED. Whatever ends the run
+        (a stop condition, a signal, a failed env worker, a failed write), the shutdown path runs: workers are
+        stopped, the final checkpoint, summaries and ``result.json`` are written where the disk allows, and every
+        failure is reported in one line.
+        """
+        with stop_signals_handled_by(self.request_stop):
+            status = self._run()
+        return status
+
+    def _run(self) -> int:
         status = ExperimentStatus.SUCCESS
         self._run_start = time.time()
         self._last_throughput = (self._run_start, 0)
@@ -314,32 +335,56 @@ class Runner:
                 self._periodic()
         except KeyboardInterrupt:
             self._interrupted = True
-        except RuntimeError as exc:
+        except (RuntimeError, OSError) as exc:  # a failed env worker or inference (RuntimeError), a failed write
             log.error("Training failed: %s", exc)
             status = ExperimentStatus.FAILURE
+        except Exception:  # noqa: BLE001 - a bug (pysf's or a hook's): its traceback, then the shutdown path
+            log.exception("Training failed")
+            status = ExperimentStatus.FAILURE
         finally:
-            signal.signal(signal.SIGINT, previous_handler)
             self._stop_everything()
         if self._progress_line:
             sys.stdout.write("\n")
-        self._observers_call(AlgoObserver.on_stop, self)
+        status = self._shutdown(status)
+        if self._interrupted and status == ExperimentStatus.SUCCESS:
+            status = ExperimentStatus.INTERRUPTED
+        self.status = status
+        return status
+
+    def _shutdown(self, status: int) -> int:
+        """The end of every run: final figures, checkpoint, ``result.json``; each step guarded (a full disk must
+        not keep the others from running). Returns the status, FAILURE if a step failed."""
+
+        def step(name: str, action: Callable[[], Any]) -> bool:
+            nonlocal status
+            try:
+                action()
+                return True
+            except Exception as exc:  # noqa: BLE001 - reported in one line; the remaining steps still run
+                log.error("%s failed: %s", name, exc)
+                status = ExperimentStatus.FAILURE
+                return False
+
+        step("on_stop observer", lambda: self._observers_call(AlgoObserver.on_stop, self))
         if self.learner.env_steps > 0:
             if self._last_reported_steps != self.learner.env_steps:
-                self._report()  # the final figures, also for runs shorter than one report interval
-            self._write_summaries()
-            self._maybe_save_best()
-        if self._last_saved_step != self.learner.train_step or self.last_checkpoint_path is None:
-            self._save_checkpoint()
+                step("The final report", self._report)  # also for runs shorter than one report interval
+            step("Writing the final summaries", self._write_summaries)
+            if not self._checkpoint_write_failed:
+                step("Saving the best checkpoint", self._maybe_save_best)
+        unsaved = self._last_saved_step != self.learner.train_step or self.last_checkpoint_path is None
+        if unsaved and not self._checkpoint_write_failed:  # after a failed write the disk is full: one line is enough
+            step("Saving the final checkpoint", self._save_checkpoint)
         elapsed = time.time() - self._run_start
         steps_this_run = self.learner.env_steps - (self.resumed_from[1] if self.resumed_from else 0)
         log.info("Collected {0: %d}, FPS: %.1f", self.learner.env_steps, steps_this_run / max(elapsed, 1e-9))
-        self._log_result(elapsed, steps_this_run)
-        self._close_summaries()
-        if self._interrupted and status == ExperimentStatus.SUCCESS:
-            status = ExperimentStatus.INTERRUPTED
+        final_status = ExperimentStatus.INTERRUPTED if self._interrupted and status == ExperimentStatus.SUCCESS else status
+        step("Writing result.json", lambda: self._log_result(elapsed, steps_this_run, final_status))
+        step("Closing the summaries", self._close_summaries)
+        self._release_experiment()
         return status
 
-    def _log_result(self, elapsed: float, steps_this_run: int) -> None:
+    def _log_result(self, elapsed: float, steps_this_run: int, status: int = ExperimentStatus.SUCCESS) -> None:
         """The run's figures: in the log, and in ``result.json`` for scripts (benchmarks parse it)."""
         final = self.episodes.mean_reward()
         steady_fps = None
@@ -348,6 +393,7 @@ class Runner:
             if self._last_iteration[0] > t_first:
                 steady_fps = (self._last_iteration[1] - steps_first) / (self._last_iteration[0] - t_first)
         result = dict(
+            status=_STATUS_NAMES.get(status, str(status)),
             env_steps=self.learner.env_steps,
             train_step=self.learner.train_step,
             seconds=elapsed,
@@ -362,28 +408,31 @@ class Runner:
             peak_rss_mb=_peak_rss_mb(),
             learning_curve=self.learning_curve,
         )
-        try:
-            import json
+        import json
 
-            with open(os.path.join(self.experiment_dir, "result.json"), "w") as f:
-                json.dump(result, f, indent=2)
-        except OSError as exc:
-            log.warning("Could not write result.json: %s", exc)
+        result_error = None
+        try:
+            write_atomically(os.path.join(self.experiment_dir, "result.json"), json.dumps(result, indent=2).encode(), "the run's result")
+        except FileWriteError as exc:
+            result_error = exc
         threshold = self.env_info.reward_threshold if self.env_info else None
         reached = (
             f"reached at {self.threshold_reached[0]:,} env steps, {self.threshold_reached[1]:.1f} s after process start"
             if self.threshold_reached
             else "not reached"
         )
+        outcome = {ExperimentStatus.SUCCESS: "", ExperimentStatus.INTERRUPTED: " (interrupted)"}.get(status, " (training FAILED, see above)")
         log.info(
-            "Result: %s env steps in %.1f s (%.0f env frames/s); final %d-episode mean reward %s (best %s); "
+            "Result%s: %s env steps in %.1f s (%.0f env frames/s); final %d-episode mean reward %s (best %s); "
             "reward threshold %s %s; checkpoint %s",
-            f"{self.learner.env_steps:,}", elapsed, steps_this_run / max(elapsed, 1e-9), self.episodes.size,
+            outcome, f"{self.learner.env_steps:,}", elapsed, steps_this_run / max(elapsed, 1e-9), self.episodes.size,
             "n/a" if final is None else f"{final:.1f}",
             "n/a" if self.best_mean_reward == -math.inf else f"{self.best_mean_reward:.1f}",
             "n/a" if threshold is None else f"{threshold:g}", reached if threshold is not None else "",
             self.last_checkpoint_path,
         )
+        if result_error is not None:
+            raise result_error
 
     def _track_progress(self) -> None:
         mean = self.episodes.mean_reward()
@@ -407,8 +456,15 @@ class Runner:
 
     def close(self) -> None:
         """Release what init() created when run() will not be called (e.g. init failed half-way)."""
-        self._stop_everything()
-        self._close_summaries()
+        try:
+            self._stop_everything()
+            self._close_summaries()
+        finally:
+            self._release_experiment()
+
+    def _release_experiment(self) -> None:
+        if self._experiment_lock is not None:
+            self._experiment_lock.release()
 
     def _close_summaries(self) -> None:
         """Close the TensorBoard writer, then the W&B run that mirrors it (so its last rows are synced)."""
@@ -435,8 +491,6 @@ class Runner:
                 self.sampler.stop()
             except Exception as exc:  # noqa: BLE001 - shutting down regardless
                 log.error("Error while stopping the sampler: %s", exc)
-        if self.writer is not None:
-            self.writer.flush()
 
     # ---- periodic work -----------------------------------------------------------------------------------
 
@@ -461,7 +515,7 @@ class Runner:
             self._publish_training_info()
         if self.cfg.save_milestones_sec > 0 and now - self._last_milestone >= self.cfg.save_milestones_sec:
             self._last_milestone = now
-            path = save_checkpoint(self._checkpoint_state(), milestones_dir(checkpoint_dir(self.experiment_dir)), keep=None)
+            path = self._write_checkpoint(milestones_dir(checkpoint_dir(self.experiment_dir)), keep=None)
             log.info("Saving milestone %s", path)
 
     def _fps(self) -> List[float]:
@@ -547,6 +601,16 @@ class Runner:
         except ImportError:
             pass
 
+    def _write_checkpoint(self, directory: str, keep: Optional[int], **naming: str) -> str:
+        """``save_checkpoint`` of the current state; a failed write says which checkpoint survives."""
+        try:
+            return save_checkpoint(self._checkpoint_state(), directory, keep=keep, **naming)
+        except FileWriteError as exc:
+            self._checkpoint_write_failed = True
+            previous = self.last_checkpoint_path
+            intact = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
+            raise exc.with_consequence(intact) from exc
+
     def _checkpoint_state(self) -> Dict:
         state = self.learner.checkpoint_state()
         state["train_seconds"] = self._train_seconds()
@@ -556,7 +620,7 @@ class Runner:
         if self.learner is None:
             return
         directory = checkpoint_dir(self.experiment_dir)
-        path = save_checkpoint(self._checkpoint_state(), directory, keep=int(self.cfg.keep_checkpoints))
+        path = self._write_checkpoint(directory, keep=int(self.cfg.keep_checkpoints))
         self.last_checkpoint_path = path
         self._last_saved_step = self.learner.train_step
         log.info("Saving %s...", path)
@@ -574,5 +638,5 @@ class Runner:
         if reward > self.learner.best_performance + 1e-3:
             self.learner.best_performance = reward
             suffix = f"_{cfg.save_best_metric}_{reward:.3f}"
-            save_checkpoint(self._checkpoint_state(), checkpoint_dir(self.experiment_dir), keep=1, name_prefix="best", suffix=suffix)
+            self._write_checkpoint(checkpoint_dir(self.experiment_dir), keep=1, name_prefix="best", suffix=suffix)
             log.info("Saving new best policy, %s=%.3f!", cfg.save_best_metric, reward)

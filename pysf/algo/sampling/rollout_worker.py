@@ -21,6 +21,7 @@ not reported (the episode still running when the warm-up ends is reported whole 
 from __future__ import annotations
 
 import copy
+import faulthandler
 import math
 import os
 import signal
@@ -38,6 +39,7 @@ from pysf.algo.sampling import protocol
 from pysf.algo.sampling.training_info import EnvTrainingHooks, SharedTrainingInfo
 from pysf.algo.utils.context import SampleFactoryContext, set_global_context
 from pysf.algo.utils.env_info import EnvInfo, check_env_info
+from pysf.algo.utils.multiprocessing_utils import die_with_parent
 from pysf.envs.env_wrappers import EpisodeCounterWrapper
 from pysf.utils.attr_dict import AttrDict
 from pysf.utils.typing import Config
@@ -61,10 +63,12 @@ class WorkerSpec:
     num_splits: int
     first_env_id: int
     seed: Optional[int]
+    parent_pid: int  # the trainer: the worker dies with it
     context: SampleFactoryContext
     env_obs_is_dict: bool  # False: the env returns bare observations, stored under key "obs"
     env_info: Optional[EnvInfo] = None  # what training was set up for: every new env is checked against it
     training_info: Optional[SharedTrainingInfo] = None  # newest training info from the runner
+    stack_dump: Optional[protocol.InheritedFd] = None  # file for faulthandler's dump on SIGUSR1 (a stuck worker)
 
 
 class _ActionDecoder:
@@ -452,7 +456,9 @@ def _limit_env_threads(cfg: Config) -> None:
 
 def rollout_worker_main(spec: WorkerSpec, buffers: Dict[str, Any], endpoint: protocol.WorkerEndpoint, stats_queue) -> None:
     """Entry point of an env worker process."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops us
+    die_with_parent(spec.parent_pid)  # also ignores Ctrl-C and SIGTERM: the trainer handles them and stops us
+    if spec.stack_dump is not None:  # the sampler asks for our stacks (SIGUSR1) before it kills us as stuck
+        faulthandler.register(signal.SIGUSR1, file=spec.stack_dump.detach(), all_threads=True)
     torch.set_num_threads(1)
     _limit_env_threads(spec.cfg)
     set_worker_process_affinity_and_niceness(spec.cfg, spec.worker_index)

@@ -13,7 +13,10 @@ import logging
 import multiprocessing
 import os
 import queue
+import signal
+import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -27,6 +30,7 @@ from pysf.algo.sampling.rollout_worker import WorkerSpec, rollout_worker_main, r
 from pysf.algo.sampling.training_info import SharedTrainingInfo
 from pysf.algo.utils.context import sf_global_context
 from pysf.algo.utils.env_info import EnvInfo
+from pysf.algo.utils.multiprocessing_utils import start_child_process
 from pysf.algo.utils.tensor_dict import TensorDict
 from pysf.utils.typing import Config
 
@@ -107,6 +111,9 @@ class Sampler:
             num_inference_threads=int(cfg.policy_workers_per_policy),
             deterministic_actions=deterministic_actions,
             serial_inference_order=serial_inference_order,
+            # Sample Factory's heartbeat flags: a worker process stuck this long is reported (csrc/sampler/remote_worker.h)
+            stall_timeout_seconds=float(cfg.heartbeat_reporting_interval),
+            stall_check_seconds=float(cfg.heartbeat_interval),
         )
         if self.native_envs:
             config.update(
@@ -119,6 +126,7 @@ class Sampler:
         self._sampler = _C.Sampler(config, native_buffers_dict(self.buffers, self.block_rows), native_policy)
         self._processes: List[multiprocessing.process.BaseProcess] = []
         self._mailboxes: List[torch.Tensor] = []  # per process, its mailbox (protocol.py)
+        self._stack_files: List[Any] = []  # per process, where it dumps its Python stacks on SIGUSR1
         self._stats_queue = None
         self.training_info = SharedTrainingInfo()
         self._started = False
@@ -156,12 +164,16 @@ class Sampler:
                 num_splits=splits_per_worker,
                 first_env_id=worker_index * envs_per_worker,
                 seed=self.cfg.seed,
+                parent_pid=os.getpid(),
                 context=sf_global_context(),
                 env_obs_is_dict=self.env_info.obs_is_dict,
                 env_info=self.env_info,
                 training_info=self.training_info,
             )
             mailbox = protocol.allocate_mailbox(splits_per_worker, self.block_rows)
+            stack_file = tempfile.TemporaryFile()
+            self._stack_files.append(stack_file)
+            spec.stack_dump = protocol.InheritedFd(stack_file.fileno())  # the pickled child gets its own duplicate
             wake_worker, reports_posted = protocol.new_eventfd(), protocol.new_eventfd()
             lifeline_sampler, lifeline_worker = protocol.new_lifeline()
             endpoint = protocol.WorkerEndpoint(mailbox, wake_worker, reports_posted, lifeline_worker)
@@ -190,7 +202,7 @@ class Sampler:
                     daemon=True,
                 )
                 try:
-                    process.start()
+                    start_child_process(process)
                 except BaseException:
                     for fd in (wake_worker, reports_posted, lifeline_sampler):
                         fd.close()
@@ -215,11 +227,14 @@ class Sampler:
         if self._stopped:
             return
         self._stopped = True
+        stalled = self._sampler.stalled_remote_workers()
         self._sampler.stop()  # every worker that runs its loop sees STOP and exits within milliseconds
+        for index in stalled:  # stuck in an env call: it cannot see STOP
+            self._kill_stuck_worker(index)
         for process, mailbox in zip(self._processes, self._mailboxes):
             # One still importing torch (seconds on a busy machine) holds no envs yet: no need to wait.
             if protocol.abandon_if_starting(mailbox) and not isinstance(process, threading.Thread):
-                process.terminate()
+                process.kill()  # workers ignore SIGTERM (the parent handles it for the process tree)
         for process in self._processes:
             process.join(timeout=_WORKER_JOIN_SECONDS)
         for process in self._processes:
@@ -228,15 +243,36 @@ class Sampler:
                     log.warning("env worker thread %s did not exit after stop (a hung env?); leaving it", process.name)
                 continue
             if process.is_alive():
-                log.warning("env worker %s did not exit after stop; terminating it", process.name)
-                process.terminate()
-                process.join(timeout=_WORKER_JOIN_SECONDS)
-            if process.is_alive():
-                process.kill()
-                process.join()
+                log.warning("env worker %s did not exit after stop (a hung env?)", process.name)
+                self._kill_stuck_worker(self._processes.index(process))
+        for stack_file in self._stack_files:
+            stack_file.close()
         if self._stats_queue is not None:
             self._stats_queue.close()
             self._stats_queue.join_thread()
+
+    def _kill_stuck_worker(self, index: int) -> None:
+        """Log where worker ``index`` is stuck (its Python stacks, dumped by faulthandler on SIGUSR1), then kill it."""
+        process = self._processes[index]
+        if isinstance(process, threading.Thread) or not process.is_alive():
+            return
+        stacks = ""
+        try:
+            os.kill(process.pid, signal.SIGUSR1)
+            stack_file = self._stack_files[index]
+            for _ in range(10):  # the dump takes milliseconds; a frozen (SIGSTOPped) process never writes it
+                time.sleep(0.05)
+                stack_file.seek(0)
+                dumped = stack_file.read().decode(errors="replace").strip()
+                if dumped and dumped == stacks:  # complete once it stopped growing
+                    break
+                stacks = dumped
+        except OSError:
+            pass
+        where = f"; its Python stacks (most recent call first):\n{stacks}" if stacks else " (it dumped no stack: frozen?)"
+        log.error("Killing stuck %s%s", process.name, where)
+        process.kill()
+        process.join()
 
     def __enter__(self) -> "Sampler":
         self.start()

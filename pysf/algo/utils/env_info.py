@@ -48,6 +48,7 @@ from pysf.algo.utils.make_env import (
     _DictObservationsWrapper,
     get_multiagent_info,
 )
+from pysf.algo.utils.multiprocessing_utils import die_with_parent, start_child_process
 from pysf.envs.env_utils import get_default_reward_shaping, wrapper_layers
 from pysf.utils.typing import ActionSpace, Config, ObsSpace
 from pysf.utils.utils import log, project_tmp_dir
@@ -238,9 +239,10 @@ def check_env_info(env: Any, env_info: EnvInfo, cfg: Config) -> None:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def spawn_tmp_env_and_get_info(sf_context: SampleFactoryContext, res_queue: Any, cfg: Config) -> None:
+def spawn_tmp_env_and_get_info(sf_context: SampleFactoryContext, res_queue: Any, cfg: Config, parent_pid: int) -> None:
     """Body of the spawned process: install the parent's registries, obtain the env info, put the result in
     ``res_queue`` as ``("ok", pickled EnvInfo)`` or ``("error", description with traceback)``."""
+    die_with_parent(parent_pid)
     set_global_context(sf_context)
     try:
         env_info = _uncached_env_info(cfg)
@@ -255,9 +257,9 @@ def _env_info_in_a_spawned_process(cfg: Config) -> EnvInfo:
     ctx = multiprocessing.get_context("spawn")
     res_queue = ctx.Queue()
     process = ctx.Process(
-        target=spawn_tmp_env_and_get_info, args=(sf_global_context(), res_queue, cfg), name="pysf-env-info"
+        target=spawn_tmp_env_and_get_info, args=(sf_global_context(), res_queue, cfg, os.getpid()), name="pysf-env-info"
     )
-    process.start()
+    start_child_process(process)
     try:
         result = None
         while result is None:
@@ -274,8 +276,8 @@ def _env_info_in_a_spawned_process(cfg: Config) -> EnvInfo:
                         ) from None
         process.join()
     finally:
-        if process.is_alive():
-            process.terminate()
+        if process.is_alive():  # interrupted (Ctrl-C) or failed while waiting
+            process.kill()
             process.join()
         res_queue.close()
     status, payload = result

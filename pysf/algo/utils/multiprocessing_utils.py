@@ -4,20 +4,82 @@ pysf starts its own worker processes with the ``spawn`` start method, as Sample 
 shares objects with them (e.g. a lock guarding a level cache, as Sample Factory's DMLab example does) should
 create those objects from the same context, :func:`get_mp_ctx`.
 
+Every child process pysf starts goes through :func:`start_child_process` and calls :func:`die_with_parent` first
+thing: the parent owns Ctrl-C and SIGTERM (it stops its children itself), and a child never outlives it.
+
 Not provided: Sample Factory's ``get_queue``/``get_mp_queue``/``QueueWrapper`` (faster_fifo queues of its
 event-loop architecture; pysf's components talk through shared-memory channels of the native core).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
+import multiprocessing.resource_tracker
+import os
+import signal
+import sys
+import threading
 from multiprocessing.context import BaseContext
-from typing import Any, Optional
+from multiprocessing.process import BaseProcess
+from typing import Any, Callable, Iterator, Optional
 
 from pysf.utils.typing import MpLock
 from pysf.utils.utils import static_vars
 
-__all__ = ["get_mp_ctx", "get_lock", "get_mp_lock", "FakeLock"]
+__all__ = ["get_mp_ctx", "get_lock", "get_mp_lock", "FakeLock", "start_child_process", "die_with_parent",
+           "stop_signals_handled_by", "signal_name"]
+
+# Signals the parent handles for the whole process tree (a terminal's Ctrl-C and `timeout`/Slurm's SIGTERM reach
+# every process of the group): children ignore them and are stopped by the parent, or killed with SIGKILL.
+PARENT_HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_PR_SET_PDEATHSIG = 1
+
+
+def start_child_process(process: BaseProcess) -> None:
+    """``process.start()``, the child ignoring SIGINT and SIGTERM from its first instruction on.
+
+    A spawned child imports torch for seconds before its own code runs; a Ctrl-C in that time used to end it
+    with a KeyboardInterrupt traceback and fail the run. Ignored dispositions survive exec, so the child is
+    started while this thread ignores them. The signals are blocked meanwhile: one that arrives in the window
+    stays pending and reaches this process's handler right after (a blocked signal is never discarded).
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        process.start()  # the child ignores the signals once its own code runs
+        return
+    multiprocessing.resource_tracker.ensure_running()  # starting it later would unblock the signals mid-window
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_HANDLED_SIGNALS)
+    try:
+        handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in PARENT_HANDLED_SIGNALS}
+        try:
+            process.start()
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In a child process: be killed (SIGKILL) when the parent dies, whatever the child is doing then (stuck in
+    an env's C code included); exit at once if the parent is already gone. Also ignores the signals the parent
+    handles (see :func:`start_child_process`). Linux only (elsewhere only the latter).
+
+    Linux sends the signal when the parent's *thread* that started the child exits: start children from a
+    thread that lives as long as they should (pysf starts them from the thread that runs the sampler).
+    """
+    for sig in PARENT_HANDLED_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 @static_vars(mp_ctx=None)
@@ -57,3 +119,27 @@ class FakeLock:
 
     def __exit__(self, *args: Any) -> None:
         pass
+
+
+@contextlib.contextmanager
+def stop_signals_handled_by(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """Inside the block, SIGINT and SIGTERM call ``handler(signum, frame)``; the previous handlers come back
+    after it. A no-op outside the main thread (Python delivers signals to the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in PARENT_HANDLED_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+def signal_name(signum: int) -> str:
+    """``"SIGINT (Ctrl-C)"``, ``"SIGTERM"``, ... for messages."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+    return f"{name} (Ctrl-C)" if signum == signal.SIGINT else name
