@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import copy
 import faulthandler
+import logging
 import math
+import numbers
 import os
 import signal
 import sys
@@ -223,18 +225,30 @@ class RolloutWorker:
         self.training_hooks = EnvTrainingHooks(all_envs, self.spec.training_info)
 
     def _store_observations(self, observations: Sequence[Any], rows: slice, step: int, split: int) -> None:
-        """Write one split's observations (one per env) at ``step``: one numpy copy per key, validated."""
-        for key, shape, destination in self.obs_targets:
+        """Write one split's observations (one per env) at ``step``: per key, one stack of the envs' values,
+        checked as a whole (shape, real dtype, finite values, observation-space bounds), then one copy."""
+        try:
+            checks = self._observation_checks
+        except AttributeError:  # first call: what to check of each key is worked out once per worker
+            checks = self._observation_checks = _ObservationChecks(self.spec.obs_space, self.obs_targets)
+        for check in checks.keys:
+            key, destination = check.key, check.destination
             values = observations if self.wrap_obs else self._values_of_key(observations, key, split)
             try:
                 block = np.asarray(values)
             except ValueError:  # ragged: some env returned another shape
                 block = None
-            if block is None or block.shape[1:] != shape or block.dtype == object:
-                self._raise_malformed(values, key, shape, split)
-            if block.dtype.kind == "f" and not np.isfinite(block).all():
+            if block is None or block.shape[1:] != check.shape or block.dtype.kind not in _REAL_KINDS:
+                self._raise_malformed(values, check, split)
+            if block.dtype.kind == "f" and np.count_nonzero(np.isfinite(block)) != block.size:
                 i = int(np.argwhere(~np.isfinite(block.reshape(len(values), -1)))[0, 0])
                 raise EnvOutputError(f"{self.describe(split, i)} returned a non-finite observation '{key}': {block[i]}")
+            if (
+                check.bounds_checked(block.dtype)
+                and split not in checks.quiet_splits
+                and check.any_out_of_bounds(block)
+            ):
+                checks.warn_out_of_bounds(check, block, split, self.describe)
             try:
                 destination[rows, step] = block
             except (TypeError, ValueError) as exc:
@@ -252,15 +266,32 @@ class RolloutWorker:
             values.append(obs[key])
         return values
 
-    def _raise_malformed(self, values: Sequence[Any], key: str, shape: tuple, split: int) -> None:
-        """Names the env whose observation does not fit the observation space."""
+    def _raise_malformed(self, values: Sequence[Any], check: "_KeyCheck", split: int) -> None:
+        """Names the env whose observation does not fit the observation space (dtype first, then shape)."""
+        key, shape = check.key, check.shape
         for i, value in enumerate(values):
-            if np.shape(value) != shape:
+            try:
+                array = np.asarray(value)
+            except ValueError:  # nested sequences of different lengths
                 raise EnvOutputError(
-                    f"{self.describe(split, i)} returned an observation '{key}' of shape {np.shape(value)}, "
+                    f"{self.describe(split, i)} returned an observation '{key}' that is not a rectangular array "
+                    f"(nested sequences of different lengths), expected shape {shape} (its observation_space)"
+                ) from None
+            if array.dtype.kind not in _REAL_KINDS:
+                raise EnvOutputError(
+                    f"{self.describe(split, i)} returned an observation '{key}' of dtype {array.dtype}"
+                    f"{_non_real_element_note(array)}; observations must hold real numbers (bool, int or float): "
+                    f"its observation_space has dtype {check.space_dtype}"
+                )
+            if array.shape != shape:
+                raise EnvOutputError(
+                    f"{self.describe(split, i)} returned an observation '{key}' of shape {array.shape}, "
                     f"expected {shape} (its observation_space)"
                 )
-        raise EnvOutputError(f"{self.describe(split)} returned observations '{key}' that are not numeric arrays")
+        raise EnvOutputError(
+            f"{self.describe(split)} returned observations '{key}' that do not stack into one array of real numbers "
+            f"of shape {shape}"
+        )
 
     def _rows(self, block: int) -> slice:
         first_row = block * self.block_rows
@@ -333,10 +364,18 @@ class RolloutWorker:
         except EnvOutputError:
             raise
         except Exception as exc:  # noqa: BLE001 - reported like a fault during sampling, naming the env
-            where = traceback.extract_tb(exc.__traceback__)[-1]
+            during = "during its decorrelation warm-up (--decorrelate_envs_on_one_worker)"
+            if exc.__traceback__.tb_next is None:
+                # Raised by this function's own code, not the env's: its step result did not convert (float()
+                # of the reward, or the unpacking, which leaves the last step's float in ``reward``).
+                try:
+                    problem = _reward_problem(reward)
+                except NameError:  # the first step's result did not unpack
+                    problem = None
+                if problem is not None:
+                    raise EnvOutputError(f"{self.describe(split, i)} returned {problem}; this was {during}") from None
             raise EnvOutputError(
-                f"{self.describe(split, i)} raised {type(exc).__name__}: {exc} during its decorrelation warm-up "
-                f"(--decorrelate_envs_on_one_worker) (at {os.path.basename(where.filename)}:{where.lineno})"
+                _error_report(f"{self.describe(split, i)} raised {_exception_line(exc)} {during}", exc)
             ) from exc
         return obs, episode_return, episode_length
 
@@ -363,10 +402,21 @@ class RolloutWorker:
             for i in finished:
                 observations[i], _ = envs.envs[i].reset()
         self._store_observations(observations, rows, step + 1, split)
-        reward_block = np.array(rewards, dtype=np.float64)
-        # sum() of a few floats is ~20x cheaper than np.isfinite(...).all(); it is non-finite whenever one
-        # reward is (or on overflow, where the exact check below finds nothing).
-        if not math.isfinite(sum(rewards)) and not np.isfinite(reward_block).all():
+        # The sum doubles as the type check: it is a real scalar only when every reward is one (None, strings
+        # and arrays of another shape raise, a complex reward makes it complex); anything else is diagnosed env
+        # by env. It also checks finiteness ~20x cheaper than np.isfinite(...).all(): it is non-finite whenever
+        # one reward is (or on overflow, where the exact check below finds nothing).
+        reward_block, finite = None, False
+        try:
+            total = sum(rewards)
+            if type(total) in _REAL_SCALAR_TYPES:
+                finite = math.isfinite(total)
+                reward_block = np.array(rewards, dtype=np.float64)
+        except Exception:  # noqa: BLE001 - whatever an env's reward does, it is diagnosed below
+            pass
+        if reward_block is None or reward_block.shape != envs.episode_reward.shape:
+            reward_block, finite = _real_rewards(rewards, lambda i: self.describe(split, i)), False
+        if not finite and not np.isfinite(reward_block).all():
             i = int(np.argwhere(~np.isfinite(reward_block))[0, 0])
             raise EnvOutputError(f"{self.describe(split, i)} returned a non-finite reward {reward_block[i]}")
         self.rewards[rows, step] = reward_block
@@ -432,13 +482,9 @@ def run_worker(spec: WorkerSpec, buffers: Dict[str, Any], endpoint: protocol.Wor
         worker.run()
     except BaseException as exc:  # noqa: BLE001 - every failure is reported to the sampler
         if isinstance(exc, EnvOutputError):
-            message = str(exc)
+            message = _fit_error_report(str(exc))
         else:
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            message = (
-                f"env {spec.env_name!r} in worker {spec.worker_index} raised {type(exc).__name__}: {exc} "
-                f"(at {os.path.basename(where.filename)}:{where.lineno})"
-            )
+            message = _error_report(f"{_failing_env(worker, exc)} raised {_exception_line(exc)}", exc)
         mailbox.report_error(message)
         worker.close()
         return 1
@@ -485,3 +531,265 @@ def _exit_now(status: int) -> None:
         except Exception:  # noqa: BLE001 - a closed or broken stream must not keep us alive
             pass
     os._exit(status)
+
+
+# ---- validation of env outputs (observations, rewards) and error reports ---------------------------------------
+
+_log = logging.getLogger(__name__)
+
+# numpy dtype kinds of real numbers: bool, signed and unsigned integers, floats (not complex, object, str, ...).
+_REAL_KINDS = "biuf"
+
+# Types of sum(rewards) when every reward is a real scalar (Python or numpy): the fast path of step_split.
+_REAL_SCALAR_TYPES = frozenset(
+    {bool, int, float, np.bool_}
+    | {np.dtype(code).type for code in np.typecodes["AllInteger"] + np.typecodes["Float"]}
+)
+
+_REWARD_RULE = "rewards must be real scalars (int, float or a numpy real scalar)"
+
+# What WorkerMailboxEnd::report_error sends through the lifeline at most (csrc/sampler/worker_mailbox.cpp).
+_ERROR_REPORT_MAX_BYTES = 4000
+
+
+class _KeyCheck:
+    """What is checked of one observation key beyond its shape, worked out once from its space."""
+
+    def __init__(self, key: str, shape: tuple, destination: np.ndarray, space: spaces.Space):
+        self.key, self.shape, self.destination = key, shape, destination
+        space_dtype = getattr(space, "dtype", None)
+        self.space_dtype = destination.dtype if space_dtype is None else np.dtype(space_dtype)
+        self.low = self.high = None  # the bounds, broadcast to ``shape``; None: nothing to check
+        self.uniform = False  # one low and one high for every element: min()/max() of the block suffice
+        self.in_range_dtype = None  # a block of this dtype cannot leave the bounds (uint8 images in [0, 255])
+        if not isinstance(space, spaces.Box) or int(np.prod(shape)) == 0:
+            return
+        low, high = np.broadcast_to(space.low, shape), np.broadcast_to(space.high, shape)
+        if not (np.isfinite(low).any() or np.isfinite(high).any()):
+            return  # unbounded (the common float Box): no cost per step
+        self.low, self.high = low, high
+        self.uniform = bool((low == low.flat[0]).all() and (high == high.flat[0]).all())
+        if self.uniform:
+            self.low_value, self.high_value = low.flat[0], high.flat[0]
+        self.symmetric = bool((low == -high).all())  # CartPole's: |value| <= high is one comparison
+        dtype = self.space_dtype
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            if low.min() <= info.min and high.max() >= info.max:
+                self.in_range_dtype = dtype
+
+    def bounds_checked(self, dtype: np.dtype) -> bool:
+        """Whether a block of ``dtype`` may hold values outside the bounds."""
+        return self.low is not None and dtype != self.in_range_dtype
+
+    def any_out_of_bounds(self, block: np.ndarray) -> bool:
+        """The per-step check: whether any value of the split's block may be outside the bounds (vectorized)."""
+        # np.count_nonzero is ~3x cheaper than ndarray.any() on a few thousand booleans.
+        if self.uniform:
+            return bool(block.min() < self.low_value or block.max() > self.high_value)
+        if self.symmetric and block.dtype.kind == "f":  # (abs() of the most negative integer overflows)
+            return np.count_nonzero(np.abs(block) > self.high) > 0
+        return np.count_nonzero(block < self.low) > 0 or np.count_nonzero(block > self.high) > 0
+
+    def outside(self, block: np.ndarray) -> np.ndarray:
+        """Which values of ``block`` are outside the bounds. Floats are compared as the buffer holds them (a
+        float64 0.7 is inside a float32 Box whose high is float32(0.7)); other values as the env returned them
+        (an int64 300 is outside a uint8 Box, whatever it wraps to in the buffer)."""
+        if block.dtype.kind == "f" and self.destination.dtype.kind == "f":
+            block = block.astype(self.destination.dtype, copy=False)
+        return (block < self.low) | (block > self.high)
+
+    def out_of_bounds_message(self, where: str, value: np.ndarray, outside: np.ndarray) -> str:
+        index = tuple(int(j) for j in np.argwhere(outside)[0])
+        bad = value[outside]
+        if self.uniform:
+            bounds = f"its bounds are [{self.low_value}, {self.high_value}]"
+        else:
+            bounds = f"the bounds there are [{self.low[index]}, {self.high[index]}] (low/high differ per element)"
+        return (
+            f"{where} returned an observation '{self.key}' outside its observation_space bounds: {int(outside.sum())} "
+            f"of {outside.size} values outside, from {bad.min()} to {bad.max()}; the first at index {index} is "
+            f"{value[index]}, {bounds}. Training continues; this env's further out-of-bounds observations are not "
+            f"reported."
+        )
+
+
+class _ObservationChecks:
+    """The checks of every observation key, and which envs were warned about out-of-bounds observations
+    (once per env: an env that leaves its bounds usually does so all the time)."""
+
+    def __init__(self, obs_space: spaces.Dict, obs_targets: Sequence[tuple]):
+        self.keys = [_KeyCheck(key, shape, destination, obs_space[key]) for key, shape, destination in obs_targets]
+        self.warned: Dict[int, np.ndarray] = {}  # split -> per env: warned already
+        self.quiet_splits = set()  # splits whose envs were all warned: not checked any more
+
+    def warn_out_of_bounds(self, check: _KeyCheck, block: np.ndarray, split: int, describe: Callable) -> None:
+        outside = check.outside(block)
+        rows = outside.reshape(len(block), -1).any(axis=1)
+        warned = self.warned.setdefault(split, np.zeros(len(block), dtype=bool))
+        for i in np.flatnonzero(rows & ~warned).tolist():
+            _log.warning("%s", check.out_of_bounds_message(describe(split, i), block[i], outside[i]))
+        warned |= rows
+        if warned.all():
+            self.quiet_splits.add(split)
+
+
+def _non_real_element_note(array: np.ndarray) -> str:
+    """`` (holding NoneType)`` for an object array with something other than real numbers in it."""
+    if array.dtype != object:
+        return ""
+    for element in array.flat:
+        if not isinstance(element, numbers.Real):
+            return f" (holding {type(element).__name__})"
+    return ""
+
+
+def _reward_problem(reward: Any) -> Optional[str]:
+    """What is wrong with one env's reward (``"a reward of type NoneType; ..."``), or None for a real scalar
+    (a 0-d or 1-element array of real numbers counts as one)."""
+    if isinstance(reward, numbers.Real):
+        return None
+    if reward is None:
+        return f"a reward of type NoneType; {_REWARD_RULE}"
+    if isinstance(reward, (str, bytes)):
+        return f"a reward of type {type(reward).__name__} ({reward[:40]!r}); {_REWARD_RULE}"
+    try:
+        array = np.asarray(reward)
+    except Exception:  # noqa: BLE001 - not even array-like
+        return f"a reward of type {type(reward).__name__}; {_REWARD_RULE}"
+    if array.size != 1:
+        return (
+            f"a reward of shape {array.shape} ({type(reward).__name__}); {_REWARD_RULE}. One reward per agent is "
+            f"what a multi-agent env returns: multi-agent envs are not supported by pysf yet (README.md, 'What "
+            f"differs')"
+        )
+    kind, element = array.dtype.kind, array.reshape(-1)[0]
+    if kind in _REAL_KINDS or (kind == "O" and isinstance(element, numbers.Real)):
+        return None
+    if kind == "c":
+        return f"a complex reward {element}; {_REWARD_RULE}"
+    return f"a reward of type {type(element).__name__} (in a {type(reward).__name__}); {_REWARD_RULE}"
+
+
+def _real_rewards(rewards: Sequence[Any], describe: Callable[[int], str]) -> np.ndarray:
+    """The rewards of a split as float64, checked env by env (the slow path of step_split: only when the
+    fast one did not give a vector of real numbers). Raises EnvOutputError naming the first bad env."""
+    values = []
+    for i, reward in enumerate(rewards):
+        problem = _reward_problem(reward)
+        if problem is not None:
+            raise EnvOutputError(f"{describe(i)} returned {problem}")
+        value = np.asarray(reward).reshape(-1)[0]
+        try:
+            values.append(float(value))
+        except OverflowError:  # a Python int beyond float range: reported as the non-finite reward it becomes
+            values.append(math.copysign(math.inf, value))
+    return np.array(values, dtype=np.float64)
+
+
+def _exception_line(exc: BaseException, max_chars: int = 300) -> str:
+    """``RuntimeError: text`` (the text cut short: the traceback's last line has it whole)."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - an env's exception with a broken __str__ is still reported
+        text = "<str() of the exception failed>"
+    if len(text) > max_chars:
+        text = text[: max_chars - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _worker_files() -> frozenset:
+    """Source files of the worker machinery that calls into the envs (this module, and create_env, which calls
+    the registered make_env function): their frames are left out of the tracebacks of env errors."""
+    from pysf.envs import create_env as create_env_module
+
+    return frozenset(os.path.abspath(module.__file__) for module in (sys.modules[__name__], create_env_module))
+
+
+def _error_report(head: str, exc: BaseException) -> str:
+    """``head`` and the traceback of ``exc`` from the env's own code inward (from its ``step``/``reset``, or the
+    registered make_env function), in Python's format, within the lifeline's size limit. An exception raised
+    by the worker's own code keeps all its frames."""
+    report = traceback.TracebackException.from_exception(exc)
+    files = _worker_files()
+    frames = list(report.stack)
+    first_env_frame = next((n for n, frame in enumerate(frames) if os.path.abspath(frame.filename) not in files), 0)
+    report.stack = traceback.StackSummary.from_list(frames[first_env_frame:])
+    return _fit_error_report(head + "\n" + "".join(report.format()).rstrip("\n"))
+
+
+def _failing_env(worker: RolloutWorker, exc: BaseException) -> str:
+    """``describe()`` of the env whose code raised ``exc`` (found from the traceback: the env object its first
+    frame runs on, or the env_config of the env being created), else the worker's env name and index."""
+    fallback = f"env {worker.spec.env_name!r} in worker {worker.spec.worker_index}"
+    try:
+        return _env_of_traceback(worker, exc) or fallback
+    except Exception:  # noqa: BLE001 - naming the env is a courtesy; the report must go out
+        return fallback
+
+
+def _env_of_traceback(worker: RolloutWorker, exc: BaseException) -> Optional[str]:
+    """The ``describe()`` for ``_failing_env``, or None."""
+    files = _worker_files()
+    tb, caller = exc.__traceback__, None
+    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) in files:
+        caller, tb = tb.tb_frame, tb.tb_next
+    if tb is None or caller is None:
+        return None  # raised by the worker itself
+    env_config = caller.f_locals.get("env_config")
+    if isinstance(env_config, dict) and isinstance(env_config.get("vector_index"), int):  # creating an env
+        return worker.describe(*divmod(env_config["vector_index"], worker.block_rows))
+    owner = tb.tb_frame.f_locals.get("self")
+    if owner is None:
+        return None
+    for split, envs in enumerate(worker.splits):
+        for i, env in enumerate(envs.envs):
+            for _ in range(64):  # down the wrapper stack: bare stepping runs on the innermost env
+                if env is owner:
+                    return worker.describe(split, i)
+                env = getattr(env, "env", None)
+                if env is None:
+                    break
+    return None
+
+
+def _fit_error_report(text: str, limit: int = _ERROR_REPORT_MAX_BYTES) -> str:
+    """``text`` in at most ``limit`` bytes of UTF-8: when longer, its first lines (what failed, where the
+    traceback starts) and as many of its last lines (the innermost frames and the exception) as fit, with a
+    line saying what was left out of the middle."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates would not encode
+
+    def size(line: str) -> int:
+        return len(line.encode("utf-8"))
+
+    def cut(line: str, max_bytes: int) -> str:
+        return line.encode("utf-8")[: max(max_bytes - 4, 0)].decode("utf-8", "ignore") + "...\n"
+
+    if size(text) <= limit:
+        return text
+    lines = text.splitlines(keepends=True)
+    budget = limit - 120  # the note on what was left out
+    head = [cut(lines[0], budget // 4) if size(lines[0]) > budget // 4 else lines[0]]
+    used = size(head[0])
+    for line in lines[1:]:  # the traceback header and the outermost frame (up to the next frame's File line)
+        if (line.startswith("  File ") and any(kept.startswith("  File ") for kept in head)) or (
+            used + size(line) > budget // 3
+        ):
+            break
+        head.append(line)
+        used += size(line)
+    tail: List[str] = []
+    for line in reversed(lines[len(head):]):
+        if used + size(line) > budget:
+            break
+        tail.insert(0, line)
+        used += size(line)
+    if any(line.startswith("  File ") for line in tail):  # start at a frame, not inside one
+        while not tail[0].startswith("  File "):
+            tail.pop(0)
+    if not tail:  # the last line alone is too long: its beginning
+        tail = [cut(lines[-1], budget - used)]
+    left_out = len(lines) - len(head) - len(tail)
+    note = f"  ... ({left_out} lines left out here: an env worker's error report is limited to {limit} bytes) ...\n"
+    fitted = "".join(head) + note + "".join(tail)
+    return fitted.encode("utf-8")[:limit].decode("utf-8", "ignore").rstrip("\n")
