@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -45,7 +47,7 @@ def make_worker(env_name: str, rows: int, rollout: int, seed: int = 3) -> Rollou
     spec = WorkerSpec(
         worker_index=0, env_name=env_name, cfg=cfg, obs_space=gym.spaces.Dict(obs=probe.observation_space),
         action_space=probe.action_space, block_rows=rows, num_splits=1, first_env_id=0, seed=seed,
-        context=sf_global_context(), env_obs_is_dict=False,
+        parent_pid=os.getpid(), context=sf_global_context(), env_obs_is_dict=False,
     )
     buffers = dict(
         obs=dict(obs=torch.zeros(rows, rollout + 1, 4)), actions=torch.zeros(rows, rollout, 1),

@@ -176,7 +176,7 @@ def test_env_faults_end_with_a_clear_error(failure, expected):
     try:
         with pytest.raises(RuntimeError) as info:
             # The healthy worker may deliver blocks for a while before the faulty one has even started.
-            while time.monotonic() - start < 10:
+            while time.monotonic() - start < 30:  # generous: the spawned workers start slowly on a busy machine
                 sampling.get_trajectories_sync(timeout=30)
         elapsed = time.monotonic() - start
     finally:
@@ -188,7 +188,7 @@ def test_env_faults_end_with_a_clear_error(failure, expected):
     assert "worker 1" in message  # env_id 5 lives in worker 1 (4 envs per worker)
     if failure != "crash":
         assert env_name in message
-    assert elapsed < 10 and stop_seconds < 5
+    assert elapsed < 30 and stop_seconds < 5
     assert not _alive_children()
 
 

@@ -256,9 +256,25 @@ def setup_logging(log_file: Optional[str] = None) -> None:
         root.addHandler(handler)
         root.setLevel(logging.INFO)
     if log_file and not any(getattr(h, "baseFilename", None) == os.path.abspath(log_file) for h in root.handlers):
-        file_handler = logging.FileHandler(log_file)
+        file_handler = LogFileHandler(log_file)
         file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
         root.addHandler(file_handler)
+
+
+class LogFileHandler(logging.FileHandler):
+    """sf_log.txt: a file handler that, when its file cannot be written (a full disk), says so once on the
+    console and stops, instead of printing a traceback for every record that follows."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if getattr(self, "_failed", False):
+            return
+        self._failed = True
+        error = sys.exc_info()[1]
+        sys.stderr.write(f"Logging to {self.baseFilename} stopped: {getattr(error, 'strerror', None) or error}\n")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not getattr(self, "_failed", False):
+            super().emit(record)
 
 
 def init_file_logger(cfg: Config) -> Optional[str]:
@@ -273,7 +289,7 @@ def init_file_logger(cfg: Config) -> Optional[str]:
     for handler in log.handlers:
         if isinstance(handler, logging.FileHandler) and handler.baseFilename == filename:
             return filename
-    file_handler = logging.FileHandler(filename)
+    file_handler = LogFileHandler(filename)
     file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
     log.addHandler(file_handler)
     return filename

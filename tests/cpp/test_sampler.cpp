@@ -13,10 +13,15 @@
 #include <thread>
 #include <vector>
 
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "buffers/block_pool.h"
 #include "check.h"
 #include "envs/block_vector_env.h"
 #include "sampler/sampler.h"
+#include "sampler/worker_mailbox.h"
 
 namespace {
 
@@ -259,6 +264,70 @@ TEST_CASE(sampler_rejects_too_few_blocks) {
   TrajectoryBuffers buffers = make_buffers(3, 2, 3);
   Sampler sampler(counter_config(2, 4, 2, 1), buffers, std::make_shared<EchoPolicy>());
   EXPECT_THROWS(sampler.start(), std::invalid_argument, "every split needs a block");
+}
+
+/// A remote worker (a thread standing in for an env worker process) whose first two steps are slow but
+/// show progress, and whose third never returns: the stall check must report it, and only it.
+TEST_CASE(sampler_reports_a_remote_worker_that_makes_no_progress) {
+  using pysf::sampler::CommandKind;
+  using pysf::sampler::MailboxLayout;
+  using pysf::sampler::MailboxWords;
+  using pysf::sampler::ReportKind;
+  using pysf::sampler::UniqueFd;
+  using pysf::sampler::WorkerChannels;
+  using pysf::sampler::WorkerMailboxEnd;
+  const std::int64_t rows = 2;
+  TrajectoryBuffers buffers = make_buffers(2, rows, 3);
+  SamplerConfig config;
+  config.worker_num_splits = 1;
+  config.inference.num_threads = 1;
+  config.stall_limits.stuck_after_seconds = 0.3;
+  config.stall_limits.check_every_seconds = 0.05;
+  Sampler sampler(config, buffers, std::make_shared<EchoPolicy>());
+
+  const MailboxLayout layout(1, rows);
+  const at::Tensor words = at::zeros({layout.words()}, at::kLong);
+  const int wake_worker = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  const int reports_posted = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  int lifeline[2] = {-1, -1};
+  EXPECT(wake_worker >= 0 && reports_posted >= 0 && ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, lifeline) == 0);
+  sampler.add_remote_worker(WorkerChannels{words, UniqueFd(::dup(wake_worker)), UniqueFd(::dup(reports_posted)),
+                                           UniqueFd(lifeline[0])},
+                            1, "worker 0");
+  WorkerMailboxEnd worker(MailboxWords(words, layout), UniqueFd(wake_worker), UniqueFd(reports_posted),
+                          UniqueFd(lifeline[1]));
+  std::atomic<bool> unstick{false};
+  std::atomic<int> steps_reported{0};
+  std::thread worker_thread([&] {
+    worker.attach();
+    for (;;) {
+      const auto command = worker.wait();
+      if (command.kind == CommandKind::kStop) return;
+      if (command.kind == CommandKind::kAssign) {
+        worker.post_report(ReportKind::kReady, 0, 0);
+        continue;
+      }
+      if (steps_reported.load() < 2) {  // slower than the limit, but busy: not stuck
+        for (int i = 0; i < 10; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          (void)worker.stop_requested();
+        }
+        worker.post_report(ReportKind::kStepped, 0, 0);
+        steps_reported.fetch_add(1);
+        continue;
+      }
+      while (!unstick.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));  // hangs
+    }
+  });
+  sampler.start();
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROWS((void)sampler.get_trajectories(1, 30.0), std::runtime_error, "worker 0 made no progress for");
+  EXPECT(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+  EXPECT(steps_reported.load() == 2);
+  EXPECT(sampler.stalled_remote_workers() == std::vector<int>{0});
+  unstick.store(true);
+  sampler.stop();
+  worker_thread.join();
 }
 
 }  // namespace

@@ -690,6 +690,30 @@ TEST_CASE(commands_and_reports_round_trip_in_one_thread) {
   EXPECT_THROWS(worker.episode_records(2), std::out_of_range, "split 2");
 }
 
+TEST_CASE(activity_shows_owed_reports_and_progress) {
+  Channel channel(2, 1);
+  SamplerMailboxEnd& sampler = *channel.sampler;
+  WorkerMailboxEnd& worker = *channel.worker;
+  auto activity = sampler.activity();
+  EXPECT(!activity.owes_report && !activity.attached && activity.progress == 0);
+  sampler.post_command(CommandKind::kAssign, 1, 1, 0);
+  EXPECT(sampler.activity().owes_report);  // owed from the moment it was posted, attached or not
+  EXPECT(worker.attach() && sampler.activity().attached);
+  EXPECT(!worker.stop_requested());  // the check between slow steps is progress
+  EXPECT(sampler.activity().progress == 1);
+  EXPECT(worker.wait().split == 1);
+  EXPECT(sampler.activity().owes_report);  // taken, not yet reported
+  worker.post_report(ReportKind::kReady, 1, 0);
+  activity = sampler.activity();
+  EXPECT(!activity.owes_report && activity.progress == 2);  // a report is progress too
+  EXPECT(sampler.take_report(1).has_value());
+  sampler.post_command(CommandKind::kAct, 1, 1, 0);
+  sampler.post_command(CommandKind::kAssign, 0, 0, 0);
+  EXPECT(worker.wait().split == 0);
+  worker.post_report(ReportKind::kReady, 0, 0);
+  EXPECT_MSG(sampler.activity().owes_report, "split 1 still owes its step");
+}
+
 TEST_CASE(malformed_messages_are_protocol_errors) {
   Channel channel(1, 2);
   const MailboxLayout& layout = channel.parts.layout;
@@ -860,7 +884,8 @@ TEST_CASE(hang_up_wakes_the_lifeline_watcher_and_the_worker) {
   EXPECT(watcher.woke_at() - hung_up_at < kWakeBound);
   EXPECT(!watcher.text().has_value());
   EXPECT_MSG(got.kind == CommandKind::kStop, "the worker takes a hung-up lifeline for STOP");
-  EXPECT(!channel.worker->stop_requested());  // it was the lifeline, not the STOP word
+  EXPECT(channel.word(MailboxLayout::kStopWord) == 0);  // it was the lifeline, not the STOP word,
+  EXPECT_MSG(channel.worker->stop_requested(), "and stop_requested() sees the sampler gone as well");
 }
 
 TEST_CASE(a_worker_that_goes_away_is_seen_on_the_lifeline) {
@@ -899,8 +924,8 @@ TEST_CASE(a_worker_error_text_travels_through_the_lifeline) {
     channel.sampler.reset();
     channel.worker->report_error("too late");
     const Watchdog watchdog(10s, "the orphaned worker", [&] { channel.force_wake(); });
-    EXPECT(channel.worker->wait().kind == CommandKind::kStop);  // and the worker sees it gone
-    EXPECT(!channel.worker->stop_requested());
+    EXPECT(channel.worker->wait().kind == CommandKind::kStop);  // and the worker sees it gone,
+    EXPECT(channel.worker->stop_requested());                   // between slow steps too
   }
 }
 
@@ -910,7 +935,8 @@ TEST_CASE(a_sampler_that_goes_away_stops_a_waiting_worker) {
       channel, MailboxLayout::kWorkerWaitingWord, "the orphaned worker", [&] { return channel.worker->wait(); },
       [&] { channel.sampler.reset(); });  // closes the sampler's descriptors, as its process dying does
   EXPECT(got.kind == CommandKind::kStop);
-  EXPECT(!channel.worker->stop_requested());  // it was the lifeline, not the STOP word
+  EXPECT(channel.word(MailboxLayout::kStopWord) == 0);  // it was the lifeline, not the STOP word,
+  EXPECT_MSG(channel.worker->stop_requested(), "and stop_requested() sees the sampler gone as well");
 }
 
 // ---- the protocol across threads ----------------------------------------------------------------------------
@@ -1045,7 +1071,8 @@ TEST_CASE(a_worker_process_exits_when_the_sampler_hangs_up) {
     WorkerMailboxEnd& worker = *worker_end;
     worker.attach();
     const WorkerCommand command = worker.wait();
-    return command.kind == CommandKind::kStop && !worker.stop_requested() ? 0 : 1;
+    // STOP from the hang-up; stop_requested() (between slow steps) sees the sampler gone too.
+    return command.kind == CommandKind::kStop && worker.stop_requested() ? 0 : 1;
   });
   parts.close_worker_fds();
   std::unique_ptr<SamplerMailboxEnd> sampler = parts.make_sampler_end();

@@ -16,6 +16,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
@@ -35,11 +36,12 @@ from pysf.algo.utils.multiprocessing_utils import signal_name, stop_signals_hand
 from pysf.model.model_utils import get_rnn_size
 from pysf.utils.atomic_files import FileWriteError, write_atomically
 from pysf.utils.typing import Config, PolicyID
-from pysf.utils.utils import experiment_dir, set_main_process_niceness, setup_logging
+from pysf.utils.utils import LOG_FILENAME, experiment_dir, set_main_process_niceness, setup_logging
 from pysf.utils.wandb_utils import init_wandb
 
 log = logging.getLogger("pysf")
 
+_SUMMARY_QUEUE_EVENTS = 1000
 _STATUS_NAMES = {ExperimentStatus.SUCCESS: "success", ExperimentStatus.FAILURE: "failure", ExperimentStatus.INTERRUPTED: "interrupted"}
 
 REPORT_INTERVAL_SECONDS = 5.0
@@ -179,11 +181,12 @@ class Runner:
         from pysf.cfg.experiment import ExperimentLock, prepare_experiment_dir, save_config
 
         cfg = self.cfg
+        setup_logging()  # the console first: start-up errors below are logged in the usual format
         # Before anything in the folder is read or written: a second run in the same folder stops here.
         self._experiment_lock = ExperimentLock(experiment_dir(cfg, mkdir=False))
         self.cfg = cfg = prepare_experiment_dir(cfg, lock=self._experiment_lock)
         self.experiment_dir = self._experiment_lock.exp_dir
-        setup_logging(os.path.join(self.experiment_dir, "sf_log.txt") if cfg.log_to_file else None)
+        setup_logging(os.path.join(self.experiment_dir, LOG_FILENAME) if cfg.log_to_file else None)
         check_env_name(cfg.env)  # an unknown --env fails with the closest registered/native/gymnasium names
         self.env_info = obtain_env_info(cfg)
         cfg = self.cfg = preprocess_cfg(cfg, self.env_info)
@@ -226,7 +229,10 @@ class Runner:
         try:
             from tensorboardX import SummaryWriter
 
-            self.writer = SummaryWriter(os.path.join(self.experiment_dir, ".summary", "0"), flush_secs=int(cfg.flush_summaries_interval))
+            # A roomy queue: one round of summaries never fills it, so a dead writer thread (see _summaries_usable)
+            # is noticed before a put could block.
+            self.writer = SummaryWriter(os.path.join(self.experiment_dir, ".summary", "0"),
+                                        flush_secs=int(cfg.flush_summaries_interval), max_queue=_SUMMARY_QUEUE_EVENTS)
         except ImportError:
             log.warning("tensorboardX is not installed: no TensorBoard summaries")
         self._observers_call(AlgoObserver.on_init, self)
@@ -466,11 +472,24 @@ class Runner:
         if self._experiment_lock is not None:
             self._experiment_lock.release()
 
+    def _summaries_usable(self) -> bool:
+        """Whether the TensorBoard writer can take events. tensorboardX writes them from a thread through a bounded
+        queue; when a write fails (a full disk) the thread dies, and once the queue is full the next add (or close)
+        would block forever. Such a writer is dropped with one error line; training goes on without summaries."""
+        if self.writer is None:
+            return False
+        worker = getattr(getattr(getattr(self.writer, "file_writer", None), "event_writer", None), "_worker", None)
+        if isinstance(worker, threading.Thread) and not worker.is_alive():
+            log.error("TensorBoard summaries stopped: their writer thread failed (a full disk?); training goes on without them")
+            self.writer = None
+            return False
+        return True
+
     def _close_summaries(self) -> None:
         """Close the TensorBoard writer, then the W&B run that mirrors it (so its last rows are synced)."""
         from pysf.utils.wandb_utils import finish_wandb
 
-        if self.writer is not None:
+        if self._summaries_usable():
             self.writer.close()
             self.writer = None
         finish_wandb(self.cfg)
@@ -569,7 +588,7 @@ class Runner:
         sys.stdout.flush()
 
     def _write_summaries(self) -> None:
-        if self.writer is None:
+        if not self._summaries_usable():
             return
         step = self.learner.env_steps
         w = self.writer

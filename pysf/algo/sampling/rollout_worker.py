@@ -8,8 +8,12 @@ flags back into the buffers and reports "stepped" through its mailbox (pysf/algo
 Nothing is pickled per step: finished episodes travel as records in the mailbox, except those whose info
 carries extra statistics, which go through a multiprocessing queue (one message per episode).
 
-Outputs are validated: an observation of the wrong shape or dtype, a NaN/inf observation or reward, or
-an exception in the env stops sampling with a message naming the env, the worker and the cause.
+Outputs are validated: an observation of the wrong shape, of a non-real dtype (complex, string, object) or
+with NaN/inf values, a reward that is not a real finite scalar, a step() that does not return gymnasium's
+five values, or an exception in the env stops sampling with a message naming the env, the worker and the
+cause (for an exception: the env's own traceback, without the worker's frames). Observations outside their
+Box bounds are warned about once per env, and training goes on. Worker processes log to the console (and to
+sf_log.txt with --log_to_file).
 
 With ``--decorrelate_envs_on_one_worker`` (Sample Factory's default), each env takes ``rollout * k``
 random steps right after its first reset, ``k`` being its index in the worker (over all its splits), so
@@ -45,7 +49,7 @@ from pysf.algo.utils.multiprocessing_utils import die_with_parent
 from pysf.envs.env_wrappers import EpisodeCounterWrapper
 from pysf.utils.attr_dict import AttrDict
 from pysf.utils.typing import Config
-from pysf.utils.utils import set_worker_process_affinity_and_niceness
+from pysf.utils.utils import LOG_FILENAME, experiment_dir, set_worker_process_affinity_and_niceness, setup_logging
 
 
 class EnvOutputError(RuntimeError):
@@ -209,6 +213,8 @@ class RolloutWorker:
         self.wrap_obs = not spec.env_obs_is_dict
         self.splits: List[_SplitEnvs] = []
         self.training_hooks: Optional[EnvTrainingHooks] = None
+        # What to check of each key's observations, worked out once (bounds, dtypes).
+        self._observation_checks = _ObservationChecks(spec.obs_space, self.obs_targets)
 
     def describe(self, split: int = 0, env_index: Optional[int] = None) -> str:
         if env_index is None:
@@ -227,11 +233,7 @@ class RolloutWorker:
     def _store_observations(self, observations: Sequence[Any], rows: slice, step: int, split: int) -> None:
         """Write one split's observations (one per env) at ``step``: per key, one stack of the envs' values,
         checked as a whole (shape, real dtype, finite values, observation-space bounds), then one copy."""
-        try:
-            checks = self._observation_checks
-        except AttributeError:  # first call: what to check of each key is worked out once per worker
-            checks = self._observation_checks = _ObservationChecks(self.spec.obs_space, self.obs_targets)
-        for check in checks.keys:
+        for check in self._observation_checks.keys:
             key, destination = check.key, check.destination
             values = observations if self.wrap_obs else self._values_of_key(observations, key, split)
             try:
@@ -245,10 +247,10 @@ class RolloutWorker:
                 raise EnvOutputError(f"{self.describe(split, i)} returned a non-finite observation '{key}': {block[i]}")
             if (
                 check.bounds_checked(block.dtype)
-                and split not in checks.quiet_splits
+                and split not in self._observation_checks.quiet_splits
                 and check.any_out_of_bounds(block)
             ):
-                checks.warn_out_of_bounds(check, block, split, self.describe)
+                self._observation_checks.warn_out_of_bounds(check, block, split, self.describe)
             try:
                 destination[rows, step] = block
             except (TypeError, ValueError) as exc:
@@ -256,6 +258,18 @@ class RolloutWorker:
                     f"{self.describe(split)} returned observations '{key}' of dtype {block.dtype} that do not convert "
                     f"to {destination.dtype}: {exc}"
                 ) from None
+
+    def _raise_malformed_step(self, results: Sequence[Any], split: int) -> None:
+        """Names the env whose step() did not return (obs, reward, terminated, truncated, info)."""
+        for i, result in enumerate(results):
+            if not isinstance(result, tuple) or len(result) != 5:
+                got = f"{len(result)} values" if isinstance(result, (tuple, list)) else f"a {type(result).__name__}"
+                legacy = " (the legacy gym API's 4: split `done` into terminated and truncated)" if got == "4 values" else ""
+                raise EnvOutputError(
+                    f"{self.describe(split, i)}'s step() returned {got}{legacy}; gymnasium envs return 5: "
+                    f"(observation, reward, terminated, truncated, info)"
+                )
+        raise EnvOutputError(f"{self.describe(split)}'s step() results cannot be read: {results[:1]!r}")
 
     def _values_of_key(self, observations: Sequence[Any], key: str, split: int) -> List[Any]:
         """``obs[key]`` of every dict observation (an env without the key is an error)."""
@@ -389,7 +403,10 @@ class RolloutWorker:
         rows = self._rows(block)
         actions = envs.decode_actions(self.actions[rows, step])
         results = [env_step(action) for env_step, action in zip(envs.step_fns, actions)]
-        observations, rewards, terminated, truncated, infos = zip(*results)
+        try:
+            observations, rewards, terminated, truncated, infos = zip(*results)
+        except (TypeError, ValueError):
+            self._raise_malformed_step(results, split)
         envs.steps_taken += 1
         if envs.time_limit is not None:
             at_limit = envs.steps_taken - envs.episode_start >= envs.time_limit
@@ -492,6 +509,15 @@ def run_worker(spec: WorkerSpec, buffers: Dict[str, Any], endpoint: protocol.Wor
     return 0
 
 
+def _log_file(cfg: Config) -> Optional[str]:
+    """The experiment's sf_log.txt when the run logs to a file (workers append to it like the trainer); None when
+    there is no experiment folder (a sampler used without a runner, e.g. Sample Factory's sampling API)."""
+    if not getattr(cfg, "log_to_file", False) or not getattr(cfg, "train_dir", None) or not getattr(cfg, "experiment", None):
+        return None
+    directory = experiment_dir(cfg, mkdir=False)
+    return os.path.join(directory, LOG_FILENAME) if os.path.isdir(directory) else None
+
+
 def _limit_env_threads(cfg: Config) -> None:
     """``--force_envs_single_thread``: OpenMP/BLAS thread pools in this process use one thread from now on."""
     if getattr(cfg, "force_envs_single_thread", False):
@@ -503,6 +529,7 @@ def _limit_env_threads(cfg: Config) -> None:
 def rollout_worker_main(spec: WorkerSpec, buffers: Dict[str, Any], endpoint: protocol.WorkerEndpoint, stats_queue) -> None:
     """Entry point of an env worker process."""
     die_with_parent(spec.parent_pid)  # also ignores Ctrl-C and SIGTERM: the trainer handles them and stops us
+    setup_logging(_log_file(spec.cfg))  # the env's warnings and log lines in the trainer's format
     if spec.stack_dump is not None:  # the sampler asks for our stacks (SIGUSR1) before it kills us as stuck
         faulthandler.register(signal.SIGUSR1, file=spec.stack_dump.detach(), all_threads=True)
     torch.set_num_threads(1)

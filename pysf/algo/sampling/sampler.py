@@ -4,7 +4,8 @@
 worker processes (gymnasium envs), and the inference threads, then hands out completed trajectory
 blocks. Settings come from Sample Factory's flags: ``--num_workers``, ``--num_envs_per_worker``,
 ``--worker_num_splits``, ``--rollout``, ``--policy_workers_per_policy``, ``--reward_scale``,
-``--reward_clip``, ``--seed``, ``--async_rl``, ``--decorrelate_envs_on_one_worker``.
+``--reward_clip``, ``--seed``, ``--async_rl``, ``--decorrelate_envs_on_one_worker``, and the stall check of env
+worker processes, ``--heartbeat_reporting_interval`` / ``--heartbeat_interval`` (csrc/sampler/remote_worker.h).
 """
 
 from __future__ import annotations

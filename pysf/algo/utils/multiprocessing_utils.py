@@ -42,8 +42,9 @@ def start_child_process(process: BaseProcess) -> None:
 
     A spawned child imports torch for seconds before its own code runs; a Ctrl-C in that time used to end it
     with a KeyboardInterrupt traceback and fail the run. Ignored dispositions survive exec, so the child is
-    started while this thread ignores them. The signals are blocked meanwhile: one that arrives in the window
-    stays pending and reaches this process's handler right after (a blocked signal is never discarded).
+    started while this process ignores them. This thread blocks them meanwhile, so one that arrives in the window
+    (the few milliseconds of a fork and exec) stays pending and reaches the handler right after; only if another
+    thread of this process that does not block it takes the signal first is it lost.
     """
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         process.start()  # the child ignores the signals once its own code runs

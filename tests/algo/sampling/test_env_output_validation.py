@@ -127,7 +127,7 @@ def test_out_of_bounds_warnings_of_worker_processes_reach_the_console(capfd):
     with SyncSamplingAPI(cfg) as sampling:
         for _ in range(3):
             sampling.get_trajectories_sync(timeout=60)
-    captured = capfd.readouterr()  # stderr today (logging's last-resort handler: the worker configures none)
+    captured = capfd.readouterr()  # the worker logs to the console in the trainer's format
     warnings = out_of_bounds_warnings((captured.out + captured.err).splitlines())
     assert len(warnings) == 2 and all("outside its observation_space bounds" in w for w in warnings), warnings
 

@@ -32,3 +32,65 @@ def test_fake_lock_in_serial_mode():
     lock.release()
     with lock:
         pass
+
+
+def _report_signal_handlers(queue) -> None:
+    import signal as signals
+
+    queue.put((signals.getsignal(signals.SIGINT), signals.getsignal(signals.SIGTERM)))
+
+
+def test_children_ignore_ctrl_c_and_sigterm_from_their_start():
+    import signal
+
+    from pysf.algo.utils.multiprocessing_utils import start_child_process
+
+    ctx = get_mp_ctx(False)
+    queue = ctx.Queue()
+    process = ctx.Process(target=_report_signal_handlers, args=(queue,))
+    handler_before = signal.getsignal(signal.SIGINT)
+    start_child_process(process)
+    assert queue.get(timeout=60) == (signal.SIG_IGN, signal.SIG_IGN)  # inherited, before any of its imports
+    process.join(timeout=60)
+    assert signal.getsignal(signal.SIGINT) is handler_before  # this process's handler is back
+
+
+def test_a_signal_during_the_start_reaches_this_process(monkeypatch):
+    import signal
+
+    import threading
+
+    import pytest
+
+    from pysf.algo.utils import multiprocessing_utils
+
+    ctx = get_mp_ctx(False)
+    process = ctx.Process(target=_report_signal_handlers, args=(ctx.Queue(),))
+    original_start = type(process).start
+
+    def start_and_interrupt(self):
+        original_start(self)
+        # Arrives while the signals are ignored and blocked (directed at this thread: a process-directed one
+        # could also be taken by another thread of the test process, which does not block it).
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    monkeypatch.setattr(type(process), "start", start_and_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        multiprocessing_utils.start_child_process(process)
+    process.join(timeout=60)
+
+
+def test_stop_signals_handled_by_installs_and_restores():
+    import os
+    import signal
+
+    from pysf.algo.utils.multiprocessing_utils import signal_name, stop_signals_handled_by
+
+    received = []
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_signals_handled_by(lambda signum, frame: received.append(signum)):
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+    assert received == [signal.SIGTERM, signal.SIGINT]
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert signal_name(signal.SIGINT) == "SIGINT (Ctrl-C)" and signal_name(signal.SIGTERM) == "SIGTERM"
