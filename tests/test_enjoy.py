@@ -66,3 +66,25 @@ def test_push_to_hub_says_it_is_not_available(experiment):
 def test_fast_eval_flags_say_they_are_not_available(experiment):
     with pytest.raises(NotImplementedError, match="fast parallel evaluation"):
         run_enjoy(experiment, "--sample_env_episodes", "16")
+
+
+def test_best_kind_without_a_readable_best_points_to_the_regular_checkpoints(experiment, caplog):
+    import os
+
+    from pysf.algo.utils.checkpoints import checkpoint_dir, checkpoints
+
+    directory = checkpoint_dir(str(experiment / "fixed"))
+    regular = checkpoints(directory)[-1]
+    status, _ = run_enjoy(experiment, "--load_checkpoint_kind", "best")  # none saved (too short a run)
+    assert status == ExperimentStatus.FAILURE
+    assert "No best checkpoint" in caplog.text and "--load_checkpoint_kind=latest" in caplog.text
+    corrupt_best = os.path.join(directory, "best_000000001_256_reward_1.000.pth")
+    with open(corrupt_best, "wb") as f:
+        f.write(b"truncated")
+    caplog.clear()
+    status, _ = run_enjoy(experiment, "--load_checkpoint_kind", "best")
+    assert status == ExperimentStatus.FAILURE
+    assert f"{os.path.basename(regular)}: use --load_checkpoint_kind=latest" in caplog.text
+    assert checkpoints(directory) == [regular]  # the regular one is untouched
+    status, _ = run_enjoy(experiment, "--max_num_frames", "10")
+    assert status == ExperimentStatus.SUCCESS
