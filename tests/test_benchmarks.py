@@ -64,7 +64,7 @@ def test_soak_trend_reads_growth_and_slope():
 def test_soak_benchmark_smoke(tmp_path):
     soak = load_benchmark("soak")
     output = tmp_path / "soak.json"
-    status = soak.main(["--smoke", "--interval", "1", "--output", str(output)])
+    status = soak.main(["--smoke", "--minutes", "0.25", "--interval", "1", "--output", str(output)])
     result = json.loads(output.read_text())
     checks = result["checks"]
     assert set(checks) == {"exit status 0", "no error in output", "result.json written", "tree RSS growth < 2%"}

@@ -194,6 +194,7 @@ text goes through the lifeline socket just before the process exits.
   static_assert(MailboxLayout::kEnvIndex == 0 && MailboxLayout::kReturn == 1 && MailboxLayout::kLength == 2 &&
                 MailboxLayout::kRecordWords == 3);
   mailbox.attr("RECORD_FIELDS") = py::make_tuple("env_index", "raw_return", "length");
+  mailbox.attr("MAX_ERROR_REPORT_BYTES") = pysf::sampler::kMaxErrorReportBytes;
 }
 
 }  // namespace

@@ -65,8 +65,6 @@ bool wait_for_eventfd_or_lifeline(int eventfd, int lifeline) {
   return true;
 }
 
-// An error text fits one atomic socket write and one read.
-constexpr std::size_t kMaxErrorBytes = 4000;
 
 /// The words of a mailbox tensor, validated for atomic access; at least `min_words` long.
 std::int64_t* mailbox_data(const at::Tensor& tensor, std::int64_t min_words) {
@@ -227,7 +225,7 @@ WorkerActivity SamplerMailboxEnd::activity() const {
 void SamplerMailboxEnd::hang_up_lifeline() { ::shutdown(lifeline_.get(), SHUT_RDWR); }
 
 std::optional<std::string> SamplerMailboxEnd::read_lifeline() {
-  std::string text(kMaxErrorBytes, '\0');
+  std::string text(kMaxErrorReportBytes, '\0');
   ssize_t got = -1;
   do {
     // The worker writes its error text with one send() just before it exits and nothing else ever, so
@@ -344,7 +342,7 @@ at::Tensor WorkerMailboxEnd::episode_records(int split) const {
 }
 
 void WorkerMailboxEnd::report_error(const std::string& text) const {
-  const std::size_t size = std::min(text.size(), kMaxErrorBytes);
+  const std::size_t size = std::min(text.size(), kMaxErrorReportBytes);
   // MSG_NOSIGNAL: a sampler that is already gone must not kill us with SIGPIPE; best effort otherwise.
   while (::send(lifeline_.get(), text.data(), size, MSG_NOSIGNAL) < 0 && errno == EINTR) {
   }

@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -106,6 +107,9 @@ class UniqueFd {
  private:
   int fd_ = -1;
 };
+
+/// The longest error text a worker sends through the lifeline: it fits one atomic socket write and one read.
+inline constexpr std::size_t kMaxErrorReportBytes = 4000;
 
 /// Values of the worker-state word (see "start-up" above).
 enum class WorkerState : std::int64_t { kStarting = 0, kAttached = 1, kAbandoned = 2 };
@@ -295,7 +299,7 @@ class WorkerMailboxEnd {
   void post_report(ReportKind kind, int split, std::int64_t num_episodes);
   /// The episode records of `split`: an int64 view of shape [block_rows, kRecordWords] into the mailbox.
   [[nodiscard]] at::Tensor episode_records(int split) const;
-  /// Sends `text` through the lifeline (best effort, at most 4000 bytes, one write so that the sampler
+  /// Sends `text` through the lifeline (best effort, at most kMaxErrorReportBytes, one write so that the sampler
   /// reads it in one piece). Call just before exiting.
   void report_error(const std::string& text) const;
   [[nodiscard]] const MailboxLayout& layout() const { return words_.layout(); }

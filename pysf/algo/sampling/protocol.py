@@ -32,6 +32,11 @@ def episode_record_dtype() -> np.dtype:
     return np.dtype([(name, types[name]) for name in _mailbox_class().RECORD_FIELDS])
 
 
+def max_error_report_bytes() -> int:
+    """The longest error text a worker can send through its lifeline (``report_error``)."""
+    return int(_mailbox_class().MAX_ERROR_REPORT_BYTES)
+
+
 def abandon_if_starting(mailbox: torch.Tensor) -> bool:
     """After the sampler stopped: True if the worker never attached (it can be terminated right away)."""
     return _mailbox_class().abandon_if_starting(mailbox)

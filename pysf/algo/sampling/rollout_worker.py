@@ -575,8 +575,6 @@ _REAL_SCALAR_TYPES = frozenset(
 
 _REWARD_RULE = "rewards must be real scalars (int, float or a numpy real scalar)"
 
-# What WorkerMailboxEnd::report_error sends through the lifeline at most (csrc/sampler/worker_mailbox.cpp).
-_ERROR_REPORT_MAX_BYTES = 4000
 
 
 class _KeyCheck:
@@ -780,10 +778,11 @@ def _env_of_traceback(worker: RolloutWorker, exc: BaseException) -> Optional[str
     return None
 
 
-def _fit_error_report(text: str, limit: int = _ERROR_REPORT_MAX_BYTES) -> str:
+def _fit_error_report(text: str, limit: Optional[int] = None) -> str:
     """``text`` in at most ``limit`` bytes of UTF-8: when longer, its first lines (what failed, where the
     traceback starts) and as many of its last lines (the innermost frames and the exception) as fit, with a
-    line saying what was left out of the middle."""
+    line saying what was left out of the middle. ``limit`` defaults to what the lifeline carries."""
+    limit = protocol.max_error_report_bytes() if limit is None else limit
     text = text.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates would not encode
 
     def size(line: str) -> int:

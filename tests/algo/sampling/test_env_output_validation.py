@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from pysf.algo.sampling import protocol
 from pysf.algo.sampling.rollout_worker import _fit_error_report
 from pysf.algo.sampling.sync_sampling_api import SyncSamplingAPI
 from pysf.algo.utils.context import reset_global_context
@@ -162,7 +163,7 @@ def test_make_env_exception_reports_the_factorys_traceback():
 def test_long_traceback_keeps_both_ends_within_the_report_limit():
     message = sampling_error(faulty_cfg("deep_raise"))
     report = message[message.index("env 'faulty_output__deep_raise'"):]  # after the sampler's own prefix
-    assert len(report.encode("utf-8")) <= 4000
+    assert len(report.encode("utf-8")) <= protocol.max_error_report_bytes() == 4000
     assert "lines left out here" in report
     assert "in step\n" in report  # the outermost frame of the env
     assert "in _hit_the_bottom\n" in report
@@ -173,6 +174,6 @@ def test_fit_error_report_cuts_whole_characters():
     frames = "".join(f'  File "env.py", line {n}, in f{n}\n    f{n + 1}()\n' for n in range(400))
     text = "é" * 3000 + "\nTraceback (most recent call last):\n" + frames + "ValueError: " + "€" * 3000
     fitted = _fit_error_report(text)
-    assert len(fitted.encode("utf-8")) <= 4000
+    assert len(fitted.encode("utf-8")) <= protocol.max_error_report_bytes()
     assert fitted.startswith("é") and "lines left out here" in fitted
     assert _fit_error_report("short") == "short"
