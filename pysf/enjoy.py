@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from pysf.algo.inference.policy_module import make_inference_module
+from pysf.algo.sampling.rollout_worker import ActionDecoder
 from pysf.algo.utils.checkpoints import UnreadableCheckpointsError, checkpoint_dir, checkpoints, load_latest_checkpoint
 from pysf.algo.utils.env_info import obtain_env_info
 from pysf.algo.utils.misc import ExperimentStatus
@@ -145,6 +146,7 @@ def enjoy(cfg: Config) -> Tuple[int, float]:
     episode_rewards: Deque[float] = deque(maxlen=100)
     true_objectives: Deque[float] = deque(maxlen=100)
     episode_reward, num_frames, num_episodes = 0.0, 0, 0
+    decode_action = ActionDecoder(env_info.action_space).one  # what the env workers pass to env.step
     obs, _ = env.reset(seed=cfg.seed)
     last_render = time.time()
     with torch.no_grad():
@@ -153,7 +155,7 @@ def enjoy(cfg: Config) -> Tuple[int, float]:
             batch = {k: torch.as_tensor(np.asarray(v))[None] for k, v in obs_dict.items()}
             result = policy(batch, rnn_states, bool(cfg.eval_deterministic))
             rnn_states = result["new_rnn_states"]
-            action = _to_env_action(result["actions"][0], env_info.action_space)
+            action = decode_action(result["actions"][0].float().reshape(-1).numpy())
             for _ in range(action_repeat):
                 last_render = _render(cfg, env, render_mode, frames, num_episodes, last_render)
                 obs, reward, terminated, truncated, info = env.step(action)
@@ -196,18 +198,6 @@ def enjoy(cfg: Config) -> Tuple[int, float]:
         log.warning("No episode finished within --max_num_frames=%d frames: no average reward", cfg.max_num_frames)
         return ExperimentStatus.SUCCESS, float("nan")
     return ExperimentStatus.SUCCESS, float(np.mean(episode_rewards))
-
-
-def _to_env_action(action: torch.Tensor, action_space) -> Any:
-    from gymnasium import spaces
-
-    if isinstance(action_space, spaces.Discrete):
-        return int(action) + int(action_space.start)
-    if isinstance(action_space, spaces.Tuple):
-        from pysf.algo.sampling.rollout_worker import _ActionDecoder
-
-        return _ActionDecoder(action_space).one(action.float().numpy())
-    return action.numpy().astype(action_space.dtype).reshape(action_space.shape)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -19,7 +19,12 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from pysf.algo.utils.action_distributions import ActionDistribution, get_action_distribution, is_continuous_action_space
+from pysf.algo.utils.action_distributions import (
+    ACTION_MASK_KEY,
+    ActionDistribution,
+    get_action_distribution,
+    is_continuous_action_space,
+)
 from pysf.algo.utils.running_mean_std import RunningMeanStdInPlace
 from pysf.algo.utils.tensor_dict import TensorDict
 from pysf.model.action_parameterization import (
@@ -298,8 +303,8 @@ class ActorCriticSeparateWeights(ActorCritic):
 
 def obs_space_without_action_mask(obs_space: ObsSpace) -> ObsSpace:
     """The model's observation space: the env's Dict space minus the ``action_mask`` key."""
-    if isinstance(obs_space, spaces.Dict) and "action_mask" in obs_space.spaces:
-        return spaces.Dict({k: v for k, v in obs_space.spaces.items() if k != "action_mask"})
+    if isinstance(obs_space, spaces.Dict) and ACTION_MASK_KEY in obs_space.spaces:
+        return spaces.Dict({k: v for k, v in obs_space.spaces.items() if k != ACTION_MASK_KEY})
     return obs_space
 
 

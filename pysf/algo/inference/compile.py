@@ -29,7 +29,8 @@ from pysf.algo.inference.annotate import (
     original_class,
     supply_contract_annotations,
 )
-from pysf.algo.inference.policy_module import ACTION_MASK_KEY, InferencePolicy, make_inference_module
+from pysf.algo.inference.policy_module import InferencePolicy, make_inference_module
+from pysf.algo.utils.action_distributions import ACTION_MASK_KEY
 from pysf.model.actor_critic import ActorCritic
 from pysf.utils.typing import ObsSpace
 

@@ -15,11 +15,10 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor, nn
 
-from pysf.algo.utils.action_distributions import make_distribution_head
+from pysf.algo.utils.action_distributions import ACTION_MASK_KEY, make_distribution_head
 from pysf.model.actor_critic import ActorCritic
 from pysf.utils.typing import ObsSpace
 
-ACTION_MASK_KEY = "action_mask"
 OUTPUT_KEYS = ("values", "action_logits", "actions", "log_prob_actions", "new_rnn_states")
 
 
@@ -32,6 +31,7 @@ class InferencePolicy(nn.Module):
         # Parameter-free; rebuilt from the action space so custom actor-critics need not expose one.
         self.distribution_head = make_distribution_head(actor_critic.action_space)
         self.float_keys: List[str] = float_keys
+        self.action_mask_key: str = ACTION_MASK_KEY  # an attribute: TorchScript cannot read a module global
 
     def _run_actor_critic(
         self, normalized_obs: Dict[str, Tensor], rnn_states: Tensor, action_mask: Optional[Tensor]
@@ -43,7 +43,7 @@ class InferencePolicy(nn.Module):
         action_mask: Optional[Tensor] = None
         model_obs: Dict[str, Tensor] = {}
         for key, value in obs.items():
-            if key == "action_mask":
+            if key == self.action_mask_key:
                 action_mask = value
             else:
                 model_obs[key] = value
@@ -72,7 +72,7 @@ def forward_accepts_action_mask(actor_critic: nn.Module) -> bool:
     """Whether ``actor_critic.forward`` takes a fourth (action mask) argument."""
     params = list(inspect.signature(type(actor_critic).forward).parameters.values())[1:]
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 4 or any(p.name == "action_mask" for p in params)
+    return len(positional) >= 4 or any(p.name == ACTION_MASK_KEY for p in params)
 
 
 def float_observation_keys(actor_critic: ActorCritic, obs_space: ObsSpace) -> List[str]:

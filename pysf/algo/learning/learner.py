@@ -26,6 +26,7 @@ from pysf.algo.learning.appo_loss import (
     value_loss,
 )
 from pysf.algo.learning.optimizers import Adam, Lamb
+from pysf.algo.utils.action_distributions import ACTION_MASK_KEY
 from pysf.algo.utils.env_info import EnvInfo
 from pysf.algo.utils.rl_utils import gae_advantages, vtrace
 from pysf.algo.utils.tensor_dict import TensorDict
@@ -120,8 +121,8 @@ class Learner:
             if cfg.normalize_returns:
                 # The critic learns normalized returns (this also updates the returns statistics).
                 model.returns_normalizer(result["returns"].view(-1, 1))
-        if "action_mask" in result["obs"]:
-            result["action_mask"] = result["obs"].pop("action_mask")
+        if ACTION_MASK_KEY in result["obs"]:
+            result[ACTION_MASK_KEY] = result["obs"].pop(ACTION_MASK_KEY)
         return result
 
     # ---- training (reference §4.2-4.3) ------------------------------------------------------------------
@@ -216,7 +217,7 @@ class Learner:
                 num_valids = valids.sum().clamp(min=1.0)
                 head = model.forward_head(dict(mb["obs"]))
                 core_output = self._core_output(head, mb)
-                action_mask = mb["action_mask"] if "action_mask" in mb else None
+                action_mask = mb[ACTION_MASK_KEY] if ACTION_MASK_KEY in mb else None
                 result = model.forward_tail(core_output, values_only=False, sample_actions=False, action_mask=action_mask)
                 logits = result["action_logits"]
                 log_prob = head_of_distribution.log_prob(logits, mb["actions"], action_mask)

@@ -77,7 +77,7 @@ class WorkerSpec:
     stack_dump: Optional[protocol.InheritedFd] = None  # file for faulthandler's dump on SIGUSR1 (a stuck worker)
 
 
-class _ActionDecoder:
+class ActionDecoder:
     """Float32 action rows of one split from the buffers -> one ``env.step`` argument per env."""
 
     def __init__(self, action_space: spaces.Space):
@@ -86,7 +86,7 @@ class _ActionDecoder:
             from pysf.algo.utils.action_distributions import calc_num_actions
 
             self.splits = np.cumsum([calc_num_actions(s) for s in action_space.spaces])[:-1]
-            self.parts = [_ActionDecoder(s) for s in action_space.spaces]
+            self.parts = [ActionDecoder(s) for s in action_space.spaces]
 
     def one(self, row: np.ndarray) -> Any:
         """Decode the action row of one env."""
@@ -142,7 +142,7 @@ class _SplitEnvs:
         # Bound once: an attribute lookup per env step is measurable next to CartPole's ~6 µs step.
         self.step_fns, self.time_limit = _step_functions(self.envs)
         # Envs stepped bare (made by gymnasium.make) take numpy integer actions, as in gymnasium's vector envs.
-        self.decode_actions = _ActionDecoder(spec.action_space).rows_decoder(numpy_scalars=self.time_limit is not None)
+        self.decode_actions = ActionDecoder(spec.action_space).rows_decoder(numpy_scalars=self.time_limit is not None)
         self.episode_reward = np.zeros(spec.block_rows, dtype=np.float64)
         # Episode lengths without a per-step vector update: steps taken by the split so far, and that
         # count when each env's current episode began.

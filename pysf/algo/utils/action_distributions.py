@@ -40,6 +40,9 @@ from torch import Tensor, nn
 from pysf.utils.typing import ActionSpace
 from pysf.utils.utils import log
 
+# The observation key whose boolean array masks out invalid actions (Sample Factory's name).
+ACTION_MASK_KEY = "action_mask"
+
 # TorchScript cannot read module-level float constants, so the compiled code spells these out:
 # a masked-out logit is -1e9 (finite, unlike -inf, so masked probabilities are exactly 0 without NaN);
 # Gaussian standard deviations are clamped to [1e-4, 1e4]; log(2*pi) = 1.8378770664093453.

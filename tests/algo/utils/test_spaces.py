@@ -71,15 +71,15 @@ def test_policy_sees_a_categorical():
 
 def test_env_workers_decode_it_as_discrete():
     """The gymnasium env workers turn float32 action rows into env.step arguments (Discrete -> int)."""
-    from pysf.algo.sampling.rollout_worker import _ActionDecoder
+    from pysf.algo.sampling.rollout_worker import ActionDecoder
 
     space = Discretized(11, -10.0, 10.0)
     rows = np.array([[0.0], [3.0], [10.0]], dtype=np.float32)
     for numpy_scalars in (False, True):
-        decoded = _ActionDecoder(space).rows_decoder(numpy_scalars=numpy_scalars)(rows)
+        decoded = ActionDecoder(space).rows_decoder(numpy_scalars=numpy_scalars)(rows)
         assert [int(a) for a in decoded] == [0, 3, 10]
         assert all(space.contains(a) for a in decoded)
-    assert [space.to_continuous(a) for a in _ActionDecoder(space).rows_decoder()(rows)] == [-10.0, -4.0, 10.0]
+    assert [space.to_continuous(a) for a in ActionDecoder(space).rows_decoder()(rows)] == [-10.0, -4.0, 10.0]
     tuple_space = spaces.Tuple((spaces.Discrete(3), Discretized(5, -1.0, 1.0)))
-    action = _ActionDecoder(tuple_space).one(np.array([2.0, 4.0], dtype=np.float32))
+    action = ActionDecoder(tuple_space).one(np.array([2.0, 4.0], dtype=np.float32))
     assert action == (2, 4) and tuple_space.contains(action)
