@@ -58,6 +58,13 @@ def _pids_with_marker(marker: str) -> List[int]:
     return pids
 
 
+def _default_signal_actions() -> None:
+    """In the child: Ctrl-C and SIGTERM act by default even when the tests run as a script's background job
+    (which ignores SIGINT; an ignored signal stays ignored in children)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 class TrainingRun:
     """``tests/fault_train.py`` as a child process, its output collected line by line."""
 
@@ -72,7 +79,7 @@ class TrainingRun:
         self.lines: List[str] = []
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                         env=environment, cwd=train_dir if train_dir.is_dir() else train_dir.parent,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=_default_signal_actions)
 
     @property
     def output(self) -> str:

@@ -169,7 +169,9 @@ def test_pendulum_improves_over_random(tmp_path):
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_with_status_2(tmp_path):
     cmd = [sys.executable, "-m", "pysf.train", "--env", "CartPole-v1", "--experiment", "sigint", "--train_dir", str(tmp_path)]
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    # preexec_fn: Ctrl-C acts even when the tests run as a script's background job (which ignores SIGINT).
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 120
         while time.time() < deadline:

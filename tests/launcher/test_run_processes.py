@@ -181,6 +181,9 @@ def test_ctrl_c_interrupts_running_experiments_and_starts_no_more(tmp_path, prob
         [sys.executable, "-m", "pysf.launcher.run", "--run=interrupt_sweep", f"--train_dir={train_dir}",
          "--pause_between=0", "--max_parallel=2"],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # Ctrl-C's default action even when the tests run as a script's background job (which ignores SIGINT,
+        # and an ignored signal stays ignored in children).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.time() + 60

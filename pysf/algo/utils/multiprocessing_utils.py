@@ -125,11 +125,13 @@ class FakeLock:
 @contextlib.contextmanager
 def stop_signals_handled_by(handler: Callable[[int, Any], None]) -> Iterator[None]:
     """Inside the block, SIGINT and SIGTERM call ``handler(signum, frame)``; the previous handlers come back
-    after it. A no-op outside the main thread (Python delivers signals to the main thread only)."""
+    after it. A signal this process ignores stays ignored (a script's background job ignores Ctrl-C, as the shell
+    intends). A no-op outside the main thread (Python delivers signals to the main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, handler) for sig in PARENT_HANDLED_SIGNALS}
+    handled = [sig for sig in PARENT_HANDLED_SIGNALS if signal.getsignal(sig) != signal.SIG_IGN]
+    previous = {sig: signal.signal(sig, handler) for sig in handled}
     try:
         yield
     finally:

@@ -75,8 +75,13 @@ def test_a_signal_during_the_start_reaches_this_process(monkeypatch):
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     monkeypatch.setattr(type(process), "start", start_and_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        multiprocessing_utils.start_child_process(process)
+    # Python's own handler, even when this process was started with SIGINT ignored (a background job of a script).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            multiprocessing_utils.start_child_process(process)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     process.join(timeout=60)
 
 
@@ -88,9 +93,16 @@ def test_stop_signals_handled_by_installs_and_restores():
 
     received = []
     before = signal.getsignal(signal.SIGTERM)
-    with stop_signals_handled_by(lambda signum, frame: received.append(signum)):
-        os.kill(os.getpid(), signal.SIGTERM)
-        os.kill(os.getpid(), signal.SIGINT)
-    assert received == [signal.SIGTERM, signal.SIGINT]
-    assert signal.getsignal(signal.SIGTERM) is before
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with stop_signals_handled_by(lambda signum, frame: received.append(signum)):
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)
+        assert received == [signal.SIGTERM, signal.SIGINT]
+        assert signal.getsignal(signal.SIGTERM) is before
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # ignored (a background job): left alone
+        with stop_signals_handled_by(lambda signum, frame: received.append(signum)):
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
     assert signal_name(signal.SIGINT) == "SIGINT (Ctrl-C)" and signal_name(signal.SIGTERM) == "SIGTERM"
