@@ -13,18 +13,13 @@ import torch
 
 from pysf import _C
 from pysf.algo.sampling.sync_sampling_api import SyncSamplingAPI
-from pysf.algo.utils.context import reset_global_context
 from pysf.envs.env_utils import register_env
 
 import sampler_test_envs
 from test_sampler import check_counting_trajectories, collect_from_every_env, small_cfg
 
 
-@pytest.fixture(autouse=True)
-def fresh_context():
-    reset_global_context()
-    yield
-    reset_global_context()
+pytestmark = pytest.mark.usefixtures("fresh_context")  # tests/conftest.py
 
 
 def _alive_children():

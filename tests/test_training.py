@@ -23,11 +23,7 @@ from pysf.train import parse_train_args
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def fresh_context():
-    reset_global_context()
-    yield
-    reset_global_context()
+pytestmark = pytest.mark.usefixtures("fresh_context")  # tests/conftest.py
 
 
 def train(tmp_path, *flags: str, env: str = "CartPole-v1", experiment: str = "exp") -> Runner:

@@ -13,7 +13,7 @@ import pytest
 from gymnasium import spaces
 from gymnasium.wrappers import TimeLimit
 
-from pysf.algo.utils.context import global_env_registry, reset_global_context
+from pysf.algo.utils.context import global_env_registry
 from pysf.envs.env_utils import (
     EnvCriticalError,
     RewardShapingInterface,
@@ -31,11 +31,7 @@ from pysf.envs.env_utils import (
 )
 
 
-@pytest.fixture(autouse=True)
-def fresh_context():
-    reset_global_context()
-    yield
-    reset_global_context()
+pytestmark = pytest.mark.usefixtures("fresh_context")  # tests/conftest.py
 
 
 class ShapedEnv(gym.Env, RewardShapingInterface, TrainingInfoInterface):

@@ -13,7 +13,7 @@ from torch import nn
 
 from pysf.algo.inference.compile import ModelCompileError
 from pysf.algo.inference.policy_backends import NativePolicy, PythonPolicy
-from pysf.algo.utils.context import global_model_factory, reset_global_context
+from pysf.algo.utils.context import global_model_factory
 from pysf.algo.utils.misc import ExperimentStatus
 from pysf.enjoy import enjoy
 from pysf.model.actor_critic import ActorCritic
@@ -102,11 +102,7 @@ class NumpyEncoder(CustomEncoder):
 FAST_CARTPOLE = ["--env", "CartPole-v1", "--seed", "1", "--train_for_env_steps", "200000"]
 
 
-@pytest.fixture(autouse=True)
-def fresh_context():
-    reset_global_context()
-    yield
-    reset_global_context()
+pytestmark = pytest.mark.usefixtures("fresh_context")  # tests/conftest.py
 
 
 def train(tmp_path, *flags: str, experiment: str = "exp"):

@@ -5,8 +5,6 @@ exception is reported with its own frames (not the worker's), within the lifelin
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import time
 
 import numpy as np
@@ -15,24 +13,15 @@ import pytest
 from pysf.algo.sampling import protocol
 from pysf.algo.sampling.rollout_worker import _fit_error_report
 from pysf.algo.sampling.sync_sampling_api import SyncSamplingAPI
-from pysf.algo.utils.context import reset_global_context
 from pysf.envs.env_utils import register_env
 
-# The env factories live in tests/ (spawned worker processes inherit sys.path and import them from there).
-TESTS_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if TESTS_DIR not in sys.path:
-    sys.path.insert(0, TESTS_DIR)
-import validation_test_envs  # noqa: E402
-from test_sampler import small_cfg  # noqa: E402
+import validation_test_envs  # tests/ is on sys.path (tests/conftest.py)
+from test_sampler import small_cfg
 
 WORKER_LOGGER = "pysf.algo.sampling.rollout_worker"
 
 
-@pytest.fixture(autouse=True)
-def fresh_context():
-    reset_global_context()
-    yield
-    reset_global_context()
+pytestmark = pytest.mark.usefixtures("fresh_context")  # tests/conftest.py
 
 
 def faulty_cfg(fault: str, **overrides):

@@ -11,7 +11,6 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from pysf.algo.utils.context import reset_global_context
 from pysf.algo.utils.make_env import (
     BatchedMultiAgentWrapper,
     BatchedVecEnv,
@@ -34,11 +33,7 @@ from pysf.envs.env_utils import (
 )
 
 
-@pytest.fixture(autouse=True)
-def fresh_context():
-    reset_global_context()
-    yield
-    reset_global_context()
+pytestmark = pytest.mark.usefixtures("fresh_context")  # tests/conftest.py
 
 
 class EpisodeEnv(gym.Env, TrainingInfoInterface, RewardShapingInterface):
