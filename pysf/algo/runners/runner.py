@@ -27,7 +27,7 @@ import torch
 from pysf.algo.inference.policy_backends import make_inference_policy
 from pysf.algo.learning.batcher import TrajectoryBatcher, blocks_per_batch
 from pysf.algo.learning.learner import Learner
-from pysf.algo.sampling.sampler import Sampler, sampling_geometry
+from pysf.algo.sampling.sampler import Sampler, sampling_geometry, trajectory_blocks
 from pysf.algo.sampling.training_info import TRAINING_INFO_INTERVAL_SECONDS, training_info
 from pysf.algo.utils.checkpoints import checkpoint_dir, load_latest_checkpoint, milestones_dir, save_checkpoint
 from pysf.algo.utils.env_info import EnvInfo, obtain_env_info
@@ -218,11 +218,10 @@ class Runner:
 
         block_rows, num_splits = sampling_geometry(cfg)
         trajectories_per_batch = int(cfg.batch_size) * int(cfg.num_batches_per_epoch) // int(cfg.rollout)
-        max_blocks = blocks_per_batch(trajectories_per_batch, block_rows)
-        if cfg.async_rl:
-            num_blocks = num_splits + max_blocks * max(1, int(cfg.num_batches_to_accumulate))
-        else:
-            num_blocks = max(max_blocks, num_splits)
+        # Async mode may hold --num_batches_to_accumulate batches of blocks while training.
+        batches_held = max(1, int(cfg.num_batches_to_accumulate)) if cfg.async_rl else 1
+        held = blocks_per_batch(trajectories_per_batch, block_rows) * batches_held
+        num_blocks = trajectory_blocks(num_splits, held, bool(cfg.async_rl))
         self.sampler = Sampler(cfg, self.env_info, self.policy, rnn_size, num_blocks=num_blocks)
         self.batcher = TrajectoryBatcher(self.sampler, trajectories_per_batch, free_blocks_when_copied=bool(cfg.async_rl))
 

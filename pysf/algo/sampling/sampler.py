@@ -66,6 +66,15 @@ def sampling_geometry(cfg: Config) -> tuple:
     return envs // splits, int(cfg.num_workers) * splits
 
 
+def trajectory_blocks(num_splits: int, blocks_held: int, async_rl: bool) -> int:
+    """How many trajectory blocks to allocate when the consumer holds up to ``blocks_held`` blocks at a time.
+
+    Async: every split keeps one block to fill while the consumer holds its own, so sampling never waits for
+    training. Sync: the blocks the consumer takes are all there are, and every split needs one.
+    """
+    return num_splits + blocks_held if async_rl else max(blocks_held, num_splits)
+
+
 class Sampler:
     """Native sampling for one policy; see the module docstring. Use as a context manager or call stop()."""
 
@@ -85,9 +94,8 @@ class Sampler:
         self.env_info = env_info
         self.policy = policy
         self.block_rows, self.num_splits = sampling_geometry(cfg)
-        if num_blocks is None:
-            # Async sampling keeps every split busy while the consumer holds a full set of blocks.
-            num_blocks = self.num_splits * (2 if cfg.async_rl else 1)
+        if num_blocks is None:  # a consumer that takes one block per split at a time (SyncSamplingAPI)
+            num_blocks = trajectory_blocks(self.num_splits, self.num_splits, bool(cfg.async_rl))
         if num_blocks < self.num_splits:
             raise ValueError(f"num_blocks={num_blocks} is less than the number of splits ({self.num_splits})")
         self.num_blocks = num_blocks
