@@ -36,6 +36,7 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
+from pysf.cfg.backends import env_backend_problem, inference_backend_problem
 from pysf.cfg.cfg import (
     add_basic_cli_args,
     add_default_env_args,
@@ -582,18 +583,9 @@ def _run_git(*git_args: str) -> str:
 def _backend_errors(cfg: Config) -> List[str]:
     """Problems with the pysf-specific backend flags (``--inference_backend``, ``--env_backend``)."""
     errors: List[str] = []
-    inference_backend = getattr(cfg, "inference_backend", "auto")
-    if inference_backend == "aoti":
-        errors.append(
-            "--inference_backend=aoti (AOTInductor) is not available in pysf yet. Use --inference_backend=auto "
-            "(the default: compiled with TorchScript and run in C++ when the model compiles, eager otherwise), "
-            "--inference_backend=torchscript or --inference_backend=python (eager PyTorch)."
-        )
-    elif inference_backend not in _available_inference_backends():
-        errors.append(
-            f"Unknown --inference_backend={inference_backend!r}: use --inference_backend=auto (default), "
-            f"torchscript or python."
-        )
+    inference_problem = inference_backend_problem(getattr(cfg, "inference_backend", "auto"))
+    if inference_problem is not None:
+        errors.append(inference_problem)
 
     env_backend = getattr(cfg, "env_backend", "auto")
     if env_backend == "native":
@@ -607,8 +599,8 @@ def _backend_errors(cfg: Config) -> List[str]:
                 f"none.{did_you_mean} Native envs: {available}. Use --env_backend=auto (the native implementation "
                 f"when one exists, the Python/gymnasium env otherwise) or --env_backend=gym."
             )
-    elif env_backend not in ("auto", "gym"):
-        errors.append(f"Unknown --env_backend={env_backend!r}: use auto (default), native or gym.")
+    elif env_backend_problem(env_backend) is not None:
+        errors.append(env_backend_problem(env_backend))
     return errors
 
 
@@ -681,13 +673,6 @@ def _uses_native_env(cfg: Config) -> bool:
         return bool(use_native_env(cfg))
     except (ImportError, ValueError):
         return False
-
-
-def _available_inference_backends() -> Tuple[str, ...]:
-    """--inference_backend values pysf can run today ("aoti" is a parser choice, not implemented yet)."""
-    from pysf.algo.inference.policy_backends import INFERENCE_BACKENDS
-
-    return INFERENCE_BACKENDS
 
 
 def _data_layout_errors(cfg: Config, num_agents: int, recurrence: int, recurrence_is_auto: bool) -> List[str]:

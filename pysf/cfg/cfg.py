@@ -19,6 +19,8 @@ import multiprocessing
 import os
 from argparse import ArgumentParser
 
+from pysf.cfg.backends import ENV_BACKENDS, INFERENCE_BACKENDS, PLANNED_INFERENCE_BACKENDS
+
 _TRUE_STRINGS = frozenset({"true", "1", "yes"})
 _FALSE_STRINGS = frozenset({"false", "0", "no"})
 
@@ -186,7 +188,7 @@ def _add_system_args(p: ArgumentParser) -> None:
         "--inference_backend",
         type=str,
         default="auto",
-        choices=["auto", "torchscript", "python", "aoti"],
+        choices=[*INFERENCE_BACKENDS, *PLANNED_INFERENCE_BACKENDS],
         help="pysf-specific: how the policy runs inside the rollout engine. 'auto' (default): compiled with "
         "TorchScript and executed in C++ when the model compiles, otherwise eager PyTorch (one log line says "
         "which component did not compile and why); 'torchscript': compiled, and a model that does not compile "
@@ -739,7 +741,7 @@ def add_default_env_args(p: ArgumentParser) -> None:
         "--env_backend",
         type=str,
         default="auto",
-        choices=["auto", "native", "gym"],
+        choices=list(ENV_BACKENDS),
         help="pysf-specific: which environment implementation to use. 'auto' uses pysf's native C++ implementation "
         "when one exists for --env and the Python/gymnasium factory otherwise; 'native' requires the C++ "
         "implementation; 'gym' always uses the Python/gymnasium factory registered with register_env().",

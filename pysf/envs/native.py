@@ -8,9 +8,9 @@ import numpy as np
 from gymnasium import spaces
 
 from pysf.algo.utils.context import global_env_registry
+from pysf.cfg.backends import env_backend_problem
 from pysf.utils.typing import Config
 
-ENV_BACKENDS = ("auto", "native", "gym")
 
 
 def native_env_names() -> List[str]:
@@ -50,8 +50,9 @@ def use_native_env(cfg: Config) -> bool:
     ``register_env`` (a registered factory may add wrappers, so it is honored).
     """
     backend = getattr(cfg, "env_backend", "auto")
-    if backend not in ENV_BACKENDS:
-        raise ValueError(f"Unknown --env_backend={backend!r}: use one of {ENV_BACKENDS}")
+    problem = env_backend_problem(backend)
+    if problem is not None:
+        raise ValueError(problem)
     names = native_env_names()
     if backend == "native":
         if cfg.env not in names:

@@ -28,12 +28,12 @@ from pysf.algo.inference.compile import (
     serialize_script_module,
 )
 from pysf.algo.inference.policy_module import make_inference_module
+from pysf.cfg.backends import INFERENCE_BACKENDS, PLANNED_INFERENCE_BACKENDS, inference_backend_problem  # noqa: F401 - INFERENCE_BACKENDS is also this module's public name
 from pysf.model.actor_critic import ActorCritic
 from pysf.utils.typing import ObsSpace
 
 log = logging.getLogger("pysf")
 
-INFERENCE_BACKENDS = ("auto", "torchscript", "python")
 # What ``auto`` tries, in order, before eager Python inference (AOTInductor joins when pysf has it).
 AUTO_BACKEND_CHAIN = ("torchscript",)
 EAGER_INFERENCE_COST = (
@@ -179,11 +179,8 @@ def make_inference_policy(
         return policy
     if backend == "python":
         return PythonPolicy(actor_critic, obs_space, device)
-    if backend == "aoti":
-        raise NotImplementedError(
-            "--inference_backend=aoti (AOTInductor) is not available yet; use auto (default), torchscript or python"
-        )
-    raise ValueError(f"Unknown --inference_backend={backend!r}: use one of {INFERENCE_BACKENDS}")
+    problem = inference_backend_problem(backend)
+    raise (NotImplementedError if backend in PLANNED_INFERENCE_BACKENDS else ValueError)(problem)
 
 
 def eager_fallback_message(exc: Exception) -> str:
