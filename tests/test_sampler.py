@@ -327,3 +327,19 @@ def test_serial_mode_runs_env_workers_as_threads():
         batches = collect_from_every_env(sampling, 8)
         assert len(multiprocessing.active_children()) == before  # no worker processes
     check_counting_trajectories(batches, cfg)
+
+
+def test_native_sampler_config_rejects_unknown_settings():
+    """A misspelt setting must not be ignored silently (missing ones keep the C++ defaults)."""
+    from gymnasium import spaces
+
+    from pysf import _C
+    from pysf.algo.sampling.buffers import allocate_trajectory_buffers, native_buffers_dict
+
+    buffers = allocate_trajectory_buffers(
+        spaces.Dict(obs=spaces.Box(-1, 1, (2,))), spaces.Discrete(2), 4, rollout=4, num_blocks=2, block_rows=2,
+        shared_memory=False,
+    )
+    with pytest.raises(KeyError, match="unknown setting 'worker_num_split'"):
+        _C.Sampler({"worker_num_split": 1}, native_buffers_dict(buffers, 2), lambda *args: None)
+    _C.Sampler({"worker_num_splits": 1}, native_buffers_dict(buffers, 2), lambda *args: None)

@@ -4,7 +4,9 @@
 #include <ATen/ATen.h>
 
 #include <memory>
+#include <set>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -86,25 +88,34 @@ pysf::buffers::TrajectoryBuffers buffers_from_dict(const py::dict& d) {
   return buffers;
 }
 
+/// The SamplerConfig a Python dict describes. A key that is not given keeps SamplerConfig's own default (the
+/// one place defaults live); a key this function does not know is an error, so a misspelt setting cannot be
+/// silently ignored.
 pysf::sampler::SamplerConfig config_from_dict(const py::dict& d) {
   pysf::sampler::SamplerConfig config;
-  auto get = [&](const char* name, auto fallback) {
-    return d.contains(name) ? d[name].cast<decltype(fallback)>() : fallback;
+  std::set<std::string> known;
+  auto read = [&](const char* name, auto& field) {
+    known.insert(name);
+    if (d.contains(name)) field = d[name].cast<std::remove_reference_t<decltype(field)>>();
   };
-  config.native_env_name = get("native_env_name", std::string());
-  config.num_native_workers = get("num_native_workers", 0);
-  config.envs_per_native_worker = get("envs_per_native_worker", 0);
-  config.worker_num_splits = get("worker_num_splits", 2);
-  config.seed = get("seed", std::uint64_t{0});
-  config.decorrelate_envs_on_one_worker = get("decorrelate_envs_on_one_worker", false);
-  config.reward_shaping.scale = get("reward_scale", 1.0F);
-  config.reward_shaping.clip = get("reward_clip", 1000.0F);
-  config.inference.num_threads = get("num_inference_threads", 1);
-  config.inference.max_batch_rows = get("max_inference_batch_rows", std::int64_t{1} << 20);
-  config.inference.deterministic_actions = get("deterministic_actions", false);
-  config.inference.serial_order = get("serial_inference_order", false);
-  config.stall_limits.stuck_after_seconds = get("stall_timeout_seconds", 0.0);
-  config.stall_limits.check_every_seconds = get("stall_check_seconds", 20.0);
+  read("native_env_name", config.native_env_name);
+  read("num_native_workers", config.num_native_workers);
+  read("envs_per_native_worker", config.envs_per_native_worker);
+  read("worker_num_splits", config.worker_num_splits);
+  read("seed", config.seed);
+  read("decorrelate_envs_on_one_worker", config.decorrelate_envs_on_one_worker);
+  read("reward_scale", config.reward_shaping.scale);
+  read("reward_clip", config.reward_shaping.clip);
+  read("num_inference_threads", config.inference.num_threads);
+  read("max_inference_batch_rows", config.inference.max_batch_rows);
+  read("deterministic_actions", config.inference.deterministic_actions);
+  read("serial_inference_order", config.inference.serial_order);
+  read("stall_timeout_seconds", config.stall_limits.stuck_after_seconds);
+  read("stall_check_seconds", config.stall_limits.check_every_seconds);
+  for (const auto& item : d) {
+    const auto key = item.first.cast<std::string>();
+    if (known.count(key) == 0) throw py::key_error("Sampler config: unknown setting '" + key + "'");
+  }
   return config;
 }
 
