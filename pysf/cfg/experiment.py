@@ -244,7 +244,8 @@ def prepare_experiment_dir(cfg: Config, lock: Optional[ExperimentLock] = None) -
         raise ValueError(
             f"{exp_dir} exists but is not a folder. Remove it, or choose another --experiment or --train_dir."
         )
-    lock = lock if lock is not None else _TemporaryLock(exp_dir)
+    temporary_lock = lock is None  # then it guards this call only
+    lock = ExperimentLock(exp_dir) if lock is None else lock
     if lock.exp_dir != exp_dir:
         raise ValueError(f"prepare_experiment_dir: the lock is for {lock.exp_dir}, the experiment folder is {exp_dir}")
 
@@ -274,7 +275,7 @@ def prepare_experiment_dir(cfg: Config, lock: Optional[ExperimentLock] = None) -
             f"(now {cfg.train_dir!r})."
         ) from exc
     _lock_folder(lock, cfg)
-    if isinstance(lock, _TemporaryLock):
+    if temporary_lock:
         lock.release()
     return result
 
@@ -286,16 +287,10 @@ class ExperimentDirError(OSError):
         return str(self.args[0]) if self.args else ""
 
 
-class _TemporaryLock(ExperimentLock):
-    """The lock of a prepare_experiment_dir call without the caller's lock."""
-
-
 def _lock_folder(lock: ExperimentLock, cfg: Config) -> None:
     try:
         lock.acquire()
-    except ExperimentLockedError:
-        raise
-    except OSError as exc:
+    except OSError as exc:  # (ExperimentLockedError is not one: it propagates as it is)
         raise ExperimentDirError(
             f"Cannot use the experiment folder {lock.exp_dir}: creating its lock file failed ({exc.strerror}). "
             f"Choose a writable --train_dir (now {cfg.train_dir!r})."

@@ -350,10 +350,9 @@ class Runner:
             self._stop_everything()
         if self._progress_line:
             sys.stdout.write("\n")
-        status = self._shutdown(status)
         if self._interrupted and status == ExperimentStatus.SUCCESS:
             status = ExperimentStatus.INTERRUPTED
-        self.status = status
+        self.status = status = self._shutdown(status)
         return status
 
     def _shutdown(self, status: int) -> int:
@@ -383,8 +382,7 @@ class Runner:
         elapsed = time.time() - self._run_start
         steps_this_run = self.learner.env_steps - (self.resumed_from[1] if self.resumed_from else 0)
         log.info("Collected {0: %d}, FPS: %.1f", self.learner.env_steps, steps_this_run / max(elapsed, 1e-9))
-        final_status = ExperimentStatus.INTERRUPTED if self._interrupted and status == ExperimentStatus.SUCCESS else status
-        step("Writing result.json", lambda: self._log_result(elapsed, steps_this_run, final_status))
+        step("Writing result.json", lambda: self._log_result(elapsed, steps_this_run, status))
         step("Closing the summaries", self._close_summaries)
         self._release_experiment()
         return status

@@ -246,14 +246,14 @@ class Sampler:
                 process.kill()  # workers ignore SIGTERM (the parent handles it for the process tree)
         for process in self._processes:
             process.join(timeout=_WORKER_JOIN_SECONDS)
-        for process in self._processes:
+        for index, process in enumerate(self._processes):
             if isinstance(process, threading.Thread):  # --serial_mode: a thread cannot be killed
                 if process.is_alive():
                     log.warning("env worker thread %s did not exit after stop (a hung env?); leaving it", process.name)
                 continue
             if process.is_alive():
                 log.warning("env worker %s did not exit after stop (a hung env?)", process.name)
-                self._kill_stuck_worker(self._processes.index(process))
+                self._kill_stuck_worker(index)
         for stack_file in self._stack_files:
             stack_file.close()
         if self._stats_queue is not None:
