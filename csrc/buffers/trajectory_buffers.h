@@ -1,12 +1,15 @@
-// TrajectoryBuffers: the pre-allocated rollout storage shared by env runners, inference and the learner.
+// TrajectoryBuffers: the pre-allocated rollout storage shared by env runners, inference and the learner,
+// and kTrajectoryFields, the one table of its layout.
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/ScalarType.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 
-#include "inference/tensor_map.h"
+#include "core/tensor_map.h"
 
 namespace pysf::buffers {
 
@@ -15,23 +18,14 @@ namespace pysf::buffers {
 /// holds one worker split's envs for one rollout), so a split's data at step t is the strided view
 /// `tensor[block * block_rows : (block + 1) * block_rows, t]`.
 ///
-/// Tensors (allocated by the owner, typically in shared memory so env worker processes can write them):
-///   obs[key]          [rows, T+1, *shape]   (the observation space's dtype)
-///   rnn_states        [rows, T+1, R] float32
-///   actions           [rows, T, num_actions] float32
-///   action_logits     [rows, T, num_params] float32
-///   log_prob_actions  [rows, T] float32
-///   values            [rows, T+1] float32   (step T is the learner's bootstrap value)
-///   rewards           [rows, T] float32     (scaled and clipped)
-///   dones, time_outs  [rows, T] bool        (time_outs: the episode was truncated by a time limit)
-///   policy_version    [rows, T] int32       (version of the weights that chose the action)
-///   policy_id         [rows, T] int32
-///   valids            [rows, T+1] bool
-/// Step T of obs and rnn_states holds the state after the last step (for bootstrapping).
-///
-/// The struct only refers to the tensors (shared handles); writes go straight into the storage.
+/// The tensors are allocated by the owner (pysf/algo/sampling/buffers.py, from kTrajectoryFields and the
+/// observation space), typically in shared memory so env worker processes can write them:
+///   obs[key]  [rows, T+1, *shape]  the observation space's dtype; step T holds the observation after the
+///                                  last step (for bootstrapping)
+/// and one tensor per entry of kTrajectoryFields below. The struct only refers to the tensors (shared
+/// handles); writes go straight into the storage.
 struct TrajectoryBuffers {
-  inference::TensorMap obs;
+  core::TensorMap obs;
   at::Tensor rnn_states;
   at::Tensor actions;
   at::Tensor action_logits;
@@ -42,7 +36,6 @@ struct TrajectoryBuffers {
   at::Tensor time_outs;
   at::Tensor policy_version;
   at::Tensor policy_id;
-  at::Tensor valids;
   std::int64_t block_rows = 0;
 
   /// Number of steps per trajectory (T).
@@ -52,9 +45,71 @@ struct TrajectoryBuffers {
   /// First row of `block`.
   [[nodiscard]] std::int64_t first_row(std::int64_t block) const { return block * block_rows; }
 
-  /// Throws std::invalid_argument naming the first tensor whose shape or dtype breaks the layout above.
+  /// Throws std::invalid_argument naming the first tensor whose shape or dtype breaks kTrajectoryFields.
   void validate() const;
 };
+
+/// The size a field's trailing dimension takes (none: the field is `[rows, steps]`).
+enum class TrailingSize { None, RnnState, NumActions, NumActionParameters };
+
+/// Who writes a field while a block is filled.
+enum class FieldWriter {
+  Env,        ///< the env runner (a native runner thread or a Python env worker through shared memory)
+  Inference,  ///< the inference server, from the policy's outputs
+  Sampler,    ///< the rollout split's own bookkeeping
+};
+
+/// One tensor of the trajectory layout (observations aside, whose keys and shapes come from the space).
+struct TrajectoryField {
+  const char* name;                    ///< key in Python's buffers dict, and the member's name
+  at::Tensor TrajectoryBuffers::*member;
+  c10::ScalarType dtype;
+  bool bootstrap_step;                 ///< T+1 steps instead of T: step T belongs to the next rollout's start
+  TrailingSize trailing;
+  double initial_value;                ///< what allocation fills in: a value that exposes reads of unwritten data
+  FieldWriter writer;
+  bool env_worker_view;                ///< Python env workers map it (they write it, or read actions from it)
+  const char* policy_output;           ///< the policy output dict entry inference copies in (nullptr: none)
+  std::int64_t policy_output_step;     ///< that entry goes to step t + this (new RNN states: the next step)
+};
+
+// Sample Factory's float sentinel for never-written data (the learner would see nonsense, not zeros).
+inline constexpr double kUnwrittenFloat = -4242.42;
+
+/// The layout, in allocation order. Everything that allocates, validates, maps or fills trajectory tensors
+/// iterates this table (exported to Python as pysf._C.trajectory_fields()).
+inline constexpr std::array<TrajectoryField, 10> kTrajectoryFields{{
+    // name, member, dtype, T+1, trailing, initial, writer, env worker view, policy output, its step
+    {"rnn_states", &TrajectoryBuffers::rnn_states, at::kFloat, true, TrailingSize::RnnState, kUnwrittenFloat,
+     FieldWriter::Inference, false, "new_rnn_states", 1},
+    {"actions", &TrajectoryBuffers::actions, at::kFloat, false, TrailingSize::NumActions, kUnwrittenFloat,
+     FieldWriter::Inference, true, "actions", 0},
+    {"action_logits", &TrajectoryBuffers::action_logits, at::kFloat, false, TrailingSize::NumActionParameters,
+     kUnwrittenFloat, FieldWriter::Inference, false, "action_logits", 0},
+    {"log_prob_actions", &TrajectoryBuffers::log_prob_actions, at::kFloat, false, TrailingSize::None, kUnwrittenFloat,
+     FieldWriter::Inference, false, "log_prob_actions", 0},
+    // Step T: the learner's bootstrap value, computed by the learner itself.
+    {"values", &TrajectoryBuffers::values, at::kFloat, true, TrailingSize::None, kUnwrittenFloat,
+     FieldWriter::Inference, false, "values", 0},
+    // Scaled and clipped by the rollout split after the env wrote the raw rewards.
+    {"rewards", &TrajectoryBuffers::rewards, at::kFloat, false, TrailingSize::None, kUnwrittenFloat,
+     FieldWriter::Env, true, nullptr, 0},
+    // terminated, then (rollout split) terminated or truncated
+    {"dones", &TrajectoryBuffers::dones, at::kBool, false, TrailingSize::None, 1.0, FieldWriter::Env, true, nullptr, 0},
+    // truncated by a time limit
+    {"time_outs", &TrajectoryBuffers::time_outs, at::kBool, false, TrailingSize::None, 1.0, FieldWriter::Env, true,
+     nullptr, 0},
+    // The version of the weights that chose the action (PolicyOutput::policy_version).
+    {"policy_version", &TrajectoryBuffers::policy_version, at::kInt, false, TrailingSize::None, -1.0,
+     FieldWriter::Inference, false, nullptr, 0},
+    // The policy that acted for the row (the split's agent -> policy mapping, split_assignment.h).
+    {"policy_id", &TrajectoryBuffers::policy_id, at::kInt, false, TrailingSize::None, -1.0, FieldWriter::Sampler,
+     false, nullptr, 0},
+}};
+
+/// What allocation fills an observation tensor of `dtype` with (floats: kUnwrittenFloat, bool: false,
+/// integers: Sample Factory's 43).
+[[nodiscard]] double unwritten_observation_value(c10::ScalarType dtype);
 
 /// `tensor[block rows, step]`: the strided view of one block at one time step.
 at::Tensor block_step(const at::Tensor& tensor, const TrajectoryBuffers& buffers, std::int64_t block,

@@ -9,9 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "inference/tensor_map.h"
+#include "core/tensor_map.h"
 
 namespace pysf::inference {
+
+using core::TensorMap;
 
 /// What one Policy::forward call produced.
 struct PolicyOutput {

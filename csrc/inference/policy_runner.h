@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "inference/policy.h"
-#include "inference/tensor_map.h"
+#include "core/tensor_map.h"
 
 namespace pysf::inference {
 

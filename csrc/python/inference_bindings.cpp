@@ -8,12 +8,12 @@
 #include <vector>
 
 #include "inference/policy.h"
-#include "inference/tensor_map.h"
+#include "core/tensor_map.h"
 #include "python/bindings.h"
 
 namespace py = pybind11;
 using pysf::inference::Policy;
-using pysf::inference::TensorMap;
+using pysf::core::TensorMap;
 
 namespace pybind11::detail {
 

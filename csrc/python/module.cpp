@@ -37,6 +37,7 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "pysf native core (LibTorch): inference, buffers, envs, sampler";
   py::register_local_exception_translator(&translate_native_exception);
   pysf::python::bind_inference(m);
+  pysf::python::bind_buffers(m);
   pysf::python::bind_envs(m);
   pysf::python::bind_sampler(m);
   pysf::python::bind_ops(m);

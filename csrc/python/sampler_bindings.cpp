@@ -18,7 +18,7 @@
 namespace py = pybind11;
 using pysf::inference::PolicyOutput;
 using pysf::inference::PolicyRunner;
-using pysf::inference::TensorMap;
+using pysf::core::TensorMap;
 using pysf::sampler::UniqueFd;
 
 namespace {
@@ -66,27 +66,6 @@ class PythonPolicyRunner final : public PolicyRunner {
 
 thread_local std::unique_ptr<py::gil_scoped_acquire> PythonPolicyRunner::acquire_;
 thread_local std::unique_ptr<py::gil_scoped_release> PythonPolicyRunner::release_;
-
-pysf::buffers::TrajectoryBuffers buffers_from_dict(const py::dict& d) {
-  pysf::buffers::TrajectoryBuffers buffers;
-  for (const auto& [key, tensor] : d["obs"].cast<py::dict>()) {
-    buffers.obs.insert_or_assign(key.cast<std::string>(), tensor.cast<at::Tensor>());
-  }
-  auto tensor = [&](const char* name) { return d[name].cast<at::Tensor>(); };
-  buffers.rnn_states = tensor("rnn_states");
-  buffers.actions = tensor("actions");
-  buffers.action_logits = tensor("action_logits");
-  buffers.log_prob_actions = tensor("log_prob_actions");
-  buffers.values = tensor("values");
-  buffers.rewards = tensor("rewards");
-  buffers.dones = tensor("dones");
-  buffers.time_outs = tensor("time_outs");
-  buffers.policy_version = tensor("policy_version");
-  buffers.policy_id = tensor("policy_id");
-  buffers.valids = tensor("valids");
-  buffers.block_rows = d["block_rows"].cast<std::int64_t>();
-  return buffers;
-}
 
 /// The SamplerConfig a Python dict describes. A key that is not given keeps SamplerConfig's own default (the
 /// one place defaults live); a key this function does not know is an error, so a misspelt setting cannot be
@@ -222,7 +201,7 @@ inference threads and the trajectory block queues. See csrc/sampler/sampler.h.
 )doc")
       .def(py::init([](const py::dict& config, const py::dict& buffers, const py::object& policy) {
              return std::unique_ptr<Sampler, ReleaseGilDeleter>(
-                 std::make_unique<Sampler>(config_from_dict(config), buffers_from_dict(buffers), make_runner(policy)).release());
+                 std::make_unique<Sampler>(config_from_dict(config), pysf::python::buffers_from_dict(buffers), make_runner(policy)).release());
            }),
            py::arg("config"), py::arg("buffers"), py::arg("policy"))
       .def(

@@ -12,7 +12,7 @@ namespace pysf::sampler {
 
 NativeRunner::NativeRunner(int worker_index, std::vector<std::unique_ptr<RolloutSplit>> splits,
                            std::vector<std::unique_ptr<envs::VectorEnv>> envs, const buffers::TrajectoryBuffers& buffers,
-                           inference::InferenceServer& server, EpisodeStatsSink& episode_stats, ErrorHandler on_error,
+                           InferenceServer& server, EpisodeStatsSink& episode_stats, ErrorHandler on_error,
                            Decorrelation decorrelation)
     : worker_index_(worker_index),
       splits_(std::move(splits)),

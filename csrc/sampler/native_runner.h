@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "envs/vector_env.h"
-#include "inference/inference_server.h"
+#include "sampler/inference_server.h"
 #include "sampler/episode_stats.h"
 #include "sampler/rollout_split.h"
 
@@ -38,7 +38,7 @@ class NativeRunner {
 
   NativeRunner(int worker_index, std::vector<std::unique_ptr<RolloutSplit>> splits,
                std::vector<std::unique_ptr<envs::VectorEnv>> envs, const buffers::TrajectoryBuffers& buffers,
-               inference::InferenceServer& server, EpisodeStatsSink& episode_stats, ErrorHandler on_error,
+               InferenceServer& server, EpisodeStatsSink& episode_stats, ErrorHandler on_error,
                Decorrelation decorrelation = {});
   ~NativeRunner();
   NativeRunner(const NativeRunner&) = delete;
@@ -66,7 +66,7 @@ class NativeRunner {
   std::vector<std::unique_ptr<RolloutSplit>> splits_;
   std::vector<std::unique_ptr<envs::VectorEnv>> envs_;
   const buffers::TrajectoryBuffers& buffers_;
-  inference::InferenceServer& server_;
+  InferenceServer& server_;
   EpisodeStatsSink& episode_stats_;
   ErrorHandler on_error_;
   const Decorrelation decorrelation_;

@@ -21,7 +21,7 @@ MailboxLayout layout_of(const std::vector<std::unique_ptr<RolloutSplit>>& splits
 }  // namespace
 
 RemoteWorker::RemoteWorker(std::string description, WorkerChannels channels,
-                           std::vector<std::unique_ptr<RolloutSplit>> splits, inference::InferenceServer& server,
+                           std::vector<std::unique_ptr<RolloutSplit>> splits, InferenceServer& server,
                            EpisodeStatsSink& episode_stats, ErrorHandler on_error, StallLimits stall_limits)
     : description_(std::move(description)),
       splits_(std::move(splits)),
@@ -52,7 +52,7 @@ void RemoteWorker::stop() {
   if (lifeline_thread_.joinable()) lifeline_thread_.join();
 }
 
-void RemoteWorker::on_actions_ready(int local_index, const inference::InferenceRequest& request) {
+void RemoteWorker::on_actions_ready(int local_index, const InferenceRequest& request) {
   mailbox_.post_command(CommandKind::kAct, local_index, request.block, request.step);
 }
 

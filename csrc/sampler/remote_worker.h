@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "inference/inference_server.h"
+#include "sampler/inference_server.h"
 #include "sampler/episode_stats.h"
 #include "sampler/rollout_split.h"
 #include "sampler/worker_mailbox.h"
@@ -44,7 +44,7 @@ class RemoteWorker {
 
   /// Throws std::invalid_argument if the mailbox does not fit `splits` (count and block rows).
   RemoteWorker(std::string description, WorkerChannels channels, std::vector<std::unique_ptr<RolloutSplit>> splits,
-               inference::InferenceServer& server, EpisodeStatsSink& episode_stats, ErrorHandler on_error,
+               InferenceServer& server, EpisodeStatsSink& episode_stats, ErrorHandler on_error,
                StallLimits stall_limits = {});
   ~RemoteWorker();
   RemoteWorker(const RemoteWorker&) = delete;
@@ -57,7 +57,7 @@ class RemoteWorker {
   void stop();
 
   /// Inference wrote the actions of `request` (local split `local_index`): tell the process.
-  void on_actions_ready(int local_index, const inference::InferenceRequest& request);
+  void on_actions_ready(int local_index, const InferenceRequest& request);
 
   /// The stall check found the process stuck (it was reported through `on_error`; the process is still
   /// there, for its owner to inspect and kill).
@@ -80,7 +80,7 @@ class RemoteWorker {
   const std::string description_;
   std::vector<std::unique_ptr<RolloutSplit>> splits_;
   SamplerMailboxEnd mailbox_;
-  inference::InferenceServer& server_;
+  InferenceServer& server_;
   EpisodeStatsSink& episode_stats_;
   ErrorHandler on_error_;
   StallLimits stall_limits_;

@@ -55,7 +55,6 @@ bool RolloutSplit::finish_step() {
   rewards.clamp_(-shaping_.clip, shaping_.clip);
   at::Tensor dones = at_step(buffers_.dones, step_);
   dones.logical_or_(at_step(buffers_.time_outs, step_));
-  at_step(buffers_.valids, step_).fill_(true);
   at_step(buffers_.policy_id, step_).fill_(0);
   at_step(buffers_.rnn_states, step_ + 1).masked_fill_(dones.unsqueeze(1), 0.0);
   ++step_;
@@ -67,7 +66,6 @@ bool RolloutSplit::complete_block() {
   const std::int64_t last = buffers_.rollout();
   {
     const c10::InferenceMode inference_mode;
-    at_step(buffers_.valids, last).fill_(true);
     for (const auto& [key, tensor] : buffers_.obs) carry_obs_.find(key)->copy_(at_step(tensor, last));
     carry_rnn_states_.copy_(at_step(buffers_.rnn_states, last));
     has_carry_ = true;

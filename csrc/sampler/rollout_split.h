@@ -8,8 +8,8 @@
 #include "buffers/block_pool.h"
 #include "buffers/bounded_queue.h"
 #include "buffers/trajectory_buffers.h"
-#include "inference/inference_request.h"
-#include "inference/tensor_map.h"
+#include "sampler/inference_request.h"
+#include "core/tensor_map.h"
 
 namespace pysf::sampler {
 
@@ -58,7 +58,7 @@ class RolloutSplit {
   /// The block was completed and no new one was acquired yet.
   [[nodiscard]] bool needs_block() const { return block_ < 0; }
 
-  [[nodiscard]] inference::InferenceRequest request() const { return {split_id_, block_, step_}; }
+  [[nodiscard]] InferenceRequest request() const { return {split_id_, block_, step_}; }
   [[nodiscard]] int split_id() const { return split_id_; }
   [[nodiscard]] std::int64_t block() const { return block_; }
   [[nodiscard]] std::int64_t step() const { return step_; }
@@ -80,7 +80,7 @@ class RolloutSplit {
   std::int64_t step_ = 0;
   bool has_carry_ = false;
   // Step-T observations / RNN states carried into the next block (the old one may be reused at once).
-  inference::TensorMap carry_obs_;
+  core::TensorMap carry_obs_;
   at::Tensor carry_rnn_states_;
 };
 

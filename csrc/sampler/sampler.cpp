@@ -74,11 +74,11 @@ void Sampler::start() {
   free_blocks_ = std::make_unique<buffers::BlockPool>(buffers_.num_blocks(), total_splits);
   free_blocks_->fill();
 
-  inference::InferenceServerConfig server_config = config_.inference;
+  InferenceServerConfig server_config = config_.inference;
   server_config.num_splits = total_splits;
   auto on_error = [this](const std::string& message) { fail(message); };
-  server_ = std::make_unique<inference::InferenceServer>(
-      server_config, policy_, buffers_, [this](const inference::InferenceRequest& r) { on_actions_ready(r); }, on_error);
+  server_ = std::make_unique<InferenceServer>(
+      server_config, policy_, buffers_, [this](const InferenceRequest& r) { on_actions_ready(r); }, on_error);
 
   split_owners_.assign(static_cast<std::size_t>(total_splits), SplitOwner{});
   int next_split = 0;
@@ -123,7 +123,7 @@ void Sampler::start() {
   for (auto& worker : remote_workers_) worker->start();
 }
 
-void Sampler::on_actions_ready(const inference::InferenceRequest& request) {
+void Sampler::on_actions_ready(const InferenceRequest& request) {
   const SplitOwner& owner = split_owners_[static_cast<std::size_t>(request.split)];
   if (owner.native != nullptr) {
     owner.native->on_actions_ready(owner.local_index);

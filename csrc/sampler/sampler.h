@@ -14,7 +14,7 @@
 #include "buffers/bounded_queue.h"
 #include "buffers/trajectory_buffers.h"
 #include "envs/vector_env.h"
-#include "inference/inference_server.h"
+#include "sampler/inference_server.h"
 #include "inference/policy_runner.h"
 #include "sampler/episode_stats.h"
 #include "sampler/remote_worker.h"
@@ -42,7 +42,7 @@ struct SamplerConfig {
   // Native path: --decorrelate_envs_on_one_worker (random warm-up steps, see native_runner.h)
   bool decorrelate_envs_on_one_worker = false;
   RewardShaping reward_shaping;
-  inference::InferenceServerConfig inference;  // num_splits is filled in by the Sampler
+  InferenceServerConfig inference;  // num_splits is filled in by the Sampler
   // Python path: when a worker process counts as stuck (remote_worker.h)
   StallLimits stall_limits;
 };
@@ -108,7 +108,7 @@ class Sampler {
     std::string description;
   };
 
-  void on_actions_ready(const inference::InferenceRequest& request);
+  void on_actions_ready(const InferenceRequest& request);
   void request_stop_all();
   std::vector<std::unique_ptr<RolloutSplit>> make_splits(int first_split, int count);
 
@@ -118,7 +118,7 @@ class Sampler {
   std::unique_ptr<buffers::BlockPool> free_blocks_;  // created in start(), when the splits are known
   buffers::BoundedQueue<std::int64_t> completed_blocks_;
   EpisodeStatsSink episode_stats_;
-  std::unique_ptr<inference::InferenceServer> server_;
+  std::unique_ptr<InferenceServer> server_;
   std::vector<std::unique_ptr<NativeRunner>> native_runners_;
   std::vector<std::unique_ptr<RemoteWorker>> remote_workers_;
   std::vector<SplitOwner> split_owners_;

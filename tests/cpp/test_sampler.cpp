@@ -32,7 +32,7 @@ using pysf::envs::Space;
 using pysf::envs::Transition;
 using pysf::inference::PolicyOutput;
 using pysf::inference::PolicyRunner;
-using pysf::inference::TensorMap;
+using pysf::core::TensorMap;
 using pysf::sampler::Sampler;
 using pysf::sampler::SamplerConfig;
 
@@ -111,7 +111,6 @@ TrajectoryBuffers make_buffers(std::int64_t num_blocks, std::int64_t block_rows,
   b.time_outs = at::zeros({rows, rollout}, at::kBool);
   b.policy_version = at::full({rows, rollout}, -1, at::kInt);
   b.policy_id = at::full({rows, rollout}, -1, at::kInt);
-  b.valids = at::zeros({rows, rollout + 1}, at::kBool);
   b.block_rows = block_rows;
   return b;
 }
@@ -149,13 +148,13 @@ void check_block(const TrajectoryBuffers& buffers, std::int64_t block, Collected
   const at::Tensor value_rows = buffers.values.index_select(0, rows);
   const at::Tensor reward_rows = buffers.rewards.index_select(0, rows);
   const at::Tensor done_rows = buffers.dones.index_select(0, rows);
-  const at::Tensor valid_rows = buffers.valids.index_select(0, rows);
+  const at::Tensor policy_rows = buffers.policy_id.index_select(0, rows);
   const at::Tensor version_rows = buffers.policy_version.index_select(0, rows);
   const auto obs_a = obs.accessor<float, 3>();
   const auto values = value_rows.accessor<float, 2>();
   const auto rewards = reward_rows.accessor<float, 2>();
   const auto dones = done_rows.accessor<bool, 2>();
-  const auto valids = valid_rows.accessor<bool, 2>();
+  const auto policies = policy_rows.accessor<int, 2>();
   const auto versions = version_rows.accessor<int, 2>();
   const auto rnn_a = rnn.accessor<float, 3>();
   for (std::int64_t r = 0; r < buffers.block_rows; ++r) {
@@ -166,7 +165,7 @@ void check_block(const TrajectoryBuffers& buffers, std::int64_t block, Collected
       EXPECT_MSG(static_cast<std::int64_t>(obs_a[r][t + 1][1]) == counter + 1, "counters increase by one along a row");
       EXPECT(values[r][t] == static_cast<float>(counter));
       EXPECT(rewards[r][t] == static_cast<float>(counter % 2 + 1));  // the action chosen for this very step
-      EXPECT(valids[r][t] && versions[r][t] == 7);
+      EXPECT(policies[r][t] == 0 && versions[r][t] == 7);
       const bool episode_ended = obs_a[r][t + 1][2] == 0.0F;
       EXPECT(dones[r][t] == episode_ended);
       // RNN state: +1 per step, zeroed at episode ends (and it starts at 0 for every env).
@@ -174,7 +173,6 @@ void check_block(const TrajectoryBuffers& buffers, std::int64_t block, Collected
       EXPECT(rnn_a[r][t + 1][0] == expected_rnn);
       collected.counters_by_env[env_id].push_back(counter);
     }
-    EXPECT(valids[r][rollout]);
   }
   ++collected.blocks;
 }

@@ -3,7 +3,7 @@
 ``forward(obs, rnn_states, deterministic) -> outputs`` takes raw observations (dtype as the env gives
 them, plus an optional ``action_mask`` key), casts and normalizes them inside the model, runs the
 actor-critic, and returns ``values``, ``action_logits``, ``actions``, ``log_prob_actions`` and
-``new_rnn_states``. ``deterministic`` replaces sampled actions with the most likely ones. The same module
+``new_rnn_states`` (the entries the trajectory layout, ``pysf._C.trajectory_fields()``, maps to buffers). ``deterministic`` replaces sampled actions with the most likely ones. The same module
 runs eagerly for ``--inference_backend=python``.
 """
 
@@ -18,9 +18,6 @@ from torch import Tensor, nn
 from pysf.algo.utils.action_distributions import ACTION_MASK_KEY, make_distribution_head
 from pysf.model.actor_critic import ActorCritic
 from pysf.utils.typing import ObsSpace
-
-OUTPUT_KEYS = ("values", "action_logits", "actions", "log_prob_actions", "new_rnn_states")
-
 
 class InferencePolicy(nn.Module):
     """Wraps an actor-critic whose ``forward`` accepts ``action_mask`` (Sample Factory >= 2.1.2 signature)."""

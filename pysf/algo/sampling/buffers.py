@@ -1,20 +1,37 @@
-"""Allocation of the trajectory buffers the native sampler fills (layout: csrc/buffers/trajectory_buffers.h)."""
+"""Allocation of the trajectory buffers the native sampler fills.
+
+The layout has one owner, ``kTrajectoryFields`` in csrc/buffers/trajectory_buffers.h, exported as
+``pysf._C.trajectory_fields()``: this module allocates what that table lists, so adding a field is one line there.
+"""
 
 from __future__ import annotations
 
-from typing import Dict
+import functools
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 import torch
 from gymnasium import spaces
 
+from pysf import _C
 from pysf.algo.utils.action_distributions import calc_num_action_parameters, calc_num_actions
 from pysf.algo.utils.tensor_dict import TensorDict
 from pysf.utils.typing import ActionSpace, ObsSpace
 
-# Values that expose reads of never-written data (as in Sample Factory).
-_FLOAT_SENTINEL = -4242.42
-_INT_SENTINEL = 43
+
+@functools.lru_cache(maxsize=None)
+def _fields() -> tuple:
+    return tuple(_C.trajectory_fields())
+
+
+def trajectory_fields() -> List[Dict[str, Any]]:
+    """The trajectory layout: one dict per tensor besides the observations (see ``pysf._C.trajectory_fields``)."""
+    return [dict(field) for field in _fields()]
+
+
+def env_worker_fields() -> List[str]:
+    """The buffers env worker processes map besides ``obs`` (they write them, or read actions from them)."""
+    return [field["name"] for field in _fields() if field["env_worker_view"]]
 
 
 def _torch_dtype(space: spaces.Space) -> torch.dtype:
@@ -32,31 +49,25 @@ def allocate_trajectory_buffers(
 ) -> TensorDict:
     """``[num_blocks * block_rows, rollout(+1), ...]`` tensors, in shared memory when env processes write them."""
     rows = num_blocks * block_rows
-    t = rollout
+    trailing_sizes = dict(
+        rnn_state_size=rnn_state_size,
+        num_actions=calc_num_actions(action_space),
+        num_action_parameters=calc_num_action_parameters(action_space),
+    )
 
-    def full(shape, value, dtype):
-        tensor = torch.full(shape, value, dtype=dtype)
+    def full(shape: Sequence[int], value: float, dtype: torch.dtype) -> torch.Tensor:
+        tensor = torch.full(tuple(shape), value, dtype=dtype)
         return tensor.share_memory_() if shared_memory else tensor
 
     obs: Dict[str, torch.Tensor] = {}
     for key, space in obs_space.spaces.items():
         dtype = _torch_dtype(space)
-        sentinel = _FLOAT_SENTINEL if dtype.is_floating_point else _INT_SENTINEL
-        obs[key] = full((rows, t + 1) + tuple(space.shape), sentinel if dtype != torch.bool else False, dtype)
-    buffers = TensorDict(
-        obs=TensorDict(obs),
-        rnn_states=full((rows, t + 1, rnn_state_size), _FLOAT_SENTINEL, torch.float32),
-        actions=full((rows, t, calc_num_actions(action_space)), _FLOAT_SENTINEL, torch.float32),
-        action_logits=full((rows, t, calc_num_action_parameters(action_space)), _FLOAT_SENTINEL, torch.float32),
-        log_prob_actions=full((rows, t), _FLOAT_SENTINEL, torch.float32),
-        values=full((rows, t + 1), _FLOAT_SENTINEL, torch.float32),
-        rewards=full((rows, t), _FLOAT_SENTINEL, torch.float32),
-        dones=full((rows, t), True, torch.bool),
-        time_outs=full((rows, t), True, torch.bool),
-        policy_version=full((rows, t), -1, torch.int32),
-        policy_id=full((rows, t), -1, torch.int32),
-        valids=full((rows, t + 1), False, torch.bool),
-    )
+        obs[key] = full((rows, rollout + 1) + tuple(space.shape), _C.unwritten_observation_value(dtype), dtype)
+    buffers = TensorDict(obs=TensorDict(obs))
+    for field in _fields():
+        steps = rollout + 1 if field["bootstrap_step"] else rollout
+        trailing = () if field["trailing"] is None else (trailing_sizes[field["trailing"]],)
+        buffers[field["name"]] = full((rows, steps) + trailing, field["initial_value"], field["dtype"])
     return buffers
 
 

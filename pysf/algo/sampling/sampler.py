@@ -26,7 +26,7 @@ import torch.multiprocessing  # noqa: F401 - registers tensor pickling through s
 
 from pysf.algo.inference.policy_backends import NativePolicy, PythonPolicy
 from pysf.algo.sampling import protocol
-from pysf.algo.sampling.buffers import allocate_trajectory_buffers, block_row_index, native_buffers_dict
+from pysf.algo.sampling.buffers import allocate_trajectory_buffers, block_row_index, env_worker_fields, native_buffers_dict
 from pysf.algo.sampling.rollout_worker import WorkerSpec, rollout_worker_main, rollout_worker_thread_main
 from pysf.algo.sampling.training_info import SharedTrainingInfo
 from pysf.algo.utils.context import sf_global_context
@@ -158,8 +158,8 @@ class Sampler:
     def _start_worker_processes(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._stats_queue = ctx.Queue()
-        shared = {k: self.buffers[k] for k in ("obs", "actions", "rewards", "dones", "time_outs")}
-        shared["obs"] = dict(shared["obs"])
+        shared = {k: self.buffers[k] for k in env_worker_fields()}
+        shared["obs"] = dict(self.buffers["obs"])
         splits_per_worker = int(self.cfg.worker_num_splits)
         envs_per_worker = int(self.cfg.num_envs_per_worker)
         for worker_index in range(int(self.cfg.num_workers)):

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-namespace pysf::inference {
+namespace pysf::core {
 
 /// An insertion-ordered map from names to tensors, stored as a flat vector of (name, tensor) pairs.
 ///
@@ -71,4 +71,4 @@ class TensorMap {
   std::vector<value_type> entries_;
 };
 
-}  // namespace pysf::inference
+}  // namespace pysf::core

@@ -11,10 +11,10 @@
 
 #include "buffers/bounded_queue.h"
 #include "buffers/trajectory_buffers.h"
-#include "inference/inference_request.h"
+#include "sampler/inference_request.h"
 #include "inference/policy_runner.h"
 
-namespace pysf::inference {
+namespace pysf::sampler {
 
 struct InferenceServerConfig {
   int num_threads = 1;                 // --policy_workers_per_policy
@@ -29,8 +29,9 @@ struct InferenceServerConfig {
 /// Dynamic batching: a thread waits for one request, then takes every other request already queued
 /// (up to `max_batch_rows` rows), so batches grow with load without waiting on a deadline. For each
 /// batch it gathers the observations and RNN states of every request from the trajectory buffers,
-/// runs the policy once, scatters actions, action_logits, log_prob_actions, values and policy_version
-/// into step t and the new RNN states into step t+1, then calls `on_actions_ready(request)` per request.
+/// runs the policy once, copies each policy output that kTrajectoryFields maps to a buffer into its
+/// step (t, or t+1 for the new RNN states) and the weights' version into policy_version, then calls
+/// `on_actions_ready(request)` per request.
 ///
 /// Threads start in `start()` and are joined by `stop()` (also from the destructor); `stop()` returns
 /// promptly even while threads wait for requests. A policy error is reported through `on_error` and
@@ -40,7 +41,7 @@ class InferenceServer {
   using ActionsReady = std::function<void(const InferenceRequest&)>;
   using ErrorHandler = std::function<void(const std::string&)>;
 
-  InferenceServer(InferenceServerConfig config, std::shared_ptr<PolicyRunner> policy, buffers::TrajectoryBuffers buffers,
+  InferenceServer(InferenceServerConfig config, std::shared_ptr<inference::PolicyRunner> policy, buffers::TrajectoryBuffers buffers,
                   ActionsReady on_actions_ready, ErrorHandler on_error);
   ~InferenceServer();
   InferenceServer(const InferenceServer&) = delete;
@@ -66,8 +67,15 @@ class InferenceServer {
   void run_batch(const std::vector<InferenceRequest>& batch);
 
   const InferenceServerConfig config_;
-  std::shared_ptr<PolicyRunner> policy_;
+  std::shared_ptr<inference::PolicyRunner> policy_;
   const buffers::TrajectoryBuffers buffers_;
+  // The buffers that policy outputs go to (from kTrajectoryFields).
+  struct OutputSlot {
+    const at::Tensor* buffer;
+    const char* output;
+    std::int64_t step_offset;
+  };
+  std::vector<OutputSlot> output_slots_;
   ActionsReady on_actions_ready_;
   ErrorHandler on_error_;
   buffers::BoundedQueue<InferenceRequest> requests_;
@@ -80,4 +88,4 @@ class InferenceServer {
   std::vector<InferenceRequest> parked_;
 };
 
-}  // namespace pysf::inference
+}  // namespace pysf::sampler

@@ -1,4 +1,4 @@
-#include "inference/inference_server.h"
+#include "sampler/inference_server.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -7,11 +7,14 @@
 #include <exception>
 #include <utility>
 
-namespace pysf::inference {
+namespace pysf::sampler {
+
+using core::TensorMap;
+using inference::PolicyOutput;
 
 using buffers::block_step;
 
-InferenceServer::InferenceServer(InferenceServerConfig config, std::shared_ptr<PolicyRunner> policy,
+InferenceServer::InferenceServer(InferenceServerConfig config, std::shared_ptr<inference::PolicyRunner> policy,
                                  buffers::TrajectoryBuffers buffers, ActionsReady on_actions_ready,
                                  ErrorHandler on_error)
     : config_(config),
@@ -21,6 +24,11 @@ InferenceServer::InferenceServer(InferenceServerConfig config, std::shared_ptr<P
       on_error_(std::move(on_error)),
       // Each split has at most one request in flight, so this capacity never blocks a producer.
       requests_(static_cast<std::size_t>(std::max(1, config.num_splits))) {
+  for (const buffers::TrajectoryField& field : buffers::kTrajectoryFields) {
+    if (field.policy_output != nullptr) {
+      output_slots_.push_back(OutputSlot{&(buffers_.*field.member), field.policy_output, field.policy_output_step});
+    }
+  }
   if (config_.num_threads < 1) throw std::invalid_argument("InferenceServer: num_threads must be >= 1");
   if (config_.serial_order && config_.num_threads != 1) {
     throw std::invalid_argument("InferenceServer: serial_order needs exactly one inference thread");
@@ -95,22 +103,17 @@ void InferenceServer::run_batch(const std::vector<InferenceRequest>& batch) {
 
   PolicyOutput output = policy_->forward(obs, rnn_states, config_.deterministic_actions);
 
-  const at::Tensor& actions = output.outputs.at("actions");
-  const at::Tensor& action_logits = output.outputs.at("action_logits");
-  const at::Tensor& log_prob_actions = output.outputs.at("log_prob_actions");
-  const at::Tensor& values = output.outputs.at("values");
-  const at::Tensor& new_rnn_states = output.outputs.at("new_rnn_states");
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    const InferenceRequest& request = batch[i];
-    const std::int64_t offset = static_cast<std::int64_t>(i) * rows;
-    auto slice = [&](const at::Tensor& tensor) { return tensor.narrow(0, offset, rows); };
-    auto destination = [&](const at::Tensor& tensor) { return block_step(tensor, buffers_, request.block, request.step); };
-    destination(buffers_.actions).copy_(slice(actions).reshape({rows, -1}));
-    destination(buffers_.action_logits).copy_(slice(action_logits));
-    destination(buffers_.log_prob_actions).copy_(slice(log_prob_actions));
-    destination(buffers_.values).copy_(slice(values));
-    destination(buffers_.policy_version).fill_(output.policy_version);
-    block_step(buffers_.rnn_states, buffers_, request.block, request.step + 1).copy_(slice(new_rnn_states));
+  for (const OutputSlot& slot : output_slots_) {
+    const at::Tensor& produced = output.outputs.at(slot.output);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const InferenceRequest& request = batch[i];
+      at::Tensor destination = block_step(*slot.buffer, buffers_, request.block, request.step + slot.step_offset);
+      // reshape: discrete actions come as [B], their buffer rows are [B, 1]
+      destination.copy_(produced.narrow(0, static_cast<std::int64_t>(i) * rows, rows).reshape(destination.sizes()));
+    }
+  }
+  for (const auto& request : batch) {
+    block_step(buffers_.policy_version, buffers_, request.block, request.step).fill_(output.policy_version);
   }
   batches_.fetch_add(1);
   rows_.fetch_add(static_cast<std::int64_t>(batch.size()) * rows);
@@ -139,4 +142,4 @@ void InferenceServer::thread_main() {
   policy_->thread_stopping();
 }
 
-}  // namespace pysf::inference
+}  // namespace pysf::sampler

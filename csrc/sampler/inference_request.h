@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-namespace pysf::inference {
+namespace pysf::sampler {
 
 /// A request names the rows and the step of the trajectory buffers to act on; the data itself stays in
 /// the buffers (only indices travel). Each split has at most one request in flight.
@@ -13,4 +13,4 @@ struct InferenceRequest {
   std::int64_t step = 0;    // time step within the block
 };
 
-}  // namespace pysf::inference
+}  // namespace pysf::sampler
