@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from pysf import _C
 from pysf.algo.sampling import protocol
 from pysf.algo.sampling.rollout_worker import RolloutWorker, WorkerSpec, _step_functions
 from pysf.algo.utils.context import reset_global_context, sf_global_context
@@ -46,7 +47,8 @@ def make_worker(env_name: str, rows: int, rollout: int, seed: int = 3) -> Rollou
     probe = gym.make(env_name)
     spec = WorkerSpec(
         worker_index=0, env_name=env_name, cfg=cfg, obs_space=gym.spaces.Dict(obs=probe.observation_space),
-        action_space=probe.action_space, block_rows=rows, num_splits=1, first_env_id=0, seed=seed,
+        action_space=probe.action_space, block_rows=rows,
+        splits=[_C.assign_split(seed=seed, envs_per_split=rows, warm_up_steps_per_index=0, split_id=0, index_in_worker=0)],
         parent_pid=os.getpid(), context=sf_global_context(), env_obs_is_dict=False,
     )
     buffers = dict(
@@ -64,7 +66,8 @@ def test_gymnasium_make_envs_step_bare_with_the_same_results_as_the_full_wrapper
     worker = make_worker(SHORT_CARTPOLE, rows, rollout, seed)
     assert worker.splits[0].time_limit == TIME_LIMIT  # the bare-env path is taken
     reference = [gym.make(SHORT_CARTPOLE) for _ in range(rows)]
-    expected_obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(reference)]
+    env_seeds = worker.spec.splits[0]["env_seeds"]
+    expected_obs = [env.reset(seed=env_seeds[i])[0] for i, env in enumerate(reference)]
     worker.reset_split(0, 0)
     np.testing.assert_array_equal(worker.obs["obs"][:, 0], np.array(expected_obs))
 

@@ -1,4 +1,5 @@
 // Bindings for pysf::sampler::Sampler (and the eager-Python policy runner). Conversion and GIL only.
+#include <pybind11/stl.h>
 #include <torch/csrc/utils/pybind.h>
 
 #include <ATen/ATen.h>
@@ -66,6 +67,25 @@ class PythonPolicyRunner final : public PolicyRunner {
 
 thread_local std::unique_ptr<py::gil_scoped_acquire> PythonPolicyRunner::acquire_;
 thread_local std::unique_ptr<py::gil_scoped_release> PythonPolicyRunner::release_;
+
+/// SplitAssignments as plain dicts (picklable: they travel to worker processes in their WorkerSpec).
+py::dict assignment_dict(const pysf::sampler::SplitAssignment& a) {
+  py::dict d;
+  d["split_id"] = a.split_id;
+  d["index_in_worker"] = a.index_in_worker;
+  d["first_env_id"] = a.first_env_id;
+  d["env_seeds"] = a.env_seeds;
+  d["warm_up_steps"] = a.warm_up_steps;
+  d["warm_up_seeds"] = a.warm_up_seeds;
+  d["policy_ids"] = a.policy_ids;
+  return d;
+}
+
+py::list assignment_dicts(const std::vector<pysf::sampler::SplitAssignment>& assignments) {
+  py::list result;
+  for (const auto& a : assignments) result.append(assignment_dict(a));
+  return result;
+}
 
 /// The SamplerConfig a Python dict describes. A key that is not given keeps SamplerConfig's own default (the
 /// one place defaults live); a key this function does not know is an error, so a misspelt setting cannot be
@@ -195,6 +215,18 @@ void bind_sampler(py::module_& module) {
   using pysf::sampler::Sampler;
   using release_gil = py::call_guard<py::gil_scoped_release>;
 
+  module.def(
+      "assign_split",
+      [](std::uint64_t seed, std::int64_t envs_per_split, std::int64_t warm_up_steps_per_index, int split_id,
+         int index_in_worker) {
+        return assignment_dict(pysf::sampler::assign_split(
+            pysf::sampler::AssignmentRules{seed, envs_per_split, warm_up_steps_per_index}, split_id, index_in_worker));
+      },
+      py::arg("seed"), py::arg("envs_per_split"), py::arg("warm_up_steps_per_index"), py::arg("split_id"),
+      py::arg("index_in_worker"),
+      "The assignment the Sampler gives a split (csrc/sampler/split_assignment.h), as Sampler.next_remote_assignments "
+      "returns it.");
+
   py::class_<Sampler, std::unique_ptr<Sampler, ReleaseGilDeleter>>(module, "Sampler", R"doc(
 The native sampling engine: env runner threads (native envs), proxies of Python env worker processes,
 inference threads and the trajectory block queues. See csrc/sampler/sampler.h.
@@ -210,13 +242,20 @@ inference threads and the trajectory block queues. See csrc/sampler/sampler.h.
              int num_splits, const std::string& description) {
             pysf::sampler::WorkerChannels channels{mailbox, UniqueFd(wake_worker_fd), UniqueFd(reports_posted_fd),
                                                    UniqueFd(lifeline_fd)};
-            return sampler.add_remote_worker(std::move(channels), num_splits, description);
+            return assignment_dicts(sampler.add_remote_worker(std::move(channels), num_splits, description));
           },
           py::arg("mailbox"), py::arg("wake_worker_fd"), py::arg("reports_posted_fd"), py::arg("lifeline_fd"),
           py::arg("num_splits"), py::arg("description"),
           "Register a Python env worker process (csrc/sampler/worker_mailbox.h): its shared mailbox tensor, the "
           "eventfd it waits on, the eventfd it signals, the sampler's end of its lifeline socket. Takes ownership "
-          "of the three fds (also on error). Returns its global split ids.")
+          "of the three fds (also on error). Returns the assignments of its splits (see next_remote_assignments).")
+      .def(
+          "next_remote_assignments",
+          [](const Sampler& sampler, int num_splits) { return assignment_dicts(sampler.next_remote_assignments(num_splits)); },
+          py::arg("num_splits"),
+          "What the splits of the next add_remote_worker(num_splits=...) will be assigned (csrc/sampler/split_assignment.h): "
+          "one dict per split with split_id, index_in_worker, first_env_id and per-env lists env_seeds, warm_up_steps, "
+          "warm_up_seeds, policy_ids.")
       .def("start", &Sampler::start, release_gil())
       .def("stop", &Sampler::stop, release_gil(), "Stop and join everything (idempotent).")
       .def("get_trajectories", &Sampler::get_trajectories, py::arg("num_blocks"), py::arg("timeout"), release_gil(),

@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "sampler/split_assignment.h"
+
 namespace pysf::sampler {
 
 /// One finished episode: raw (unscaled) return and length in env steps.
@@ -16,6 +18,13 @@ struct EpisodeStat {
   float reward = 0.0F;
   std::int32_t length = 0;
 };
+
+/// The episode that row `row` of the split with `assignment` just finished (its env id and policy from there).
+[[nodiscard]] inline EpisodeStat episode_of(const SplitAssignment& assignment, std::int64_t row, float reward,
+                                            std::int32_t length) {
+  return EpisodeStat{static_cast<int>(assignment.first_env_id + row),
+                     assignment.policy_ids[static_cast<std::size_t>(row)], reward, length};
+}
 
 /// Thread-safe append/drain buffer. Bounded: when nobody drains, the oldest entries are discarded
 /// (and counted) instead of growing without limit.

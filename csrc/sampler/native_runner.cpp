@@ -3,7 +3,9 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <exception>
+#include <stdexcept>
 #include <utility>
 
 #include "envs/rng.h"
@@ -12,8 +14,7 @@ namespace pysf::sampler {
 
 NativeRunner::NativeRunner(int worker_index, std::vector<std::unique_ptr<RolloutSplit>> splits,
                            std::vector<std::unique_ptr<envs::VectorEnv>> envs, const buffers::TrajectoryBuffers& buffers,
-                           InferenceServer& server, EpisodeStatsSink& episode_stats, ErrorHandler on_error,
-                           Decorrelation decorrelation)
+                           InferenceServer& server, EpisodeStatsSink& episode_stats, ErrorHandler on_error)
     : worker_index_(worker_index),
       splits_(std::move(splits)),
       envs_(std::move(envs)),
@@ -21,8 +22,9 @@ NativeRunner::NativeRunner(int worker_index, std::vector<std::unique_ptr<Rollout
       server_(server),
       episode_stats_(episode_stats),
       on_error_(std::move(on_error)),
-      decorrelation_(decorrelation),
       ready_(splits_.size(), 0) {
+  if (splits_.size() != envs_.size()) throw std::invalid_argument("NativeRunner: one VectorEnv per split");
+  for (std::size_t i = 0; i < splits_.size(); ++i) envs_[i]->seed(splits_[i]->assignment().env_seeds);
   const std::int64_t rows = buffers_.block_rows;
   episode_return_ = at::zeros({rows}, at::kFloat);
   episode_length_ = at::zeros({rows}, at::kInt);
@@ -58,17 +60,20 @@ bool NativeRunner::stop_requested() {
   return stopping_;
 }
 
+bool NativeRunner::has_warm_up(std::size_t local_index) const {
+  const auto& steps = splits_[local_index]->assignment().warm_up_steps;
+  return std::any_of(steps.begin(), steps.end(), [](std::int64_t n) { return n > 0; });
+}
+
 bool NativeRunner::decorrelate(std::size_t local_index, const at::Tensor& obs) {
   envs::VectorEnv& env = *envs_[local_index];
-  const std::int64_t rows = env.num_envs();
-  const auto envs_per_worker = static_cast<std::int64_t>(envs_.size()) * rows;
-  for (std::int64_t r = 0; r < rows; ++r) {
-    // One env's warm-up takes at most steps_per_index * envs_per_worker steps: microseconds to milliseconds.
+  const SplitAssignment& assignment = splits_[local_index]->assignment();
+  for (std::int64_t r = 0; r < env.num_envs(); ++r) {
+    // One env's warm-up takes at most rollout * envs_per_worker steps: microseconds to milliseconds.
     if (stop_requested()) return false;
-    const std::int64_t index_in_worker = static_cast<std::int64_t>(local_index) * rows + r;
-    const auto global_env = static_cast<std::uint64_t>(worker_index_ * envs_per_worker + index_in_worker);
-    envs::Rng action_rng(envs::derive_env_seed(decorrelation_.seed, global_env));
-    env.random_steps(static_cast<int>(r), decorrelation_.steps_per_index * index_in_worker, action_rng);
+    const auto i = static_cast<std::size_t>(r);
+    envs::Rng action_rng(assignment.warm_up_seeds[i]);
+    env.random_steps(static_cast<int>(r), assignment.warm_up_steps[i], action_rng);
   }
   env.observe(obs);
   return true;
@@ -107,8 +112,7 @@ void NativeRunner::step_split(int local_index) {
   const std::int64_t rows = split.rows();
   for (std::int64_t i = 0; i < rows; ++i) {
     if (terminated[i * terminated_stride] || truncated[i * truncated_stride]) {
-      const int env_id = static_cast<int>(split.split_id() * rows + i);
-      episode_stats_.push(EpisodeStat{env_id, 0, returns[i], lengths[i]});
+      episode_stats_.push(episode_of(split.assignment(), i, returns[i], lengths[i]));
     }
   }
 }
@@ -123,7 +127,7 @@ void NativeRunner::thread_main() {
       envs::StepOutput out;
       out.obs = split.at_step(buffers_.obs.at(obs_key), 0);
       envs_[i]->reset(out);
-      if (decorrelation_.steps_per_index > 0 && !decorrelate(i, out.obs)) return;
+      if (has_warm_up(i) && !decorrelate(i, out.obs)) return;
       if (!server_.submit(split.request())) return;
     }
     // Round-robin over the splits: while inference runs for one, the others step. A split that

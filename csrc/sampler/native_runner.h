@@ -19,18 +19,13 @@
 
 namespace pysf::sampler {
 
-/// Sample Factory's --decorrelate_envs_on_one_worker for native envs: right after its first reset, the
-/// env with index k in its worker (counted over all the worker's splits) takes `steps_per_index * k`
-/// random steps (VectorEnv::random_steps), which are no env frames and report no episodes.
-struct Decorrelation {
-  std::int64_t steps_per_index = 0;  ///< --rollout when the flag is on; 0: off
-  std::uint64_t seed = 0;            ///< global env g draws its warm-up actions from derive_env_seed(seed, g)
-};
-
 /// Sample Factory's rollout worker, without Python: owns `splits.size()` splits, each a VectorEnv of
 /// `block_rows` envs. While inference runs for one split, the thread steps the other (Sample Factory's
 /// `worker_num_splits` double buffering). Each step writes straight into the trajectory buffers;
-/// finished episodes go to the stats sink. The thread waits on a condition variable for actions
+/// finished episodes go to the stats sink. Each split's envs get their seeds and their Sample Factory
+/// decorrelation warm-up (--decorrelate_envs_on_one_worker: random steps right after the first reset,
+/// VectorEnv::random_steps, no env frames, no episodes reported) from the split's assignment
+/// (split_assignment.h). The thread waits on a condition variable for actions
 /// (no spinning) and exits when stopped or when a queue closes; errors go to `on_error`.
 class NativeRunner {
  public:
@@ -38,8 +33,7 @@ class NativeRunner {
 
   NativeRunner(int worker_index, std::vector<std::unique_ptr<RolloutSplit>> splits,
                std::vector<std::unique_ptr<envs::VectorEnv>> envs, const buffers::TrajectoryBuffers& buffers,
-               InferenceServer& server, EpisodeStatsSink& episode_stats, ErrorHandler on_error,
-               Decorrelation decorrelation = {});
+               InferenceServer& server, EpisodeStatsSink& episode_stats, ErrorHandler on_error);
   ~NativeRunner();
   NativeRunner(const NativeRunner&) = delete;
   NativeRunner& operator=(const NativeRunner&) = delete;
@@ -58,6 +52,7 @@ class NativeRunner {
   /// The warm-up of split `local_index`'s envs, then their observations at step 0 into `obs`. Returns
   /// false if stopped meanwhile (checked between envs).
   bool decorrelate(std::size_t local_index, const at::Tensor& obs);
+  [[nodiscard]] bool has_warm_up(std::size_t local_index) const;
   bool stop_requested();
   bool wait_for_actions(int local_index);
   void step_split(int local_index);
@@ -69,7 +64,6 @@ class NativeRunner {
   InferenceServer& server_;
   EpisodeStatsSink& episode_stats_;
   ErrorHandler on_error_;
-  const Decorrelation decorrelation_;
   // Per split: inference finished writing its actions.
   std::mutex mutex_;
   std::condition_variable actions_ready_;

@@ -60,9 +60,8 @@ bool RemoteWorker::handle_report(int local_index, const WorkerReport& report) {
   RolloutSplit& split = *splits_[static_cast<std::size_t>(local_index)];
   if (report.kind == ReportKind::kStepped) {
     for (const auto& episode : report.episodes) {
-      const int env_id = static_cast<int>(split.split_id() * split.rows() + episode.env_index);
-      episode_stats_.push(EpisodeStat{env_id, 0, static_cast<float>(episode.raw_return),
-                                      static_cast<std::int32_t>(episode.length)});
+      episode_stats_.push(episode_of(split.assignment(), episode.env_index, static_cast<float>(episode.raw_return),
+                                     static_cast<std::int32_t>(episode.length)));
     }
     if (!split.finish_step()) return false;
     if (split.needs_block()) return true;  // continues in acquire_blocks()

@@ -3,12 +3,19 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <stdexcept>
+#include <string>
+#include <utility>
 
 namespace pysf::sampler {
 
-RolloutSplit::RolloutSplit(int split_id, const buffers::TrajectoryBuffers& buffers, BlockQueues queues,
+RolloutSplit::RolloutSplit(SplitAssignment assignment, const buffers::TrajectoryBuffers& buffers, BlockQueues queues,
                            RewardShaping shaping)
-    : split_id_(split_id), buffers_(buffers), queues_(queues), shaping_(shaping) {
+    : assignment_(std::move(assignment)), buffers_(buffers), queues_(queues), shaping_(shaping) {
+  if (assignment_.num_envs() != buffers_.block_rows) {
+    throw std::invalid_argument("RolloutSplit: the assignment has " + std::to_string(assignment_.num_envs()) +
+                                " envs but a block has " + std::to_string(buffers_.block_rows) + " rows");
+  }
   // Every method runs its tensor ops in InferenceMode (cheaper dispatch than NoGrad; the sampler never needs
   // autograd): the carry tensors made here are inference tensors, and are only ever written in InferenceMode.
   const c10::InferenceMode inference_mode;
@@ -16,6 +23,7 @@ RolloutSplit::RolloutSplit(int split_id, const buffers::TrajectoryBuffers& buffe
     carry_obs_.insert_or_assign(key, at::empty_like(block_step(tensor, buffers_, 0, 0)));
   }
   carry_rnn_states_ = at::empty_like(block_step(buffers_.rnn_states, buffers_, 0, 0));
+  policy_ids_ = at::tensor(c10::ArrayRef<std::int32_t>(assignment_.policy_ids), at::kInt).unsqueeze(1);
 }
 
 at::Tensor RolloutSplit::at_step(const at::Tensor& tensor, std::int64_t step) const {
@@ -23,14 +31,14 @@ at::Tensor RolloutSplit::at_step(const at::Tensor& tensor, std::int64_t step) co
 }
 
 bool RolloutSplit::acquire_block() {
-  const std::optional<std::int64_t> block = queues_.free.acquire(split_id_);
+  const std::optional<std::int64_t> block = queues_.free.acquire(assignment_.split_id);
   if (!block) return false;
   start_block(*block);
   return true;
 }
 
 bool RolloutSplit::try_acquire_block() {
-  const std::optional<std::int64_t> block = queues_.free.try_acquire(split_id_);
+  const std::optional<std::int64_t> block = queues_.free.try_acquire(assignment_.split_id);
   if (!block) return false;
   start_block(*block);
   return true;
@@ -40,6 +48,7 @@ void RolloutSplit::start_block(std::int64_t block) {
   block_ = block;
   step_ = 0;
   const c10::InferenceMode inference_mode;
+  buffers_.policy_id.narrow(0, buffers_.first_row(block), buffers_.block_rows).copy_(policy_ids_);
   if (has_carry_) {
     for (const auto& [key, tensor] : buffers_.obs) at_step(tensor, 0).copy_(carry_obs_.at(key));
     at_step(buffers_.rnn_states, 0).copy_(carry_rnn_states_);
@@ -55,7 +64,6 @@ bool RolloutSplit::finish_step() {
   rewards.clamp_(-shaping_.clip, shaping_.clip);
   at::Tensor dones = at_step(buffers_.dones, step_);
   dones.logical_or_(at_step(buffers_.time_outs, step_));
-  at_step(buffers_.policy_id, step_).fill_(0);
   at_step(buffers_.rnn_states, step_ + 1).masked_fill_(dones.unsqueeze(1), 0.0);
   ++step_;
   if (step_ < buffers_.rollout()) return true;

@@ -8,8 +8,9 @@
 #include "buffers/block_pool.h"
 #include "buffers/bounded_queue.h"
 #include "buffers/trajectory_buffers.h"
-#include "sampler/inference_request.h"
 #include "core/tensor_map.h"
+#include "sampler/inference_request.h"
+#include "sampler/split_assignment.h"
 
 namespace pysf::sampler {
 
@@ -31,9 +32,9 @@ struct RewardShaping {
 ///
 /// Block life cycle: `acquire_block` takes a free block; at each step t the env side writes step t+1
 /// observations and step t rewards/flags, then `finish_step` scales and clips rewards, sets dones =
-/// terminated | truncated, marks the step valid, zeroes the next RNN state of finished episodes; after
+/// terminated | truncated, zeroes the next RNN state of finished episodes; after
 /// `rollout` steps it hands the block (with its bootstrap step T) to the completed queue and the split
-/// `needs_block()`. The next `acquire_block` continues in a new free block whose step 0 receives the old
+/// `needs_block()`. Each block's policy_id rows are the assignment's policy_ids. The next `acquire_block` continues in a new free block whose step 0 receives the old
 /// block's step-T observations and RNN states. Waiting for a free block is the back-pressure that
 /// throttles sampling when the learner falls behind. Completing and acquiring are separate so that a
 /// runner with several splits can finish all of them before it waits (synchronous sampling has exactly
@@ -43,7 +44,9 @@ struct RewardShaping {
 /// ordered before the runner's next access by the request/notify hand-off.
 class RolloutSplit {
  public:
-  RolloutSplit(int split_id, const buffers::TrajectoryBuffers& buffers, BlockQueues queues, RewardShaping shaping);
+  /// `assignment` (split_assignment.h) says which envs and policies the split's rows are.
+  RolloutSplit(SplitAssignment assignment, const buffers::TrajectoryBuffers& buffers, BlockQueues queues,
+               RewardShaping shaping);
 
   /// Takes a free block (waits for one). The first block starts with zero RNN states; later ones with
   /// the previous block's last observations and RNN states. False when shutting down.
@@ -58,8 +61,9 @@ class RolloutSplit {
   /// The block was completed and no new one was acquired yet.
   [[nodiscard]] bool needs_block() const { return block_ < 0; }
 
-  [[nodiscard]] InferenceRequest request() const { return {split_id_, block_, step_}; }
-  [[nodiscard]] int split_id() const { return split_id_; }
+  [[nodiscard]] InferenceRequest request() const { return {assignment_.split_id, block_, step_}; }
+  [[nodiscard]] int split_id() const { return assignment_.split_id; }
+  [[nodiscard]] const SplitAssignment& assignment() const { return assignment_; }
   [[nodiscard]] std::int64_t block() const { return block_; }
   [[nodiscard]] std::int64_t step() const { return step_; }
   [[nodiscard]] std::int64_t rows() const { return buffers_.block_rows; }
@@ -72,7 +76,7 @@ class RolloutSplit {
   void start_block(std::int64_t block);
   bool complete_block();
 
-  const int split_id_;
+  const SplitAssignment assignment_;
   const buffers::TrajectoryBuffers& buffers_;
   BlockQueues queues_;
   const RewardShaping shaping_;
@@ -82,6 +86,7 @@ class RolloutSplit {
   // Step-T observations / RNN states carried into the next block (the old one may be reused at once).
   core::TensorMap carry_obs_;
   at::Tensor carry_rnn_states_;
+  at::Tensor policy_ids_;  // [rows, 1] int32: the assignment's policy per row, broadcast over a block's steps
 };
 
 }  // namespace pysf::sampler

@@ -5,7 +5,6 @@
 #include <utility>
 
 #include "envs/registry.h"
-#include "envs/rng.h"
 #include "sampler/native_runner.h"
 #include "sampler/remote_worker.h"
 
@@ -40,24 +39,41 @@ int Sampler::num_splits() const {
   return native + num_remote_splits_;
 }
 
-std::vector<int> Sampler::add_remote_worker(WorkerChannels channels, int num_splits, const std::string& description) {
+AssignmentRules Sampler::assignment_rules() const {
+  return AssignmentRules{
+      .seed = config_.seed,
+      .envs_per_split = buffers_.block_rows,
+      .warm_up_steps_per_index = config_.decorrelate_envs_on_one_worker ? buffers_.rollout() : 0};
+}
+
+std::vector<SplitAssignment> Sampler::worker_assignments(int first_split, int count) const {
+  const AssignmentRules rules = assignment_rules();
+  std::vector<SplitAssignment> assignments;
+  for (int i = 0; i < count; ++i) assignments.push_back(assign_split(rules, first_split + i, i));
+  return assignments;
+}
+
+std::vector<SplitAssignment> Sampler::next_remote_assignments(int num_splits) const {
+  return worker_assignments(this->num_splits(), num_splits);
+}
+
+std::vector<SplitAssignment> Sampler::add_remote_worker(WorkerChannels channels, int num_splits,
+                                                        const std::string& description) {
   if (started_.load()) throw std::logic_error("add_remote_worker must be called before start()");
   if (num_splits < 1) throw std::invalid_argument("a worker needs at least one split");
   // Validates the mailbox now, where the caller can still react, rather than in start().
   [[maybe_unused]] const MailboxWords check(channels.mailbox, MailboxLayout(num_splits, buffers_.block_rows));
-  const int first = this->num_splits();
-  pending_remote_.push_back(PendingRemoteWorker{std::move(channels), num_splits, description});
+  std::vector<SplitAssignment> assignments = next_remote_assignments(num_splits);
+  pending_remote_.push_back(PendingRemoteWorker{std::move(channels), assignments, description});
   num_remote_splits_ += num_splits;
-  std::vector<int> ids;
-  for (int i = 0; i < num_splits; ++i) ids.push_back(first + i);
-  return ids;
+  return assignments;
 }
 
-std::vector<std::unique_ptr<RolloutSplit>> Sampler::make_splits(int first_split, int count) {
+std::vector<std::unique_ptr<RolloutSplit>> Sampler::make_splits(std::vector<SplitAssignment> assignments) {
   std::vector<std::unique_ptr<RolloutSplit>> splits;
-  for (int i = 0; i < count; ++i) {
-    splits.push_back(std::make_unique<RolloutSplit>(first_split + i, buffers_, BlockQueues{*free_blocks_, completed_blocks_},
-                                                    config_.reward_shaping));
+  for (auto& assignment : assignments) {
+    splits.push_back(std::make_unique<RolloutSplit>(std::move(assignment), buffers_,
+                                                    BlockQueues{*free_blocks_, completed_blocks_}, config_.reward_shaping));
   }
   return splits;
 }
@@ -84,21 +100,16 @@ void Sampler::start() {
   int next_split = 0;
   if (!config_.native_env_name.empty()) {
     for (int worker = 0; worker < config_.num_native_workers; ++worker) {
+      std::vector<SplitAssignment> assignments = worker_assignments(next_split, config_.worker_num_splits);
       std::vector<std::unique_ptr<envs::VectorEnv>> worker_envs;
-      for (int s = 0; s < config_.worker_num_splits; ++s) {
-        // Distinct, reproducible streams per split: the seed and the split's first global env index.
-        const std::uint64_t split_seed = config_.seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(next_split + s) * 0x10001ULL + 1;
-        const int rows = static_cast<int>(buffers_.block_rows);
-        worker_envs.push_back(config_.make_env ? config_.make_env(next_split + s, rows, split_seed)
-                                               : envs::make_vector_env(config_.native_env_name, rows, split_seed));
+      for (const SplitAssignment& assignment : assignments) {
+        // The seed given here is replaced by the assignment's per-env seeds (NativeRunner).
+        worker_envs.push_back(config_.make_env ? config_.make_env(assignment)
+                                               : envs::make_vector_env(config_.native_env_name,
+                                                                       static_cast<int>(assignment.num_envs()), 0));
       }
-      // Warm-up actions: streams unrelated to the envs' own (derived from the seed with another constant).
-      const Decorrelation decorrelation{
-          .steps_per_index = config_.decorrelate_envs_on_one_worker ? buffers_.rollout() : 0,
-          .seed = envs::derive_env_seed(config_.seed, 0xDEC0'0000'0000'0001ULL)};
-      auto runner = std::make_unique<NativeRunner>(worker, make_splits(next_split, config_.worker_num_splits),
-                                                   std::move(worker_envs), buffers_, *server_, episode_stats_, on_error,
-                                                   decorrelation);
+      auto runner = std::make_unique<NativeRunner>(worker, make_splits(std::move(assignments)), std::move(worker_envs),
+                                                   buffers_, *server_, episode_stats_, on_error);
       for (int s = 0; s < config_.worker_num_splits; ++s) {
         split_owners_[static_cast<std::size_t>(next_split + s)] = SplitOwner{runner.get(), nullptr, s};
       }
@@ -107,13 +118,14 @@ void Sampler::start() {
     }
   }
   for (auto& pending : pending_remote_) {
+    const int worker_splits = static_cast<int>(pending.assignments.size());
     auto worker = std::make_unique<RemoteWorker>(pending.description, std::move(pending.channels),
-                                                 make_splits(next_split, pending.num_splits), *server_, episode_stats_,
+                                                 make_splits(std::move(pending.assignments)), *server_, episode_stats_,
                                                  on_error, config_.stall_limits);
-    for (int s = 0; s < pending.num_splits; ++s) {
+    for (int s = 0; s < worker_splits; ++s) {
       split_owners_[static_cast<std::size_t>(next_split + s)] = SplitOwner{nullptr, worker.get(), s};
     }
-    next_split += pending.num_splits;
+    next_split += worker_splits;
     remote_workers_.push_back(std::move(worker));
   }
   pending_remote_.clear();

@@ -19,6 +19,7 @@
 #include "sampler/episode_stats.h"
 #include "sampler/remote_worker.h"
 #include "sampler/rollout_split.h"
+#include "sampler/split_assignment.h"
 #include "sampler/worker_mailbox.h"
 
 namespace pysf::sampler {
@@ -26,8 +27,9 @@ namespace pysf::sampler {
 class NativeRunner;
 class RemoteWorker;
 
-/// Makes the VectorEnv of one split: (global split id, envs in the split, seed).
-using VectorEnvFactory = std::function<std::unique_ptr<envs::VectorEnv>(int, int, std::uint64_t)>;
+/// Makes the VectorEnv of one split (assignment.num_envs() envs); the Sampler then seeds it with the
+/// assignment's env_seeds.
+using VectorEnvFactory = std::function<std::unique_ptr<envs::VectorEnv>(const SplitAssignment&)>;
 
 struct SamplerConfig {
   // Native path: C++ threads stepping pysf's own envs (empty name: no native workers).
@@ -38,8 +40,8 @@ struct SamplerConfig {
   int envs_per_native_worker = 0;    // --num_envs_per_worker
   // Both paths
   int worker_num_splits = 2;         // --worker_num_splits (double buffering)
-  std::uint64_t seed = 0;            // env seeds derive from it and the global env index
-  // Native path: --decorrelate_envs_on_one_worker (random warm-up steps, see native_runner.h)
+  std::uint64_t seed = 0;            // env seeds derive from it and the global env id (split_assignment.h)
+  // --decorrelate_envs_on_one_worker: random warm-up steps after the first reset (split_assignment.h)
   bool decorrelate_envs_on_one_worker = false;
   RewardShaping reward_shaping;
   InferenceServerConfig inference;  // num_splits is filled in by the Sampler
@@ -66,8 +68,13 @@ class Sampler {
 
   /// Registers a Python env worker process before start(): it will step `num_splits` splits of
   /// `block_rows` envs; the sampler talks to it through `channels` (worker_mailbox.h), which it now owns.
-  /// Throws std::invalid_argument if the mailbox does not fit. Returns the global ids of its splits.
-  std::vector<int> add_remote_worker(WorkerChannels channels, int num_splits, const std::string& description);
+  /// Throws std::invalid_argument if the mailbox does not fit. Returns the assignments of its splits: the
+  /// same as next_remote_assignments(num_splits) just before.
+  std::vector<SplitAssignment> add_remote_worker(WorkerChannels channels, int num_splits,
+                                                 const std::string& description);
+  /// What the splits of the next remote worker registered with `num_splits` splits will be assigned (the
+  /// worker process needs them before it starts, hence before add_remote_worker).
+  [[nodiscard]] std::vector<SplitAssignment> next_remote_assignments(int num_splits) const;
 
   void start();
   void stop();
@@ -104,13 +111,16 @@ class Sampler {
 
   struct PendingRemoteWorker {
     WorkerChannels channels;
-    int num_splits;
+    std::vector<SplitAssignment> assignments;
     std::string description;
   };
 
   void on_actions_ready(const InferenceRequest& request);
   void request_stop_all();
-  std::vector<std::unique_ptr<RolloutSplit>> make_splits(int first_split, int count);
+  [[nodiscard]] AssignmentRules assignment_rules() const;
+  /// Assignments of the `count` splits of one worker, numbered from `first_split`.
+  [[nodiscard]] std::vector<SplitAssignment> worker_assignments(int first_split, int count) const;
+  std::vector<std::unique_ptr<RolloutSplit>> make_splits(std::vector<SplitAssignment> assignments);
 
   SamplerConfig config_;
   buffers::TrajectoryBuffers buffers_;

@@ -122,10 +122,11 @@ SamplerConfig counter_config(int workers, int envs_per_worker, int splits, int i
   config.envs_per_native_worker = envs_per_worker;
   config.worker_num_splits = splits;
   config.inference.num_threads = inference_threads;
-  config.make_env = [](int split, int num_envs, std::uint64_t seed) {
-    auto env = std::make_unique<pysf::envs::BlockVectorEnv<CounterDynamics>>(num_envs, seed);
+  config.make_env = [](const pysf::sampler::SplitAssignment& assignment) {
+    const auto num_envs = static_cast<int>(assignment.num_envs());
+    auto env = std::make_unique<pysf::envs::BlockVectorEnv<CounterDynamics>>(num_envs, 0);
     for (int i = 0; i < num_envs; ++i) {
-      const double state[3] = {static_cast<double>(split * num_envs + i), 0.0, 0.0};
+      const double state[3] = {static_cast<double>(assignment.first_env_id + i), 0.0, 0.0};
       env->set_state(i, state, 0);
     }
     return env;

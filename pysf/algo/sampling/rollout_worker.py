@@ -66,15 +66,19 @@ class WorkerSpec:
     obs_space: spaces.Dict
     action_space: spaces.Space
     block_rows: int
-    num_splits: int
-    first_env_id: int
-    seed: Optional[int]
+    # Per split, what the C++ Sampler assigned it (csrc/sampler/split_assignment.h): first_env_id, index_in_worker,
+    # and per env env_seeds, warm_up_steps, warm_up_seeds, policy_ids.
+    splits: List[Dict[str, Any]]
     parent_pid: int  # the trainer: the worker dies with it
     context: SampleFactoryContext
     env_obs_is_dict: bool  # False: the env returns bare observations, stored under key "obs"
     env_info: Optional[EnvInfo] = None  # what training was set up for: every new env is checked against it
     training_info: Optional[SharedTrainingInfo] = None  # newest training info from the runner
     stack_dump: Optional[protocol.InheritedFd] = None  # file for faulthandler's dump on SIGUSR1 (a stuck worker)
+
+    @property
+    def num_splits(self) -> int:
+        return len(self.splits)
 
 
 class ActionDecoder:
@@ -124,13 +128,14 @@ class _SplitEnvs:
     """The envs of one split and their running episode statistics."""
 
     def __init__(self, spec: WorkerSpec, split: int, make_env, stop_requested: Callable[[], bool]):
+        self.assignment = spec.splits[split]
         self.envs = []
         self.env_ids = []
         for i in range(spec.block_rows):
             if stop_requested():  # env creation can be slow: stop() must not wait for all of it
                 break
-            vector_index = split * spec.block_rows + i
-            env_id = spec.first_env_id + vector_index
+            vector_index = self.assignment["index_in_worker"] * spec.block_rows + i
+            env_id = self.assignment["first_env_id"] + i
             env_config = AttrDict(worker_index=spec.worker_index, vector_index=vector_index, env_id=env_id)
             env = make_env(spec.env_name, spec.cfg, env_config, None)
             if spec.env_info is not None:
@@ -219,7 +224,7 @@ class RolloutWorker:
     def describe(self, split: int = 0, env_index: Optional[int] = None) -> str:
         if env_index is None:
             return f"env {self.spec.env_name!r} (worker {self.spec.worker_index}, split {split})"
-        env_id = self.spec.first_env_id + split * self.spec.block_rows + env_index
+        env_id = self.spec.splits[split]["first_env_id"] + env_index
         return f"env {self.spec.env_name!r} (worker {self.spec.worker_index}, env_id {env_id})"
 
     def create_envs(self) -> None:
@@ -317,14 +322,13 @@ class RolloutWorker:
         Returns False if stop() came during the warm-up (nothing was written then).
         """
         envs = self.splits[split]
-        decorrelate = bool(self.spec.cfg.decorrelate_envs_on_one_worker)
+        assignment = envs.assignment
         envs.new_episodes()
         observations = []
         for i, env in enumerate(envs.envs):
-            seed = None if self.spec.seed is None else self.spec.seed + envs.env_ids[i]
-            obs = env.reset(seed=seed)[0]
-            if decorrelate:
-                warm_up_steps = int(self.spec.cfg.rollout) * (split * self.block_rows + i)
+            obs = env.reset(seed=assignment["env_seeds"][i])[0]
+            warm_up_steps = assignment["warm_up_steps"][i]
+            if warm_up_steps > 0:
                 warmed_up = self._decorrelate(split, i, env, obs, warm_up_steps)
                 if warmed_up is None:
                     return False
@@ -342,14 +346,13 @@ class RolloutWorker:
         the env's action space, resetting where an episode ends. Returns ``(last observation, return and
         length of the episode running at the end)``, or None if stop() was requested meanwhile.
 
-        Actions come from a copy of the env's action space, seeded from ``--seed`` and the env id when a
-        seed is given (Sample Factory samples the env's own, unseeded space), so seeded runs repeat.
+        Actions come from a copy of the env's action space, seeded with the env's warm-up seed from its split's
+        assignment (Sample Factory samples the env's own, unseeded space), so runs repeat.
         """
         if num_steps <= 0:
             return obs, 0.0, 0
-        env_id = self.spec.first_env_id + split * self.block_rows + i
         space = copy.deepcopy(env.action_space)
-        space.seed(None if self.spec.seed is None else _decorrelation_seed(int(self.spec.seed), env_id))
+        space.seed(self.splits[split].assignment["warm_up_seeds"][i])
         if type(space) is spaces.Discrete:  # exactly: a subclass may sample differently
             # One vectorized draw: the same distribution as space.sample(), a fifth of an env step cheaper.
             actions = (int(space.start) + space.np_random.integers(int(space.n), size=num_steps)).tolist()
@@ -481,12 +484,6 @@ class RolloutWorker:
                     env.close()
                 except Exception:  # noqa: BLE001 - closing is best effort
                     pass
-
-
-def _decorrelation_seed(seed: int, env_id: int) -> int:
-    """Seed of env ``env_id``'s warm-up actions: a stream unrelated to the env's own (seeded seed + env_id)."""
-    entropy = (seed % 2**64, env_id, 0xDEC0)
-    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
 
 
 def run_worker(spec: WorkerSpec, buffers: Dict[str, Any], endpoint: protocol.WorkerEndpoint, stats_queue) -> int:

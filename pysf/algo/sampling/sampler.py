@@ -115,6 +115,7 @@ class Sampler:
         config = dict(
             worker_num_splits=int(cfg.worker_num_splits),
             seed=int(cfg.seed) if cfg.seed is not None else 0,
+            decorrelate_envs_on_one_worker=bool(cfg.decorrelate_envs_on_one_worker),
             reward_scale=float(cfg.reward_scale),
             reward_clip=float(cfg.reward_clip),
             num_inference_threads=int(cfg.policy_workers_per_policy),
@@ -129,7 +130,6 @@ class Sampler:
                 native_env_name=cfg.env,
                 num_native_workers=int(cfg.num_workers),
                 envs_per_native_worker=int(cfg.num_envs_per_worker),
-                decorrelate_envs_on_one_worker=bool(cfg.decorrelate_envs_on_one_worker),
             )
         native_policy = policy.native if isinstance(policy, NativePolicy) else policy.forward
         self._sampler = _C.Sampler(config, native_buffers_dict(self.buffers, self.block_rows), native_policy)
@@ -161,8 +161,8 @@ class Sampler:
         shared = {k: self.buffers[k] for k in env_worker_fields()}
         shared["obs"] = dict(self.buffers["obs"])
         splits_per_worker = int(self.cfg.worker_num_splits)
-        envs_per_worker = int(self.cfg.num_envs_per_worker)
         for worker_index in range(int(self.cfg.num_workers)):
+            assignments = self._sampler.next_remote_assignments(splits_per_worker)
             spec = WorkerSpec(
                 worker_index=worker_index,
                 env_name=self.cfg.env,
@@ -170,9 +170,7 @@ class Sampler:
                 obs_space=self.env_info.obs_space,
                 action_space=self.env_info.action_space,
                 block_rows=self.block_rows,
-                num_splits=splits_per_worker,
-                first_env_id=worker_index * envs_per_worker,
-                seed=self.cfg.seed,
+                splits=assignments,
                 parent_pid=os.getpid(),
                 context=sf_global_context(),
                 env_obs_is_dict=self.env_info.obs_is_dict,
@@ -222,7 +220,7 @@ class Sampler:
             self._processes.append(process)
             self._mailboxes.append(mailbox)
             # The sampler takes over our ends (and closes them even if it rejects them).
-            self._sampler.add_remote_worker(
+            registered = self._sampler.add_remote_worker(
                 mailbox,
                 wake_worker.detach(),
                 reports_posted.detach(),
@@ -230,6 +228,7 @@ class Sampler:
                 splits_per_worker,
                 f"env worker {worker_index} (pid {process.pid}, env {self.cfg.env!r})",
             )
+            assert registered == assignments, "the sampler assigned the worker other splits than announced"
 
     def stop(self) -> None:
         """Stop sampling and join every thread and process (idempotent)."""

@@ -1,0 +1,40 @@
+#include "sampler/split_assignment.h"
+
+#include <stdexcept>
+
+#include "envs/rng.h"
+
+namespace pysf::sampler {
+namespace {
+
+// The warm-up actions' streams derive from the seed through this constant, so they are unrelated to the
+// envs' own streams (which derive from the seed directly).
+constexpr std::uint64_t kWarmUpStream = 0xDEC0'0000'0000'0001ULL;
+
+}  // namespace
+
+SplitAssignment assign_split(const AssignmentRules& rules, int split_id, int index_in_worker) {
+  if (rules.envs_per_split < 1) throw std::invalid_argument("assign_split: envs_per_split must be >= 1");
+  if (split_id < 0 || index_in_worker < 0) throw std::invalid_argument("assign_split: negative split index");
+  SplitAssignment assignment;
+  assignment.split_id = split_id;
+  assignment.index_in_worker = index_in_worker;
+  assignment.first_env_id = static_cast<std::int64_t>(split_id) * rules.envs_per_split;
+  const auto rows = static_cast<std::size_t>(rules.envs_per_split);
+  assignment.env_seeds.resize(rows);
+  assignment.warm_up_steps.resize(rows);
+  assignment.warm_up_seeds.resize(rows);
+  assignment.policy_ids.assign(rows, 0);
+  const std::uint64_t warm_up_base = envs::derive_env_seed(rules.seed, kWarmUpStream);
+  for (std::size_t i = 0; i < rows; ++i) {
+    const auto env_id = static_cast<std::uint64_t>(assignment.first_env_id) + i;
+    const auto index_among_worker_envs = static_cast<std::int64_t>(index_in_worker) * rules.envs_per_split +
+                                         static_cast<std::int64_t>(i);
+    assignment.env_seeds[i] = envs::derive_env_seed(rules.seed, env_id);
+    assignment.warm_up_steps[i] = rules.warm_up_steps_per_index * index_among_worker_envs;
+    assignment.warm_up_seeds[i] = envs::derive_env_seed(warm_up_base, env_id);
+  }
+  return assignment;
+}
+
+}  // namespace pysf::sampler
