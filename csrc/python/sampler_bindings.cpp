@@ -264,26 +264,13 @@ inference threads and the trajectory block queues. See csrc/sampler/sampler.h.
       .def(
           "drain_episode_stats",
           [](Sampler& sampler) {
-            const auto stats = sampler.drain_episode_stats();
-            const auto count = static_cast<std::int64_t>(stats.size());
-            at::Tensor env_id = at::empty({count}, at::kInt);
-            at::Tensor reward = at::empty({count}, at::kFloat);
-            at::Tensor length = at::empty({count}, at::kInt);
-            auto* env_ids = env_id.data_ptr<std::int32_t>();
-            auto* rewards = reward.data_ptr<float>();
-            auto* lengths = length.data_ptr<std::int32_t>();
-            for (std::size_t i = 0; i < stats.size(); ++i) {
-              env_ids[i] = stats[i].env_id;
-              rewards[i] = stats[i].reward;
-              lengths[i] = stats[i].length;
+            py::list episodes;
+            for (const auto& e : sampler.drain_episode_stats()) {
+              episodes.append(py::make_tuple(e.env_id, e.policy_id, e.reward, e.length));
             }
-            py::dict result;
-            result["env_id"] = env_id;
-            result["reward"] = reward;
-            result["length"] = length;
-            return result;
+            return episodes;
           },
-          "Finished episodes since the last call: dict of env_id, reward (raw return), length tensors.")
+          "Finished episodes since the last call: (env_id, policy_id, raw return, length in env steps) tuples (csrc/sampler/episode_stats.h EpisodeStat).")
       .def("fail", &Sampler::fail, py::arg("message"), release_gil())
       .def_property_readonly("error", &Sampler::error)
       .def_property_readonly("rows_served", &Sampler::rows_served)

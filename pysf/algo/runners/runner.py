@@ -274,7 +274,7 @@ class Runner:
             if s.extra_stats:
                 episodic["episode_extra_stats"] = s.extra_stats
             for handler in self._episodic_stats_handlers:
-                handler(self, {"episodic": episodic, "policy_id": 0}, 0)
+                handler(self, {"episodic": episodic, "policy_id": s.policy_id}, s.policy_id)
 
     # ---- the loop ----------------------------------------------------------------------------------------
 

@@ -459,7 +459,8 @@ class RolloutWorker:
                 records[plain] = (i, reward, length)
                 plain += 1
             else:
-                self.stats_queue.put((envs.env_ids[i], reward, length, true_objective, extra))
+                policy_id = envs.assignment["policy_ids"][i]
+                self.stats_queue.put((envs.env_ids[i], policy_id, reward, length, true_objective, extra))
         return plain
 
     def run(self) -> None:

@@ -43,7 +43,9 @@ _WORKER_JOIN_SECONDS = 3.0
 
 @dataclass
 class EpisodeStats:
-    """One finished episode: raw (unscaled) return, length in frames (env steps x --env_frameskip when
+    """One finished episode, the record that carries it from the env runner (C++ ``EpisodeStat``, or a worker's
+    stats-queue message for episodes with extra info) to the runner: the env and the policy that acted (from the
+    split's assignment), the raw (unscaled) return, the length in frames (env steps x --env_frameskip when
     --summaries_use_frameskip, as Sample Factory counts it), and what the env reported in ``info``."""
 
     env_id: int
@@ -51,6 +53,7 @@ class EpisodeStats:
     length: int
     true_objective: Optional[float] = None
     extra_stats: Optional[Dict[str, Any]] = None
+    policy_id: int = 0
 
 
 def sampling_geometry(cfg: Config) -> tuple:
@@ -313,19 +316,18 @@ class Sampler:
 
     def episode_stats(self) -> List[EpisodeStats]:
         """Episodes finished since the last call."""
-        native = self._sampler.drain_episode_stats()
         frames = self._frames_per_step
         stats = [
-            EpisodeStats(int(e), float(r), int(n) * frames)
-            for e, r, n in zip(native["env_id"].tolist(), native["reward"].tolist(), native["length"].tolist())
+            EpisodeStats(env_id, reward, length * frames, policy_id=policy_id)
+            for env_id, policy_id, reward, length in self._sampler.drain_episode_stats()
         ]
         if self._stats_queue is not None:
             while True:
                 try:
-                    env_id, reward, length, true_objective, extra = self._stats_queue.get_nowait()
+                    env_id, policy_id, reward, length, true_objective, extra = self._stats_queue.get_nowait()
                 except (queue.Empty, OSError, ValueError):
                     break
-                stats.append(EpisodeStats(env_id, reward, length * frames, true_objective, extra))
+                stats.append(EpisodeStats(env_id, reward, length * frames, true_objective, extra, policy_id))
         return stats
 
     @property
