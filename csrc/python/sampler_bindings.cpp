@@ -87,35 +87,49 @@ py::list assignment_dicts(const std::vector<pysf::sampler::SplitAssignment>& ass
   return result;
 }
 
+/// Calls `visit(name, field)` for every SamplerConfig setting Python may give: the one list of their names, used
+/// to read a config dict and to export the defaults.
+template <typename Config, typename Visit>
+void for_each_setting(Config& config, Visit&& visit) {
+  visit("native_env_name", config.native_env_name);
+  visit("num_native_workers", config.num_native_workers);
+  visit("envs_per_native_worker", config.envs_per_native_worker);
+  visit("worker_num_splits", config.worker_num_splits);
+  visit("seed", config.seed);
+  visit("decorrelate_envs_on_one_worker", config.decorrelate_envs_on_one_worker);
+  visit("reward_scale", config.reward_shaping.scale);
+  visit("reward_clip", config.reward_shaping.clip);
+  visit("num_inference_threads", config.inference.num_threads);
+  visit("max_inference_batch_rows", config.inference.max_batch_rows);
+  visit("deterministic_actions", config.inference.deterministic_actions);
+  visit("serial_inference_order", config.inference.serial_order);
+  visit("stall_timeout_seconds", config.stall_limits.stuck_after_seconds);
+  visit("stall_check_seconds", config.stall_limits.check_every_seconds);
+}
+
 /// The SamplerConfig a Python dict describes. A key that is not given keeps SamplerConfig's own default (the
 /// one place defaults live); a key this function does not know is an error, so a misspelt setting cannot be
 /// silently ignored.
 pysf::sampler::SamplerConfig config_from_dict(const py::dict& d) {
   pysf::sampler::SamplerConfig config;
   std::set<std::string> known;
-  auto read = [&](const char* name, auto& field) {
+  for_each_setting(config, [&](const char* name, auto& field) {
     known.insert(name);
     if (d.contains(name)) field = d[name].cast<std::remove_reference_t<decltype(field)>>();
-  };
-  read("native_env_name", config.native_env_name);
-  read("num_native_workers", config.num_native_workers);
-  read("envs_per_native_worker", config.envs_per_native_worker);
-  read("worker_num_splits", config.worker_num_splits);
-  read("seed", config.seed);
-  read("decorrelate_envs_on_one_worker", config.decorrelate_envs_on_one_worker);
-  read("reward_scale", config.reward_shaping.scale);
-  read("reward_clip", config.reward_shaping.clip);
-  read("num_inference_threads", config.inference.num_threads);
-  read("max_inference_batch_rows", config.inference.max_batch_rows);
-  read("deterministic_actions", config.inference.deterministic_actions);
-  read("serial_inference_order", config.inference.serial_order);
-  read("stall_timeout_seconds", config.stall_limits.stuck_after_seconds);
-  read("stall_check_seconds", config.stall_limits.check_every_seconds);
+  });
   for (const auto& item : d) {
     const auto key = item.first.cast<std::string>();
     if (known.count(key) == 0) throw py::key_error("Sampler config: unknown setting '" + key + "'");
   }
   return config;
+}
+
+/// SamplerConfig's defaults as a dict (the flags that configure the sampler take their defaults from here).
+py::dict config_defaults() {
+  pysf::sampler::SamplerConfig config;
+  py::dict defaults;
+  for_each_setting(config, [&](const char* name, const auto& field) { defaults[name] = py::cast(field); });
+  return defaults;
 }
 
 std::shared_ptr<PolicyRunner> make_runner(const py::object& policy) {
@@ -215,6 +229,8 @@ void bind_sampler(py::module_& module) {
   using pysf::sampler::Sampler;
   using release_gil = py::call_guard<py::gil_scoped_release>;
 
+  module.def("sampler_config_defaults", &config_defaults,
+             "SamplerConfig's defaults (csrc/sampler/sampler.h), by the setting names Sampler(config=...) takes.");
   module.def(
       "assign_split",
       [](std::uint64_t seed, std::int64_t envs_per_split, std::int64_t warm_up_steps_per_index, int split_id,

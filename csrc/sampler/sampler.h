@@ -31,6 +31,8 @@ class RemoteWorker;
 /// assignment's env_seeds.
 using VectorEnvFactory = std::function<std::unique_ptr<envs::VectorEnv>(const SplitAssignment&)>;
 
+/// The Sampler's settings. The defaults here (and in the structs it holds) are also the defaults of the
+/// command-line flags that set them (pysf/cfg/cfg.py reads them via pysf._C.sampler_config_defaults()).
 struct SamplerConfig {
   // Native path: C++ threads stepping pysf's own envs (empty name: no native workers).
   std::string native_env_name;

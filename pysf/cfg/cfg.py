@@ -19,7 +19,11 @@ import multiprocessing
 import os
 from argparse import ArgumentParser
 
+from pysf import _C
 from pysf.cfg.backends import ENV_BACKENDS, INFERENCE_BACKENDS, PLANNED_INFERENCE_BACKENDS
+
+# The native sampler owns the defaults of the flags that configure it (csrc/sampler/sampler.h SamplerConfig).
+_SAMPLER_DEFAULTS = _C.sampler_config_defaults()
 
 _TRUE_STRINGS = frozenset({"true", "1", "yes"})
 _FALSE_STRINGS = frozenset({"false", "0", "no"})
@@ -167,14 +171,14 @@ def _add_system_args(p: ArgumentParser) -> None:
     p.add_argument(
         "--worker_num_splits",
         type=int,
-        default=2,
+        default=_SAMPLER_DEFAULTS["worker_num_splits"],
         help="Split each worker's envs into this many groups that step while the others wait for actions: "
         "2 is double buffering, 1 disables it, 3 is triple buffering. Must divide --num_envs_per_worker.",
     )
     p.add_argument(
         "--policy_workers_per_policy",
         type=int,
-        default=1,
+        default=_SAMPLER_DEFAULTS["num_inference_threads"],
         help="Number of inference workers computing actions for each policy.",
     )
     p.add_argument(
@@ -255,14 +259,14 @@ def _add_loss_args(p: ArgumentParser) -> None:
     p.add_argument(
         "--reward_scale",
         type=float,
-        default=1.0,
+        default=_SAMPLER_DEFAULTS["reward_scale"],
         help="Multiply every reward by this factor before learning; useful when rewards are so large that value "
         "regression becomes hard.",
     )
     p.add_argument(
         "--reward_clip",
         type=float,
-        default=1000.0,
+        default=_SAMPLER_DEFAULTS["reward_clip"],
         help="Clip (scaled) rewards to [-reward_clip, reward_clip]. The default effectively disables clipping.",
     )
     p.add_argument(
@@ -509,7 +513,7 @@ def _add_logging_args(p: ArgumentParser) -> None:
     p.add_argument(
         "--heartbeat_interval",
         type=int,
-        default=20,
+        default=int(_SAMPLER_DEFAULTS["stall_check_seconds"]),
         help="How often (seconds) the sampler checks that env worker processes are not stuck (see "
         "--heartbeat_reporting_interval). A crashed worker is detected at once regardless.",
     )
