@@ -12,6 +12,5 @@ void bind_envs(pybind11::module_& module);  ///< pysf._C.NativeVectorEnv, native
 
 /// pysf._C.Sampler (csrc/sampler/sampler.h).
 void bind_sampler(pybind11::module_& module);
-void bind_ops(pybind11::module_& module);  ///< pysf._C.ops: gae_advantages, vtrace (csrc/ops)
 
 }  // namespace pysf::python
