@@ -36,3 +36,6 @@ except ImportError as exc:  # a source tree that was never built
     ) from exc
 
 check_torch_version(_build_info.TORCH_VERSION, torch.__version__)
+
+# Loading the native core registers the torch.ops.pysf operators (GAE, V-trace: csrc/ops/registration.cpp).
+from pysf import _C  # noqa: E402,F401

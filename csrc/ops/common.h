@@ -1,81 +1,74 @@
-// What the return/advantage ops (csrc/ops: gae.h, vtrace.h) share: the implementation switch and the
-// argument checks, which throw std::invalid_argument naming the op and the argument.
+// What the kernels of the return/advantage ops (gae.cpp, vtrace.cpp) share: argument checks that throw
+// c10::ValueError (Python ValueError) naming the op and the argument, and the CPU loops' input preparation.
+//
+// Sizes are checked as c10::SymInt so that the same checks serve the Meta kernels under torch.compile and
+// torch.export with dynamic shapes (for ordinary tensors a SymInt is a plain integer).
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <c10/core/SymInt.h>
 
 #include <cstdint>
-#include <stdexcept>
+#include <initializer_list>
 #include <string>
 #include <string_view>
-
-namespace pysf::ops {
-
-/// Which implementation an op runs.
-enum class Implementation {
-  /// The fast CPU loops for CPU tensors, the device-generic ATen implementation for anything else.
-  Auto,
-  /// Always the device-generic ATen implementation (what non-CPU tensors get); for tests and comparisons.
-  Generic,
-};
-
-}  // namespace pysf::ops
+#include <utility>
 
 namespace pysf::ops::detail {
 
-inline std::string shape_string(at::IntArrayRef sizes) {
-  std::string text = "[";
-  for (std::size_t i = 0; i < sizes.size(); ++i) text += (i ? ", " : "") + std::to_string(sizes[i]);
-  return text + "]";
-}
+/// Throws c10::ValueError "<op>: <argument> <problem>".
+[[noreturn]] void fail(std::string_view op, std::string_view argument, const std::string& problem);
 
-[[noreturn]] inline void fail(std::string_view op, std::string_view argument, const std::string& problem) {
-  throw std::invalid_argument(std::string(op) + ": " + std::string(argument) + " " + problem);
-}
+/// N (trajectories) and T (steps) of an op's batch, read off its first argument.
+struct BatchShape {
+  c10::SymInt rows;
+  c10::SymInt steps;
+};
 
-inline void check_defined(std::string_view op, std::string_view argument, const at::Tensor& tensor) {
-  if (!tensor.defined()) fail(op, argument, "is an undefined tensor");
-}
+/// The first argument: a defined 2-D [N, T] tensor with T >= 1 (N = 0 is allowed).
+[[nodiscard]] BatchShape check_batch(std::string_view op, std::string_view argument, const at::Tensor& tensor);
 
-/// `tensor` must be 2-D with exactly `rows` x `cols` elements.
-inline void check_shape(std::string_view op, std::string_view argument, const at::Tensor& tensor,
-                        std::int64_t rows, std::int64_t cols, std::string_view expected_text) {
-  check_defined(op, argument, tensor);
-  if (tensor.dim() != 2 || tensor.size(0) != rows || tensor.size(1) != cols) {
-    fail(op, argument,
-         "must have shape " + std::string(expected_text) + " = " + shape_string({rows, cols}) + ", got " +
-             shape_string(tensor.sizes()));
-  }
-}
+/// `tensor` must be 2-D with exactly `rows` x `cols` elements; `expected_text` names the shape ("[N, T+1]").
+void check_shape(std::string_view op, std::string_view argument, const at::Tensor& tensor, const c10::SymInt& rows,
+                 const c10::SymInt& cols, std::string_view expected_text);
 
 /// Real-valued data (rewards, values, ratios): a floating-point dtype. Integers are refused because they
 /// almost always mean a mixed-up argument, not intended data.
-inline void check_floating(std::string_view op, std::string_view argument, const at::Tensor& tensor) {
-  if (!at::isFloatingType(tensor.scalar_type())) {
-    fail(op, argument,
-         std::string("must have a floating-point dtype, got ") + c10::toString(tensor.scalar_type()));
-  }
-}
+void check_floating(std::string_view op, std::string_view argument, const at::Tensor& tensor);
 
-/// 0/1 flags (dones, valids): bool, or any real dtype holding 0 and 1 (used linearly, as Sample Factory does
-/// after `.float()`).
-inline void check_flags(std::string_view op, std::string_view argument, const at::Tensor& tensor) {
-  const at::ScalarType type = tensor.scalar_type();
-  if (type != at::kBool && !at::isIntegralType(type, /*includeBool=*/false) && !at::isFloatingType(type)) {
-    fail(op, argument, std::string("must be bool or a real dtype, got ") + c10::toString(type));
-  }
-}
+/// 0/1 flags (dones, valids): bool or any real dtype.
+void check_flags(std::string_view op, std::string_view argument, const at::Tensor& tensor);
 
-inline void check_device(std::string_view op, std::string_view argument, const at::Tensor& tensor,
-                         const at::Device& device) {
-  if (tensor.device() != device) {
-    fail(op, argument,
-         "is on " + tensor.device().str() + " but the first argument is on " + device.str() +
-             ": all inputs must be on one device");
-  }
-}
+/// Every tensor of `others` (name, tensor) must be on `first`'s device.
+void check_same_device(std::string_view op, const at::Tensor& first,
+                       std::initializer_list<std::pair<std::string_view, const at::Tensor&>> others);
+
+/// A new contiguous float32 [rows, steps] tensor on `like`'s device: every kernel's result.
+[[nodiscard]] at::Tensor empty_result(const at::Tensor& like, const BatchShape& shape);
+
+// ---- the CPU kernels' view of their inputs ----------------------------------------------------------------
 
 /// `tensor` as float32 and contiguous: no copy when it already is.
-inline at::Tensor float32_contiguous(const at::Tensor& tensor) { return tensor.to(at::kFloat).contiguous(); }
+[[nodiscard]] at::Tensor float32_contiguous(const at::Tensor& tensor);
+
+/// Flags as the CPU loops read them: bool tensors stay bool (what the rollout buffers hold, so the common case
+/// needs no float copy), anything else becomes float32; contiguous either way.
+[[nodiscard]] at::Tensor flag_storage(const at::Tensor& flags);
+
+/// A flag element as float: bool storage is read as its bytes (0 or 1), since GCC does not vectorize loads
+/// of `bool` itself.
+inline float flag_value(std::uint8_t flag) { return static_cast<float>(flag); }
+inline float flag_value(float flag) { return flag; }
+
+/// Calls `body(data)` with the data of `flags` (a flag_storage() result) as `const std::uint8_t*` (bool) or
+/// `const float*`, so that a loop templated on the element type reads either without conversion.
+template <typename Body>
+void with_flag_data(const at::Tensor& flags, Body&& body) {
+  if (flags.scalar_type() == at::kBool) {
+    body(reinterpret_cast<const std::uint8_t*>(flags.const_data_ptr<bool>()));
+  } else {
+    body(flags.const_data_ptr<float>());
+  }
+}
 
 }  // namespace pysf::ops::detail

@@ -1,7 +1,5 @@
-// gae_advantages: vectorized passes and interleaved recursions for CPU tensors, a time-step loop of ATen ops
-// for any device.
-#include "ops/gae.h"
-
+// pysf::gae_advantages kernels: vectorized passes and interleaved recursions for CPU tensors, a time-step loop
+// of ATen ops for any device, shapes only for Meta. Registered in registration.cpp.
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
@@ -12,50 +10,36 @@
 #include <string_view>
 #include <vector>
 
-namespace pysf::ops {
+#include "ops/common.h"
+#include "ops/kernels.h"
+
+namespace pysf::ops::kernels {
 
 namespace {
 
 constexpr std::string_view kOp = "gae_advantages";
 
-struct GaeInputs {
-  at::Tensor rewards, dones, values, valids;
-  std::int64_t rows = 0;   // N, trajectories
-  std::int64_t steps = 0;  // T, steps per trajectory
-};
-
-GaeInputs check_inputs(const at::Tensor& rewards, const at::Tensor& dones, const at::Tensor& values,
-                       const at::Tensor& valids, double gamma, double gae_lambda) {
-  detail::check_defined(kOp, "rewards", rewards);
-  if (rewards.dim() != 2) {
-    detail::fail(kOp, "rewards", "must be 2-D [N, T], got shape " + detail::shape_string(rewards.sizes()));
-  }
-  const std::int64_t n = rewards.size(0);
-  const std::int64_t t = rewards.size(1);
-  if (t < 1) detail::fail(kOp, "rewards", "must have at least one step (T >= 1), got shape [N, 0]");
-  detail::check_shape(kOp, "dones", dones, n, t, "[N, T]");
-  detail::check_shape(kOp, "values", values, n, t + 1, "[N, T+1]");
-  detail::check_shape(kOp, "valids", valids, n, t + 1, "[N, T+1]");
+detail::BatchShape check_inputs(const at::Tensor& rewards, const at::Tensor& dones, const at::Tensor& values,
+                                const at::Tensor& valids, double gamma, double gae_lambda) {
+  const detail::BatchShape shape = detail::check_batch(kOp, "rewards", rewards);
+  detail::check_shape(kOp, "dones", dones, shape.rows, shape.steps, "[N, T]");
+  detail::check_shape(kOp, "values", values, shape.rows, shape.steps + 1, "[N, T+1]");
+  detail::check_shape(kOp, "valids", valids, shape.rows, shape.steps + 1, "[N, T+1]");
   detail::check_floating(kOp, "rewards", rewards);
   detail::check_floating(kOp, "values", values);
   detail::check_flags(kOp, "dones", dones);
   detail::check_flags(kOp, "valids", valids);
-  const at::Device device = rewards.device();
-  detail::check_device(kOp, "dones", dones, device);
-  detail::check_device(kOp, "values", values, device);
-  detail::check_device(kOp, "valids", valids, device);
+  detail::check_same_device(kOp, rewards, {{"dones", dones}, {"values", values}, {"valids", valids}});
   if (!std::isfinite(gamma)) detail::fail(kOp, "gamma", "must be finite, got " + std::to_string(gamma));
   if (!std::isfinite(gae_lambda)) {
     detail::fail(kOp, "gae_lambda", "must be finite, got " + std::to_string(gae_lambda));
   }
-  return GaeInputs{rewards, dones, values, valids, n, t};
+  return shape;
 }
 
 // ---- CPU: contiguous rows, an elementwise pass, then the recursion for blocks of trajectories at once ----
 
-// Bool tensors are read as their bytes (0 or 1): GCC does not vectorize loads of `bool` itself.
-inline float flag_value(std::uint8_t flag) { return static_cast<float>(flag); }
-inline float flag_value(float flag) { return flag; }
+using detail::flag_value;
 
 // Pass 1 over one trajectory: the TD errors (into `deltas`) and the factors in front of A_{t+1} (into
 // `factors`). Elementwise along the contiguous row, so the compiler vectorizes it. Flags are read in their
@@ -115,57 +99,15 @@ void gae_cpu_rows(const float* rewards, const DoneT* dones, const float* values,
   }
 }
 
-const std::uint8_t* bool_bytes(const at::Tensor& flags) {
-  return reinterpret_cast<const std::uint8_t*>(flags.const_data_ptr<bool>());
-}
-
-// Flags stay in bool storage when they are bool; anything else is read as float32.
-at::Tensor flag_storage(const at::Tensor& flags) {
-  return flags.scalar_type() == at::kBool ? flags.contiguous() : detail::float32_contiguous(flags);
-}
-
-template <typename DoneT>
-void dispatch_valids(const at::Tensor& rewards, const DoneT* dones, const at::Tensor& values, const at::Tensor& valids,
-                     std::int64_t rows, std::int64_t steps, float gamma, float gamma_lambda, float* out) {
-  if (valids.scalar_type() == at::kBool) {
-    gae_cpu_rows(rewards.const_data_ptr<float>(), dones, values.const_data_ptr<float>(), bool_bytes(valids),
-                 rows, steps, gamma, gamma_lambda, out);
-  } else {
-    gae_cpu_rows(rewards.const_data_ptr<float>(), dones, values.const_data_ptr<float>(),
-                 valids.const_data_ptr<float>(), rows, steps, gamma, gamma_lambda, out);
-  }
-}
-
-at::Tensor gae_cpu(const GaeInputs& in, double gamma, double gae_lambda) {
-  const at::Tensor rewards = detail::float32_contiguous(in.rewards);
-  const at::Tensor values = detail::float32_contiguous(in.values);
-  const at::Tensor dones = flag_storage(in.dones);
-  const at::Tensor valids = flag_storage(in.valids);
-  at::Tensor advantages = at::empty({in.rows, in.steps}, rewards.options());
-  if (in.rows == 0) return advantages;
-  // gamma * lambda is formed in double, then rounded once, as Sample Factory's Python float product is.
-  const auto gamma_f = static_cast<float>(gamma);
-  const auto gamma_lambda_f = static_cast<float>(gamma * gae_lambda);
-  float* out = advantages.mutable_data_ptr<float>();
-  if (dones.scalar_type() == at::kBool) {
-    dispatch_valids(rewards, bool_bytes(dones), values, valids, in.rows, in.steps, gamma_f, gamma_lambda_f,
-                    out);
-  } else {
-    dispatch_valids(rewards, dones.const_data_ptr<float>(), values, valids, in.rows, in.steps, gamma_f,
-                    gamma_lambda_f, out);
-  }
-  return advantages;
-}
-
 // ---- any device: vectorized TD errors and discounts, then one fused op per time step ---------------------
 
-at::Tensor gae_generic(const GaeInputs& in, double gamma, double gae_lambda) {
+at::Tensor gae_generic_compute(const at::Tensor& rewards_in, const at::Tensor& dones_in, const at::Tensor& values_in,
+                               const at::Tensor& valids_in, std::int64_t steps, double gamma, double gae_lambda) {
   using at::indexing::Slice;
-  const std::int64_t steps = in.steps;
-  const at::Tensor rewards = in.rewards.to(at::kFloat);
-  const at::Tensor dones = in.dones.to(at::kFloat);
-  const at::Tensor values = in.values.to(at::kFloat);
-  const at::Tensor valids = in.valids.to(at::kFloat);
+  const at::Tensor rewards = rewards_in.to(at::kFloat);
+  const at::Tensor dones = dones_in.to(at::kFloat);
+  const at::Tensor values = values_in.to(at::kFloat);
+  const at::Tensor valids = valids_in.to(at::kFloat);
 
   const at::Tensor values_t = values.index({Slice(), Slice(0, steps)});
   const at::Tensor values_next = values.index({Slice(), Slice(1, steps + 1)});
@@ -191,13 +133,43 @@ at::Tensor gae_generic(const GaeInputs& in, double gamma, double gae_lambda) {
 
 }  // namespace
 
-at::Tensor gae_advantages(const at::Tensor& rewards, const at::Tensor& dones, const at::Tensor& values,
-                          const at::Tensor& valids, double gamma, double gae_lambda, Implementation implementation) {
-  const GaeInputs inputs = check_inputs(rewards, dones, values, valids, gamma, gae_lambda);
+at::Tensor gae_advantages_cpu(const at::Tensor& rewards, const at::Tensor& dones, const at::Tensor& values,
+                              const at::Tensor& valids, double gamma, double gae_lambda) {
+  const detail::BatchShape shape = check_inputs(rewards, dones, values, valids, gamma, gae_lambda);
   // No-grad rather than inference mode: the result must stay usable in the learner's autograd graph.
   const c10::NoGradGuard no_grad;
-  if (implementation == Implementation::Auto && rewards.device().is_cpu()) return gae_cpu(inputs, gamma, gae_lambda);
-  return gae_generic(inputs, gamma, gae_lambda);
+  const at::Tensor rewards_f = detail::float32_contiguous(rewards);
+  const at::Tensor values_f = detail::float32_contiguous(values);
+  const at::Tensor dones_s = detail::flag_storage(dones);
+  const at::Tensor valids_s = detail::flag_storage(valids);
+  at::Tensor advantages = detail::empty_result(rewards, shape);
+  const std::int64_t rows = shape.rows.expect_int();
+  const std::int64_t steps = shape.steps.expect_int();
+  if (rows == 0) return advantages;
+  // gamma * lambda is formed in double, then rounded once, as Sample Factory's Python float product is.
+  const auto gamma_f = static_cast<float>(gamma);
+  const auto gamma_lambda_f = static_cast<float>(gamma * gae_lambda);
+  float* out = advantages.mutable_data_ptr<float>();
+  detail::with_flag_data(dones_s, [&](const auto* done_data) {
+    detail::with_flag_data(valids_s, [&](const auto* valid_data) {
+      gae_cpu_rows(rewards_f.const_data_ptr<float>(), done_data, values_f.const_data_ptr<float>(), valid_data, rows,
+                   steps, gamma_f, gamma_lambda_f, out);
+    });
+  });
+  return advantages;
 }
 
-}  // namespace pysf::ops
+at::Tensor gae_advantages_generic(const at::Tensor& rewards, const at::Tensor& dones, const at::Tensor& values,
+                                  const at::Tensor& valids, double gamma, double gae_lambda) {
+  const detail::BatchShape shape = check_inputs(rewards, dones, values, valids, gamma, gae_lambda);
+  const c10::NoGradGuard no_grad;
+  return gae_generic_compute(rewards, dones, values, valids, shape.steps.guard_int(__FILE__, __LINE__), gamma,
+                             gae_lambda);
+}
+
+at::Tensor gae_advantages_meta(const at::Tensor& rewards, const at::Tensor& dones, const at::Tensor& values,
+                               const at::Tensor& valids, double gamma, double gae_lambda) {
+  return detail::empty_result(rewards, check_inputs(rewards, dones, values, valids, gamma, gae_lambda));
+}
+
+}  // namespace pysf::ops::kernels

@@ -1,7 +1,5 @@
-// vtrace: vectorized passes and interleaved recursions for CPU tensors, a time-step loop of ATen ops for any
-// device.
-#include "ops/vtrace.h"
-
+// pysf::vtrace kernels: vectorized passes and interleaved recursions for CPU tensors, a time-step loop of ATen
+// ops for any device, shapes only for Meta. Registered in registration.cpp.
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
@@ -10,41 +8,30 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
-namespace pysf::ops {
+#include "ops/common.h"
+#include "ops/kernels.h"
+
+namespace pysf::ops::kernels {
 
 namespace {
 
 constexpr std::string_view kOp = "vtrace";
 
-struct VTraceInputs {
-  at::Tensor ratios, rewards, dones, values;
-  std::int64_t rows = 0;   // N, trajectories
-  std::int64_t steps = 0;  // T, steps per trajectory (the recurrence)
-};
-
-VTraceInputs check_inputs(const at::Tensor& ratios, const at::Tensor& rewards, const at::Tensor& dones,
-                          const at::Tensor& values, double gamma, double vtrace_rho, double vtrace_c) {
-  detail::check_defined(kOp, "ratios", ratios);
-  if (ratios.dim() != 2) {
-    detail::fail(kOp, "ratios", "must be 2-D [N, T], got shape " + detail::shape_string(ratios.sizes()));
-  }
-  const std::int64_t n = ratios.size(0);
-  const std::int64_t t = ratios.size(1);
-  if (t < 1) detail::fail(kOp, "ratios", "must have at least one step (T >= 1), got shape [N, 0]");
-  detail::check_shape(kOp, "rewards", rewards, n, t, "[N, T]");
-  detail::check_shape(kOp, "dones", dones, n, t, "[N, T]");
-  detail::check_shape(kOp, "values", values, n, t, "[N, T] (no bootstrap column)");
+detail::BatchShape check_inputs(const at::Tensor& ratios, const at::Tensor& rewards, const at::Tensor& dones,
+                                const at::Tensor& values, double gamma, double vtrace_rho, double vtrace_c) {
+  const detail::BatchShape shape = detail::check_batch(kOp, "ratios", ratios);
+  detail::check_shape(kOp, "rewards", rewards, shape.rows, shape.steps, "[N, T]");
+  detail::check_shape(kOp, "dones", dones, shape.rows, shape.steps, "[N, T]");
+  detail::check_shape(kOp, "values", values, shape.rows, shape.steps, "[N, T] (no bootstrap column)");
   detail::check_floating(kOp, "ratios", ratios);
   detail::check_floating(kOp, "rewards", rewards);
   detail::check_floating(kOp, "values", values);
   detail::check_flags(kOp, "dones", dones);
-  const at::Device device = ratios.device();
-  detail::check_device(kOp, "rewards", rewards, device);
-  detail::check_device(kOp, "dones", dones, device);
-  detail::check_device(kOp, "values", values, device);
+  detail::check_same_device(kOp, ratios, {{"rewards", rewards}, {"dones", dones}, {"values", values}});
   if (!std::isfinite(gamma) || gamma <= 0.0) {
     detail::fail(kOp, "gamma",
                  "must be finite and > 0 (the bootstrap value (V_{T-1} - r_{T-1}) / gamma divides by it), got " +
@@ -52,14 +39,12 @@ VTraceInputs check_inputs(const at::Tensor& ratios, const at::Tensor& rewards, c
   }
   if (std::isnan(vtrace_rho)) detail::fail(kOp, "vtrace_rho", "must not be NaN");
   if (std::isnan(vtrace_c)) detail::fail(kOp, "vtrace_c", "must not be NaN");
-  return VTraceInputs{ratios, rewards, dones, values, n, t};
+  return shape;
 }
 
 // ---- CPU: contiguous rows, elementwise passes around the recursion for blocks of trajectories at once -----
 
-// Bool tensors are read as their bytes (0 or 1): GCC does not vectorize loads of `bool` itself.
-inline float flag_value(std::uint8_t flag) { return static_cast<float>(flag); }
-inline float flag_value(float flag) { return flag; }
+using detail::flag_value;
 
 // min(cap, ratio) that returns a NaN ratio, as torch.min does (std::min would return the cap).
 inline float capped(float ratio, float cap) { return ratio > cap ? cap : ratio; }
@@ -173,45 +158,20 @@ void vtrace_cpu_rows(const float* ratios, const float* rewards, const DoneT* don
   }
 }
 
-VTraceResult vtrace_cpu(const VTraceInputs& in, double gamma, double vtrace_rho, double vtrace_c) {
-  const at::Tensor ratios = detail::float32_contiguous(in.ratios);
-  const at::Tensor rewards = detail::float32_contiguous(in.rewards);
-  const at::Tensor values = detail::float32_contiguous(in.values);
-  // Bool dones are read as they are stored; anything else as float32.
-  const at::Tensor dones =
-      in.dones.scalar_type() == at::kBool ? in.dones.contiguous() : detail::float32_contiguous(in.dones);
-  VTraceResult result{at::empty({in.rows, in.steps}, rewards.options()),
-                      at::empty({in.rows, in.steps}, rewards.options())};
-  if (in.rows == 0) return result;
-  // Caps become float32 as Sample Factory's torch.Tensor([vtrace_rho]) does (infinity stays infinity).
-  const auto gamma_f = static_cast<float>(gamma);
-  const auto rho_f = static_cast<float>(vtrace_rho);
-  const auto c_f = static_cast<float>(vtrace_c);
-  float* vs = result.vs.mutable_data_ptr<float>();
-  float* adv = result.advantages.mutable_data_ptr<float>();
-  if (dones.scalar_type() == at::kBool) {
-    vtrace_cpu_rows(ratios.const_data_ptr<float>(), rewards.const_data_ptr<float>(),
-                    reinterpret_cast<const std::uint8_t*>(dones.const_data_ptr<bool>()), values.const_data_ptr<float>(),
-                    in.rows, in.steps, gamma_f, rho_f, c_f, vs, adv);
-  } else {
-    vtrace_cpu_rows(ratios.const_data_ptr<float>(), rewards.const_data_ptr<float>(), dones.const_data_ptr<float>(),
-                    values.const_data_ptr<float>(), in.rows, in.steps, gamma_f, rho_f, c_f, vs, adv);
-  }
-  return result;
-}
-
 // ---- any device: vectorized terms, then one fused op per time step -----------------------------------------
 //
 // With e_t = v_{s,t} - V_t the recursion is linear: e_t = delta_t + g_t * c_t * e_{t+1}, e_T = 0 (the
 // recursion starts from v_{s,T} = V_T). Only that needs a loop; v_s and the advantages follow elementwise.
 
-VTraceResult vtrace_generic(const VTraceInputs& in, double gamma, double vtrace_rho, double vtrace_c) {
+std::tuple<at::Tensor, at::Tensor> vtrace_generic_compute(const at::Tensor& ratios_in, const at::Tensor& rewards_in,
+                                                          const at::Tensor& dones_in, const at::Tensor& values_in,
+                                                          std::int64_t rows, std::int64_t steps, double gamma,
+                                                          double vtrace_rho, double vtrace_c) {
   using at::indexing::Slice;
-  const std::int64_t steps = in.steps;
-  const at::Tensor ratios = in.ratios.to(at::kFloat);
-  const at::Tensor rewards = in.rewards.to(at::kFloat);
-  const at::Tensor dones = in.dones.to(at::kFloat);
-  const at::Tensor values = in.values.to(at::kFloat);
+  const at::Tensor ratios = ratios_in.to(at::kFloat);
+  const at::Tensor rewards = rewards_in.to(at::kFloat);
+  const at::Tensor dones = dones_in.to(at::kFloat);
+  const at::Tensor values = values_in.to(at::kFloat);
 
   // clamp_max(x, cap) is min(cap, x) elementwise and keeps NaN ratios NaN.
   const at::Tensor rho = at::clamp_max(ratios, vtrace_rho);
@@ -229,7 +189,7 @@ VTraceResult vtrace_generic(const VTraceInputs& in, double gamma, double vtrace_
   // Time-major so each step reads and writes one contiguous row of N elements; row T holds e_T = 0.
   const at::Tensor deltas_tm = deltas.t().contiguous();
   const at::Tensor factors_tm = factors.t().contiguous();
-  at::Tensor excess_tm = at::empty({steps + 1, in.rows}, deltas.options());
+  at::Tensor excess_tm = at::empty({steps + 1, rows}, deltas.options());
   excess_tm[steps].zero_();
   for (std::int64_t t = steps - 1; t >= 0; --t) {
     at::Tensor out_t = excess_tm[t];
@@ -240,21 +200,51 @@ VTraceResult vtrace_generic(const VTraceInputs& in, double gamma, double vtrace_
 
   at::Tensor vs = (values + excess).contiguous();
   at::Tensor advantages = (rho * (rewards + not_done_gamma * (values_next + excess_next) - values)).contiguous();
-  return VTraceResult{std::move(vs), std::move(advantages)};
+  return {std::move(vs), std::move(advantages)};
 }
 
 }  // namespace
 
-VTraceResult vtrace(const at::Tensor& ratios, const at::Tensor& rewards, const at::Tensor& dones,
-                    const at::Tensor& values, double gamma, double vtrace_rho, double vtrace_c,
-                    Implementation implementation) {
-  const VTraceInputs inputs = check_inputs(ratios, rewards, dones, values, gamma, vtrace_rho, vtrace_c);
+std::tuple<at::Tensor, at::Tensor> vtrace_cpu(const at::Tensor& ratios, const at::Tensor& rewards,
+                                              const at::Tensor& dones, const at::Tensor& values, double gamma,
+                                              double vtrace_rho, double vtrace_c) {
+  const detail::BatchShape shape = check_inputs(ratios, rewards, dones, values, gamma, vtrace_rho, vtrace_c);
   // No-grad rather than inference mode: the results must stay usable in the learner's autograd graph.
   const c10::NoGradGuard no_grad;
-  if (implementation == Implementation::Auto && ratios.device().is_cpu()) {
-    return vtrace_cpu(inputs, gamma, vtrace_rho, vtrace_c);
-  }
-  return vtrace_generic(inputs, gamma, vtrace_rho, vtrace_c);
+  const at::Tensor ratios_f = detail::float32_contiguous(ratios);
+  const at::Tensor rewards_f = detail::float32_contiguous(rewards);
+  const at::Tensor values_f = detail::float32_contiguous(values);
+  const at::Tensor dones_s = detail::flag_storage(dones);
+  at::Tensor vs = detail::empty_result(ratios, shape);
+  at::Tensor advantages = detail::empty_result(ratios, shape);
+  const std::int64_t rows = shape.rows.expect_int();
+  if (rows == 0) return {std::move(vs), std::move(advantages)};
+  // Caps become float32 as Sample Factory's torch.Tensor([vtrace_rho]) does (infinity stays infinity).
+  const auto gamma_f = static_cast<float>(gamma);
+  const auto rho_f = static_cast<float>(vtrace_rho);
+  const auto c_f = static_cast<float>(vtrace_c);
+  detail::with_flag_data(dones_s, [&](const auto* done_data) {
+    vtrace_cpu_rows(ratios_f.const_data_ptr<float>(), rewards_f.const_data_ptr<float>(), done_data,
+                    values_f.const_data_ptr<float>(), rows, shape.steps.expect_int(), gamma_f, rho_f, c_f,
+                    vs.mutable_data_ptr<float>(), advantages.mutable_data_ptr<float>());
+  });
+  return {std::move(vs), std::move(advantages)};
 }
 
-}  // namespace pysf::ops
+std::tuple<at::Tensor, at::Tensor> vtrace_generic(const at::Tensor& ratios, const at::Tensor& rewards,
+                                                  const at::Tensor& dones, const at::Tensor& values, double gamma,
+                                                  double vtrace_rho, double vtrace_c) {
+  const detail::BatchShape shape = check_inputs(ratios, rewards, dones, values, gamma, vtrace_rho, vtrace_c);
+  const c10::NoGradGuard no_grad;
+  return vtrace_generic_compute(ratios, rewards, dones, values, shape.rows.guard_int(__FILE__, __LINE__),
+                                shape.steps.guard_int(__FILE__, __LINE__), gamma, vtrace_rho, vtrace_c);
+}
+
+std::tuple<at::Tensor, at::Tensor> vtrace_meta(const at::Tensor& ratios, const at::Tensor& rewards,
+                                               const at::Tensor& dones, const at::Tensor& values, double gamma,
+                                               double vtrace_rho, double vtrace_c) {
+  const detail::BatchShape shape = check_inputs(ratios, rewards, dones, values, gamma, vtrace_rho, vtrace_c);
+  return {detail::empty_result(ratios, shape), detail::empty_result(ratios, shape)};
+}
+
+}  // namespace pysf::ops::kernels

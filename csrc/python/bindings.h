@@ -19,6 +19,5 @@ buffers::TrajectoryBuffers buffers_from_dict(const pybind11::dict& d);
 
 /// pysf._C.Sampler (csrc/sampler/sampler.h).
 void bind_sampler(pybind11::module_& module);
-void bind_ops(pybind11::module_& module);  ///< pysf._C.ops: gae_advantages, vtrace (csrc/ops)
 
 }  // namespace pysf::python

@@ -1,4 +1,6 @@
-// The pysf._C extension module: the only place where pybind11 meets the native core.
+// The pysf._C extension module: the only place where pybind11 meets the native core. Loading it also
+// registers the torch.ops.pysf operators (csrc/ops/registration.cpp, no bindings needed: the dispatcher is
+// their API).
 #include <c10/util/Exception.h>
 #include <torch/csrc/utils/pybind.h>
 
@@ -40,5 +42,4 @@ PYBIND11_MODULE(_C, m) {
   pysf::python::bind_buffers(m);
   pysf::python::bind_envs(m);
   pysf::python::bind_sampler(m);
-  pysf::python::bind_ops(m);
 }

@@ -1,8 +1,8 @@
 """RL helpers of the learner and of user code (Sample Factory's ``sample_factory.algo.utils.rl_utils``).
 
-``gae_advantages`` and ``vtrace`` run native ops (``pysf._C.ops``, csrc/ops) with the GIL released: tight loops for
-CPU tensors, a device-generic implementation of ATen tensor ops (one fused op per time step) for any other device.
-Their results are new float32 tensors on the inputs' device, without autograd history. Shapes are batch-major,
+``gae_advantages`` and ``vtrace`` call the PyTorch operators ``torch.ops.pysf.gae_advantages`` and
+``torch.ops.pysf.vtrace`` (registered by csrc/ops when ``pysf`` is imported), so they also work inside TorchScript,
+``torch.compile`` and ``torch.export``. Their docstrings below are the operators' contract. Shapes are batch-major,
 ``[N trajectories, T steps]``, as in the trajectory buffers. ``gae_advantages`` takes Sample Factory's positional
 arguments ``(rewards, dones, values, valids, gamma, lambda)``.
 
@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pysf import _C
 from pysf.algo.utils.tensor_utils import ensure_torch_tensor
 from pysf.utils.typing import Config
 
@@ -47,35 +46,46 @@ def gae_advantages(
     valids: Tensor,
     gamma: float,
     gae_lambda: float,
-    *,
-    force_generic: bool = False,
 ) -> Tensor:
     """Sample Factory's GAE advantages with invalid steps (``_prepare_batch``, once per training iteration).
 
+    The operator ``torch.ops.pysf.gae_advantages``; this docstring is its contract.
+
     Args:
         rewards: ``[N, T]`` floating point.
-        dones: ``[N, T]`` bool (or 0/1 of a real dtype); ``done_t`` ends the episode after step ``t``.
-        values: ``[N, T+1]`` denormalized values; column ``T`` is the bootstrap value.
-        valids: ``[N, T+1]`` bool (or 0/1); column ``T`` is the bootstrap step's validity.
-        gamma: discount.
-        gae_lambda: GAE's lambda.
-        force_generic: run the device-generic ATen implementation even for CPU tensors (tests, comparisons).
+        dones: ``[N, T]`` bool, or a real dtype holding 0/1; ``done_t`` ends the episode after step ``t``.
+        values: ``[N, T+1]`` floating point, denormalized values; column ``T`` is the bootstrap value ``V(s_T)``.
+        valids: ``[N, T+1]`` bool or real 0/1; column ``T`` is the bootstrap step's validity. An invalid step holds
+            experience of another policy or too old a one.
+        gamma: discount, finite.
+        gae_lambda: GAE's lambda, finite.
 
-    For each trajectory, backwards from ``A_T = 0``::
+    All tensors on one device, any strides; ``N = 0`` is allowed. For each trajectory, backwards from ``A_T = 0``::
 
-        delta_t = (r_t - V_t) * valid_t + (1 - done_t) * gamma * V_{t+1} * valid_{t+1}
-        A_t     = delta_t + (1 - done_t) * d_t * A_{t+1},   d_t = gamma * gae_lambda if valid_t else 1
+        delta_t = (r_t - V_t) * valid_t + (1 - done_t) * (gamma * V_{t+1} * valid_{t+1})
+        d_t     = gamma * gae_lambda * valid_t + (1 - valid_t)      (gamma * lambda if valid, 1 if invalid)
+        A_t     = delta_t + d_t * A_{t+1} * (1 - done_t)
 
-    so invalid steps are transparent: they add no TD error and do not discount. The learner then forms
-    ``returns = A + valids[:, :T] * V[:, :T]``.
+    exactly Sample Factory's formulas, flags used linearly as there (after ``.float()``). So invalid steps are
+    "transparent": their own reward and value are masked out and they do not discount, the advantage passes
+    through them; an invalid step still adds ``gamma * V_{t+1}`` when step ``t+1`` is valid (Sample Factory's
+    formula, kept). The learner then forms ``returns = A + valids[:, :T] * V[:, :T]``.
+
+    Computation: float32 (other floating dtypes are converted first), under no-grad mode. CPU tensors run loops
+    that keep Sample Factory's grouping of the float operations, so for 0/1 flags they reproduce its tensor code
+    to the bit where the compiler does not fuse multiply-adds (x86-64 builds); every other device runs a
+    device-generic kernel of ATen ops, one fused op per time step (CUDA too: there is no dedicated CUDA kernel
+    yet). The two agree to float32 rounding. CPU work runs on the calling thread with the GIL released.
 
     Returns:
-        The advantages, float32 ``[N, T]``.
+        The advantages: a new contiguous float32 ``[N, T]`` tensor on the inputs' device, without autograd history
+        (an ordinary tensor, not an inference-mode one: usable in later autograd graphs).
 
     Raises:
-        ValueError: wrong shapes or dtypes, ``T < 1``, inputs on different devices, non-finite gamma/lambda.
+        ValueError: naming the argument, for wrong shapes, ``T < 1``, integer rewards/values, complex flags, inputs
+            on different devices, a non-finite gamma or gae_lambda.
     """
-    return _C.ops.gae_advantages(rewards, dones, values, valids, gamma, gae_lambda, force_generic=force_generic)
+    return torch.ops.pysf.gae_advantages(rewards, dones, values, valids, gamma, gae_lambda)
 
 
 def vtrace(
@@ -86,39 +96,51 @@ def vtrace(
     gamma: float,
     vtrace_rho: float,
     vtrace_c: float,
-    *,
-    force_generic: bool = False,
 ) -> Tuple[Tensor, Tensor]:
     """Sample Factory's V-trace targets and advantages (``--with_vtrace``, per minibatch, recurrence == rollout).
 
+    The operator ``torch.ops.pysf.vtrace``; this docstring is its contract.
+
     Args:
-        ratios: ``[N, T]`` importance ratios pi/mu of the current network, already clamped to [0.05, 20].
+        ratios: ``[N, T]`` floating point, importance ratios pi/mu of the current network (the learner clamps them
+            to [0.05, 20] first).
         rewards: ``[N, T]`` floating point.
-        dones: ``[N, T]`` bool (or 0/1 of a real dtype).
-        values: ``[N, T]`` the current network's values; no bootstrap column.
-        gamma: discount, > 0.
+        dones: ``[N, T]`` bool, or a real dtype holding 0/1.
+        values: ``[N, T]`` floating point, the current network's values; there is no bootstrap column.
+        gamma: discount, finite and > 0.
         vtrace_rho: rho_bar, the cap of the ratios in the TD errors and advantages.
         vtrace_c: c_bar, the cap of the trace-cutting ratios.
-        force_generic: run the device-generic ATen implementation even for CPU tensors (tests, comparisons).
 
-    A trajectory of the minibatch is ``T = recurrence`` consecutive rows of the flat minibatch, so the learner
-    passes ``x.view(-1, recurrence)``. As in Sample Factory, the value after the last step is reconstructed as
-    ``(V_{T-1} - r_{T-1}) / gamma`` and the recursion starts from ``vs_T`` equal to it; backwards, with
+    All tensors on one device, any strides; ``N = 0`` is allowed. A trajectory of the minibatch is
+    ``T = recurrence`` consecutive rows of the flat minibatch, so the learner passes ``x.view(-1, recurrence)``.
+    As in Sample Factory's learner, the value after the last step is reconstructed from the last step itself,
+    ``V_T = (V_{T-1} - r_{T-1}) / gamma`` (so a non-terminal last step has no TD error, up to rounding), and the
+    recursion starts from ``vs_T = V_T``; ``done_{T-1}`` still cuts the bootstrap off. Backwards, with
     ``rho_t = min(rho_bar, ratio_t)``, ``c_t = min(c_bar, ratio_t)``, ``g_t = gamma * (1 - done_t)``::
 
         delta_t = rho_t * (r_t + g_t * V_{t+1} - V_t)
         adv_t   = rho_t * (r_t + g_t * vs_{t+1} - V_t)
         vs_t    = V_t + delta_t + g_t * c_t * (vs_{t+1} - V_{t+1})
 
-    Invalid steps take part like any other (Sample Factory's V-trace has no valids): mask them in the losses.
+    ``min`` propagates NaN ratios as ``torch.min`` does. Invalid steps take part like any other (Sample Factory's
+    V-trace has no valids): the learner masks them in the losses. Sample Factory asserts ``recurrence > 1``;
+    ``T = 1`` is accepted here and follows the same formulas.
+
+    Computation: float32, under no-grad mode; the caps become float32 as Sample Factory's
+    ``torch.Tensor([vtrace_rho])`` does. CPU tensors run loops that reproduce Sample Factory's tensor code to the
+    bit where the compiler does not fuse multiply-adds (x86-64 builds); every other device runs a device-generic
+    kernel of ATen ops, one fused op per time step (it recurses on ``vs - V``; CUDA too). The two agree to float32
+    rounding. CPU work runs on the calling thread with the GIL released.
 
     Returns:
-        ``(vs, advantages)``: the value targets and the advantages, each float32 ``[N, T]``.
+        ``(vs, advantages)``: the value targets and the advantages, each a new contiguous float32 ``[N, T]`` tensor
+        on the inputs' device, without autograd history.
 
     Raises:
-        ValueError: wrong shapes or dtypes, ``T < 1``, inputs on different devices, ``gamma <= 0``, NaN caps.
+        ValueError: naming the argument, for wrong shapes, ``T < 1``, integer ratios/rewards/values, complex
+            flags, inputs on different devices, ``gamma <= 0`` or a non-finite gamma, NaN caps.
     """
-    return _C.ops.vtrace(ratios, rewards, dones, values, gamma, vtrace_rho, vtrace_c, force_generic=force_generic)
+    return torch.ops.pysf.vtrace(ratios, rewards, dones, values, gamma, vtrace_rho, vtrace_c)
 
 
 @torch.jit.script
