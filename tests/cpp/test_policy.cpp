@@ -23,7 +23,7 @@
 
 using pysf::inference::Policy;
 using pysf::inference::PolicyOutput;
-using pysf::inference::TensorMap;
+using pysf::core::TensorMap;
 using namespace std::chrono_literals;
 
 namespace {
