@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -222,3 +223,95 @@ def test_vtrace_training_step():
     learner = Learner(cfg, ENV_INFO)
     stats = learner.train(fake_batch(cfg))
     assert learner.train_step == 2 and math.isfinite(stats["loss"]) and math.isfinite(stats["value_loss"])
+
+
+# ---- numerics of whole training iterations, recorded before the issue-11 rewrite --------------------------
+
+PARITY_CONFIGS = {
+    # feed-forward, GAE, both normalizers, value bootstrap on truncation, two epochs
+    "ff_gae": dict(num_epochs=2, value_bootstrap=True),
+    # shuffled chunks, stale samples (lag > 3 is invalid), KL loss, symmetric-KL exploration, per-minibatch KL LR
+    "ff_stale_kl": dict(
+        shuffle_minibatches=True, max_policy_lag=3, kl_loss_coeff=0.1, exploration_loss="symmetric_kl",
+        lr_schedule="kl_adaptive_minibatch", num_epochs=2,
+    ),
+    # GRU unrolled over chunks of 4, V-trace, per-epoch KL LR, three epochs
+    "gru_vtrace": dict(
+        use_rnn=True, rnn_type="gru", recurrence=4, with_vtrace=True, normalize_returns=False,
+        lr_schedule="kl_adaptive_epoch", num_epochs=3,
+    ),
+    # continuous actions, linear LR decay, no gradient clipping
+    "box_linear_decay": dict(lr_schedule="linear_decay", train_for_env_steps=200, max_grad_norm=0.0),
+    # discrete actions with an action mask observation
+    "action_mask": dict(shuffle_minibatches=True),
+}
+
+
+def parity_env_info(name: str) -> EnvInfo:
+    obs = dict(obs=spaces.Box(-1, 1, (3,)))
+    if name == "action_mask":
+        obs["action_mask"] = spaces.Box(0, 1, (3,))
+    action_space = spaces.Box(-1, 1, (2,)) if name == "box_linear_decay" else spaces.Discrete(3)
+    return EnvInfo(obs_space=spaces.Dict(obs), action_space=action_space)
+
+
+def parity_batch(cfg, env_info: EnvInfo, iteration: int, train_step: int) -> TensorDict:
+    """A fixed batch of 8 trajectories for iteration ``iteration`` (its own generator: nothing else draws from it)."""
+    g = torch.Generator().manual_seed(1000 + iteration)
+    n, t, r = 8, cfg.rollout, get_rnn_size(cfg)
+    obs = TensorDict(obs=torch.rand(n, t + 1, 3, generator=g) * 2 - 1)
+    if "action_mask" in env_info.obs_space.spaces:
+        mask = (torch.rand(n, t + 1, 3, generator=g) < 0.7).float()
+        mask[..., 0] = 1.0  # at least one allowed action
+        obs["action_mask"] = mask
+    if isinstance(env_info.action_space, spaces.Box):
+        actions = torch.randn(n, t, 2, generator=g)
+        action_logits = torch.randn(n, t, 4, generator=g) * 0.3
+        log_prob_actions = -torch.rand(n, t, generator=g) * 3
+    else:
+        actions = torch.randint(0, 3, (n, t, 1), generator=g).float()
+        action_logits = torch.randn(n, t, 3, generator=g)
+        log_prob_actions = torch.log_softmax(action_logits, -1).gather(-1, actions.long()).squeeze(-1)
+    dones = torch.rand(n, t, generator=g) < 0.2
+    lag = torch.randint(0, 6, (n, 1), generator=g).expand(n, t)
+    return TensorDict(
+        obs=obs,
+        rnn_states=torch.randn(n, t + 1, r, generator=g) * 0.1,
+        actions=actions,
+        action_logits=action_logits,
+        log_prob_actions=log_prob_actions,
+        values=torch.randn(n, t + 1, generator=g),
+        rewards=torch.rand(n, t, generator=g),
+        dones=dones,
+        time_outs=dones & (torch.rand(n, t, generator=g) < 0.5),
+        policy_version=(train_step - lag).to(torch.int32),
+        policy_id=torch.zeros(n, t, dtype=torch.int32),
+    )
+
+
+def run_parity(name: str, iterations: int = 3):
+    """``(stats of each iteration, lr after each, state_dict)`` of a fresh learner trained on the fixed batches."""
+    cfg = small_cfg(**PARITY_CONFIGS[name])
+    env_info = parity_env_info(name)
+    torch.manual_seed(0)
+    learner = Learner(cfg, env_info)
+    stats, lrs = [], []
+    for iteration in range(iterations):
+        s = learner.train(parity_batch(cfg, env_info, iteration, learner.train_step))
+        stats.append({k: v for k, v in s.items() if k != "train_seconds"})
+        lrs.append(learner.curr_lr)
+    return stats, lrs, learner
+
+
+def parity_fingerprint(stats, learner: Learner) -> dict:
+    """sha256 of every iteration's statistics and of the final weights, normalizers and optimizer state."""
+    stats_digest = hashlib.sha256(repr(stats).encode()).hexdigest()
+    h = hashlib.sha256()
+    for key, value in learner.actor_critic.state_dict().items():
+        h.update(key.encode())
+        h.update(value.detach().contiguous().numpy().tobytes())
+    for _, state in sorted(learner.optimizer.state_dict()["state"].items()):
+        for key in sorted(state):
+            h.update(state[key].detach().contiguous().numpy().tobytes())
+    abs_sum = sum(float(p.detach().double().abs().sum()) for p in learner.actor_critic.parameters())
+    return dict(stats_sha256=stats_digest, state_sha256=h.hexdigest(), param_abs_sum=abs_sum)
