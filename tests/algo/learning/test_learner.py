@@ -315,3 +315,124 @@ def parity_fingerprint(stats, learner: Learner) -> dict:
             h.update(state[key].detach().contiguous().numpy().tobytes())
     abs_sum = sum(float(p.detach().double().abs().sum()) for p in learner.actor_critic.parameters())
     return dict(stats_sha256=stats_digest, state_sha256=h.hexdigest(), param_abs_sum=abs_sum)
+
+
+# Recorded on 2026-12-01 from the learner at commit 0fa9859 (before the issue-11 rewrite) by running
+# run_parity + parity_fingerprint for each config on an x86-64 CPU where
+# torch.backends.cpu.get_cpu_capability() == 'AVX2' (torch 2.13.0+cpu); same on 1 and 2 threads.
+RECORDED_CPU_CAPABILITY = "AVX2"
+RECORDED = {
+    'ff_gae': dict(
+        stats_sha256='5aacd723464c7dbfdb37620f786569213b57d7449a867d75ed6c16601ff25eef',
+        state_sha256='a3a7c45b7413eb970abe1d5b7ea59b4924a6c0472a671d89167575ef97191e16',
+        param_abs_sum=22.796388839837164,
+        lrs=[0.0001, 0.0001, 0.0001],
+        last_stats=dict(
+            loss=1.153322458267212, policy_loss=0.349754273891449, value_loss=0.8068059682846069,
+            exploration_loss=-0.0032377552706748247, kl_loss=0.0, entropy=1.079251766204834,
+            value=-0.13694338500499725, grad_norm=1.3962209224700928, adv_mean=2.9802322387695312e-08,
+            adv_min=-2.87804913520813, adv_max=1.6750434637069702, adv_std=1.0327955484390259,
+            kl_divergence=0.31374749541282654, kl_divergence_max=0.6237105131149292, value_delta=0.8410955667495728,
+            value_delta_max=2.4381141662597656, fraction_clipped=0.875, ratio_mean=1.959754467010498,
+            ratio_min=0.41848403215408325, ratio_max=8.3960542678833, max_abs_logprob=1.6382646560668945, lr=0.0001,
+            actual_lr=0.0001, num_sgd_steps=4, valids_fraction=1.0, same_policy_fraction=0.25,
+            version_diff_avg=2.125, version_diff_min=0.0, version_diff_max=5.0,
+            obs_running_mean=0.006924800109118223, obs_running_std=0.5783625841140747,
+            returns_running_mean=1.482718345891569, returns_running_std=0.9281618849084684,
+        ),
+    ),
+    'ff_stale_kl': dict(
+        stats_sha256='bf41bb0b516c5c197c23d2e16760e3d8d3dcfa704636ff604c98922e4dfabca5',
+        state_sha256='de93b8a027a65d3d24adf360f6942302bdedd3b1399bd5d1cd9cbb5fb34c5b64',
+        param_abs_sum=22.7958846690226,
+        lrs=[1.9753086419753087e-05, 3.901844231062338e-06, 1e-06],
+        last_stats=dict(
+            loss=1.105250358581543, policy_loss=0.33046865463256836, value_loss=0.7427551746368408,
+            exploration_loss=5.926242010900751e-05, kl_loss=0.031967222690582275, entropy=1.0795328617095947,
+            value=-0.057541653513908386, grad_norm=1.3976824283599854, adv_mean=1.4901161193847656e-08,
+            adv_min=-1.7849236726760864, adv_max=1.7373058795928955, adv_std=0.7742431163787842,
+            kl_divergence=0.31967222690582275, kl_divergence_max=0.9567804932594299, value_delta=0.7741461396217346,
+            value_delta_max=2.4423747062683105, fraction_clipped=0.9375, ratio_mean=2.7081637382507324,
+            ratio_min=0.42101243138313293, ratio_max=19.2900333404541, max_abs_logprob=1.6379952430725098, lr=1e-06,
+            actual_lr=1e-06, num_sgd_steps=4, valids_fraction=0.5, same_policy_fraction=0.25, version_diff_avg=2.125,
+            version_diff_min=0.0, version_diff_max=5.0, obs_running_mean=0.006924800109118223,
+            obs_running_std=0.5783625841140747, returns_running_mean=0.6646882573661116,
+            returns_running_std=0.7541191912342252,
+        ),
+    ),
+    'gru_vtrace': dict(
+        stats_sha256='99797ef5c22ae82e92e8bad6f1dea77b28e7f13c2cad77636846db4e8b57067a',
+        state_sha256='b7b2b8a1b456a12993160c49383773d1a719c604be63a61f1acc0c23d72f6c82',
+        param_abs_sum=132.9915040958731,
+        lrs=[2.962962962962963e-05, 8.77914951989026e-06, 2.601229487374892e-06],
+        last_stats=dict(
+            loss=1.771299123764038, policy_loss=1.3648405075073242, value_loss=0.40970784425735474,
+            exploration_loss=-0.0032491714227944613, kl_loss=0.0, entropy=1.083057165145874,
+            value=0.1537473350763321, grad_norm=1.7897555828094482, adv_mean=2.9802322387695312e-08,
+            adv_min=-1.4801913499832153, adv_max=1.8389288187026978, adv_std=1.0327955484390259,
+            kl_divergence=0.4065711498260498, kl_divergence_max=1.0797302722930908, value_delta=1.0333852767944336,
+            value_delta_max=2.7843222618103027, fraction_clipped=0.875, ratio_mean=2.361114501953125,
+            ratio_min=0.4214887320995331, ratio_max=16.02058219909668, max_abs_logprob=1.466787576675415,
+            lr=2.601229487374892e-06, actual_lr=2.601229487374892e-06, num_sgd_steps=6, valids_fraction=1.0,
+            same_policy_fraction=0.25, version_diff_avg=2.125, version_diff_min=0.0, version_diff_max=5.0,
+            obs_running_mean=0.006924800109118223, obs_running_std=0.5783625841140747,
+        ),
+    ),
+    'box_linear_decay': dict(
+        stats_sha256='c831acc185d8e6b7b641798a6f509ca6fc4eaf89b2ca0e55856e0dc81fc42020',
+        state_sha256='9e51dbc411c6f45f086ffe328ee1a8dad723df6064f29861dea5fa286a4fe60b',
+        param_abs_sum=25.843577279541933,
+        lrs=[9.166666666666667e-05, 7.500000000000001e-05, 5.8333333333333326e-05],
+        last_stats=dict(
+            loss=0.7957504391670227, policy_loss=0.22594940662384033, value_loss=0.5788477063179016,
+            exploration_loss=-0.009046693332493305, kl_loss=0.0, entropy=3.015564441680908,
+            value=0.03711334243416786, grad_norm=0.0, adv_mean=-5.960464477539063e-08, adv_min=-2.098529100418091,
+            adv_max=1.7864185571670532, adv_std=1.0327955484390259, kl_divergence=0.7989758849143982,
+            kl_divergence_max=3.2726643085479736, value_delta=0.9202532768249512, value_delta_max=1.8713501691818237,
+            fraction_clipped=0.9375, ratio_mean=0.6665734052658081, ratio_min=0.05000000074505806,
+            ratio_max=0.9667834043502808, max_abs_logprob=10.696837425231934, lr=5.8333333333333326e-05,
+            actual_lr=5.8333333333333326e-05, num_sgd_steps=2, valids_fraction=1.0, same_policy_fraction=0.125,
+            version_diff_avg=3.0, version_diff_min=1.0, version_diff_max=5.0, obs_running_mean=0.006924800109118223,
+            obs_running_std=0.5783625841140747, returns_running_mean=1.48226789845941,
+            returns_running_std=0.8993401808544935,
+        ),
+    ),
+    'action_mask': dict(
+        stats_sha256='e33bf19247eb6e884471c196ca724fca614adfa12a748b0149074c5e452ab340',
+        state_sha256='383f3fd9f05b44e4f50535a022a3e7152a7de482d65e90c077469cf3bc552501',
+        param_abs_sum=22.803411626526213,
+        lrs=[0.0001, 0.0001, 0.0001],
+        last_stats=dict(
+            loss=2.118238687515259, policy_loss=0.6777729392051697, value_loss=1.4427355527877808,
+            exploration_loss=-0.002269667573273182, kl_loss=0.0, entropy=0.7565558552742004,
+            value=-0.18784242868423462, grad_norm=1.6061344146728516, adv_mean=-1.4901161193847656e-08,
+            adv_min=-1.5119085311889648, adv_max=2.2050228118896484, adv_std=1.0327955484390259,
+            kl_divergence=0.205767422914505, kl_divergence_max=0.6231627464294434, value_delta=0.9191641211509705,
+            value_delta_max=2.2848072052001953, fraction_clipped=1.0, ratio_mean=1.1151113510131836,
+            ratio_min=0.05000000074505806, ratio_max=6.001070976257324, max_abs_logprob=1000000000.0, lr=0.0001,
+            actual_lr=0.0001, num_sgd_steps=2, valids_fraction=1.0, same_policy_fraction=0.25, version_diff_avg=3.0,
+            version_diff_min=0.0, version_diff_max=5.0, obs_running_mean=0.006924800109118223,
+            obs_running_std=0.5783625841140747, returns_running_mean=1.1844254722914744,
+            returns_running_std=0.7980630100501933,
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(PARITY_CONFIGS))
+def test_training_numerics_match_the_recorded_learner(name):
+    """Three iterations on fixed batches give the recorded statistics, LRs, weights and optimizer state.
+
+    Bit for bit on a CPU like the recording one; elsewhere torch's vector kernels may round differently, so
+    the figures are compared closely instead.
+    """
+    stats, lrs, learner = run_parity(name)
+    recorded = RECORDED[name]
+    assert list(stats[-1]) == list(recorded["last_stats"])  # the same summary names, in the same order
+    if torch.backends.cpu.get_cpu_capability() == RECORDED_CPU_CAPABILITY:
+        assert stats[-1] == recorded["last_stats"] and lrs == recorded["lrs"]
+        assert parity_fingerprint(stats, learner) == {k: recorded[k] for k in ("stats_sha256", "state_sha256", "param_abs_sum")}
+    else:
+        assert stats[-1] == pytest.approx(recorded["last_stats"], rel=1e-4, abs=1e-6)
+        assert lrs == pytest.approx(recorded["lrs"], rel=1e-6)
+        assert parity_fingerprint(stats, learner)["param_abs_sum"] == pytest.approx(recorded["param_abs_sum"], rel=1e-5)
