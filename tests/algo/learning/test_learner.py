@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from gymnasium import spaces
 
 from pysf.algo.learning import appo_loss
 from pysf.algo.learning.learner import Learner
+from pysf.algo.learning.lr_schedules import make_lr_schedule
 from pysf.algo.utils.env_info import EnvInfo
 from pysf.algo.utils.tensor_dict import TensorDict
 from pysf.cfg.arguments import default_cfg
@@ -113,10 +116,9 @@ def test_prepare_batch_masks_stale_experience():
     batch["policy_version"][:4] = 2  # lag 8 > 5: invalid
     batch["policy_version"][4:] = 9  # lag 1: valid
     data = learner.prepare_batch(batch)
-    valids = data["valids"].reshape(8, cfg.rollout)
+    valids = data.steps["valids"].reshape(8, cfg.rollout)
     assert valids[:4].sum() == 0 and bool((valids[4:] == 1).all())
-    # invalid steps are transparent to GAE and their returns are just the advantage (no value term)
-    assert data["advantages"].shape == (8 * cfg.rollout,)
+    assert data.steps["advantages"].shape == (8 * cfg.rollout,) and len(data) == 8 * cfg.rollout
 
 
 def test_prepare_batch_value_bootstrap_adds_discounted_value_on_truncation():
@@ -126,11 +128,12 @@ def test_prepare_batch_value_bootstrap_adds_discounted_value_on_truncation():
     batch["dones"][:] = False
     batch["dones"][0, 1] = True
     batch["time_outs"][0, 1] = True
-    data = learner.prepare_batch(batch)
-    rewards = data["rewards"].reshape(8, cfg.rollout)
+    original_rewards = batch["rewards"].clone()
     expected = batch["rewards"][0, 1] + cfg.gamma * batch["values"][0, 1]
+    learner.prepare_batch(batch)
+    rewards = batch["rewards"]  # completed in place: the batch is the learner's
     assert rewards[0, 1].item() == pytest.approx(expected.item(), rel=1e-5)
-    assert torch.allclose(rewards[1:], batch["rewards"][1:])
+    assert torch.equal(rewards[0, [0, 2, 3]], original_rewards[0, [0, 2, 3]]) and torch.equal(rewards[1:], original_rewards[1:])
 
 
 def test_prepare_batch_gae_returns():
@@ -151,10 +154,41 @@ def test_prepare_batch_gae_returns():
             advantage = delta + cfg.gamma * cfg.gae_lambda * advantage
             expected.append(float(advantage))
         expected = list(reversed(expected))
-        got = data["advantages"].reshape(2, cfg.rollout)[n].tolist()
+        got = data.steps["advantages"].reshape(2, cfg.rollout)[n].tolist()
         assert got == pytest.approx(expected, rel=1e-4, abs=1e-5)
-        returns = data["returns"].reshape(2, cfg.rollout)[n]
+        returns = data.steps["returns"].reshape(2, cfg.rollout)[n]
         assert torch.allclose(returns, torch.tensor(expected) + values[n, :-1], atol=1e-5)
+
+
+def test_prepare_batch_copies_nothing_the_loss_does_not_need_and_minibatches_gather_once():
+    cfg = small_cfg(normalize_input=False, normalize_returns=False)
+    learner = Learner(cfg, ENV_INFO)
+    batch = fake_batch(cfg)
+    data = learner.prepare_batch(batch)
+    shares = lambda a, b: a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()  # noqa: E731
+    for key in ("actions", "action_logits", "log_prob_actions"):
+        assert shares(data.steps[key], batch[key]), key
+    for key in ("rnn_states", "values"):
+        assert shares(data.with_bootstrap[key], batch[key]), key
+    assert shares(data.with_bootstrap["obs"]["obs"], batch["obs"]["obs"])  # float32 and not normalized: no copy
+    assert set(data.steps) == {"actions", "action_logits", "log_prob_actions", "valids", "advantages", "returns"}
+
+    t = cfg.rollout
+    indices = torch.tensor([0, 3, 4, 9, 31, 17])
+    mb = data.minibatch(indices)
+    traj, step = indices // t, indices % t
+    assert torch.equal(mb["obs"]["obs"], batch["obs"]["obs"][traj, step])
+    assert torch.equal(mb["values"], batch["values"][traj, step]) and torch.equal(mb["actions"], batch["actions"][traj, step])
+    assert torch.equal(mb["rnn_states"], batch["rnn_states"][traj, step])
+    assert torch.equal(mb["advantages"], data.steps["advantages"].view(8, t)[traj, step])
+
+
+def test_prepare_batch_keeps_dones_and_rewards_only_where_they_are_read():
+    vtrace = Learner(small_cfg(with_vtrace=True, normalize_returns=False), ENV_INFO).prepare_batch(fake_batch(small_cfg()))
+    assert {"rewards", "dones"} <= set(vtrace.steps) and "advantages" not in vtrace.steps
+    rnn_cfg = small_cfg(use_rnn=True, recurrence=4, rnn_type="gru")
+    rnn = Learner(rnn_cfg, ENV_INFO).prepare_batch(fake_batch(rnn_cfg))
+    assert "dones" in rnn.steps and "rewards" not in rnn.steps
 
 
 # ---- training step -----------------------------------------------------------------------------------
@@ -169,6 +203,34 @@ def test_train_counts_sgd_steps_and_publishes_each_one():
     assert learner.env_steps == 8 * cfg.rollout
     for key in ("loss", "policy_loss", "value_loss", "entropy", "kl_divergence", "grad_norm", "version_diff_avg"):
         assert key in stats and math.isfinite(stats[key])
+
+
+def count_learner_host_reads(monkeypatch, cfg) -> int:
+    """How often one ``train`` call reads a tensor's value into Python in learner.py / appo_loss.py."""
+    reads = []
+    learning_dir = os.path.dirname(appo_loss.__file__)
+    for name in ("__float__", "__int__", "__bool__", "item", "tolist"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if os.path.dirname(caller) == learning_dir and os.path.basename(caller) in ("learner.py", "appo_loss.py"):
+                reads.append(caller)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    learner = Learner(cfg, ENV_INFO)
+    learner.train(fake_batch(cfg, num_traj=16))
+    monkeypatch.undo()
+    return len(reads)
+
+
+@pytest.mark.parametrize("overrides", [dict(), dict(max_policy_lag=1, shuffle_minibatches=True)])
+def test_summaries_are_read_from_the_device_once_per_iteration_not_per_minibatch(monkeypatch, overrides):
+    """Four times as many minibatches: not one more host read (stale samples: one more per epoch at most)."""
+    few = count_learner_host_reads(monkeypatch, small_cfg(batch_size=32, num_batches_per_epoch=2, **overrides))
+    many = count_learner_host_reads(monkeypatch, small_cfg(batch_size=8, num_batches_per_epoch=8, **overrides))
+    assert few == many and few <= 3  # the valid count, the summaries, the per-epoch invalid fractions
 
 
 def test_rnn_unroll_equals_a_step_by_step_loop():
@@ -436,3 +498,73 @@ def test_training_numerics_match_the_recorded_learner(name):
         assert stats[-1] == pytest.approx(recorded["last_stats"], rel=1e-4, abs=1e-6)
         assert lrs == pytest.approx(recorded["lrs"], rel=1e-6)
         assert parity_fingerprint(stats, learner)["param_abs_sum"] == pytest.approx(recorded["param_abs_sum"], rel=1e-5)
+
+
+# ---- LR schedules against the rates the learner gave before they became classes --------------------------
+# Recorded on 2026-12-01 from Learner._update_lr_kl / Learner._update_lr_linear at commit 0fa9859 (the code the
+# schedule classes replaced), driven by the inputs below: KLS one by one for kl_adaptive_minibatch (starting at
+# learning_rate=1e-4), float(np.mean(epoch)) for kl_adaptive_epoch, train_step 0..12 for linear_decay
+# (learning_rate=3e-4, train_for_env_steps=170, batch_size=16, num_epochs=1).
+
+LR_TEST_KLS = [0.02, 0.02, 0.001, 0.0, 0.005, 0.05, 0.016, 0.004, 0.0039, 0.0161, 0.008] + [1.0] * 14 + [0.0] * 26 + [0.01, 0.003]
+LR_TEST_EPOCH_KLS = [[0.02, 0.01], [0.001, 0.002, 0.0], [0.016, 0.016], [0.004, 0.004, 0.004], [0.5], [0.0031, 0.0049]]
+RECORDED_KL_MINIBATCH_LRS = [
+    6.666666666666667e-05, 4.4444444444444447e-05, 6.666666666666667e-05, 0.0001, 0.0001, 6.666666666666667e-05,
+    6.666666666666667e-05, 6.666666666666667e-05, 0.0001, 6.666666666666667e-05, 6.666666666666667e-05,
+    4.4444444444444447e-05, 2.962962962962963e-05, 1.9753086419753087e-05, 1.3168724279835392e-05,
+    8.77914951989026e-06, 5.852766346593507e-06, 3.901844231062338e-06, 2.601229487374892e-06,
+    1.7341529915832613e-06, 1.156101994388841e-06, 1e-06, 1e-06, 1e-06, 1e-06, 1.5e-06, 2.25e-06, 3.375e-06,
+    5.062499999999999e-06, 7.593749999999999e-06, 1.1390624999999999e-05, 1.7085937499999998e-05,
+    2.5628906249999997e-05, 3.8443359375e-05, 5.76650390625e-05, 8.649755859375e-05, 0.000129746337890625,
+    0.00019461950683593752, 0.0002919292602539063, 0.0004378938903808594, 0.0006568408355712891,
+    0.0009852612533569338, 0.0014778918800354007, 0.002216837820053101, 0.0033252567300796516,
+    0.0049878850951194775, 0.007481827642679216, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01
+]
+RECORDED_KL_EPOCH_LRS = [
+    0.0001, 0.00015000000000000001, 0.00015000000000000001, 0.00015000000000000001, 0.0001, 0.0001
+]
+RECORDED_LINEAR_DECAY_LRS = [
+    0.0003, 0.00027, 0.00023999999999999998, 0.00020999999999999998, 0.00017999999999999998, 0.00015,
+    0.00011999999999999999, 9e-05, 5.999999999999998e-05, 2.999999999999999e-05, 0.0, 0.0, 0.0
+]
+
+
+def test_kl_adaptive_minibatch_gives_the_recorded_rates():
+    schedule = make_lr_schedule(small_cfg(lr_schedule="kl_adaptive_minibatch"))
+    lr, rates = 1e-4, []
+    for step, kl in enumerate(LR_TEST_KLS):
+        lr = schedule.before_sgd_step(lr, step)  # no effect: this schedule only listens to the KL
+        lr = schedule.after_minibatch(lr, torch.tensor(kl, dtype=torch.float64))
+        lr = schedule.after_epoch(lr, [torch.tensor(kl)])
+        rates.append(lr)
+    assert rates == RECORDED_KL_MINIBATCH_LRS
+
+
+def test_kl_adaptive_epoch_gives_the_recorded_rates():
+    schedule = make_lr_schedule(small_cfg(lr_schedule="kl_adaptive_epoch"))
+    lr, rates = 1e-4, []
+    for epoch_kls in LR_TEST_EPOCH_KLS:
+        for kl in epoch_kls:
+            lr = schedule.after_minibatch(lr, torch.tensor(kl, dtype=torch.float64))  # no effect
+        lr = schedule.after_epoch(lr, [torch.tensor(kl, dtype=torch.float64) for kl in epoch_kls])
+        rates.append(lr)
+    assert rates == RECORDED_KL_EPOCH_LRS
+
+
+def test_linear_decay_gives_the_recorded_rates():
+    cfg = small_cfg(lr_schedule="linear_decay", learning_rate=3e-4, train_for_env_steps=170, batch_size=16, num_epochs=1)
+    schedule = make_lr_schedule(cfg)
+    rates = [schedule.before_sgd_step(1.0, step) for step in range(13)]  # the current rate does not matter
+    assert rates == RECORDED_LINEAR_DECAY_LRS
+    assert schedule.after_minibatch(0.5, torch.tensor(1.0)) == 0.5 and schedule.after_epoch(0.5, [torch.tensor(1.0)]) == 0.5
+
+
+def test_constant_schedule_keeps_the_rate():
+    schedule = make_lr_schedule(small_cfg(lr_schedule="constant"))
+    assert schedule.before_sgd_step(2e-4, 7) == schedule.after_minibatch(2e-4, torch.tensor(9.0)) == 2e-4
+    assert schedule.after_epoch(2e-4, [torch.tensor(9.0)]) == 2e-4
+
+
+def test_unknown_lr_schedule_names_the_choices():
+    with pytest.raises(ValueError, match="kl_adaptive_epoch"):
+        make_lr_schedule(small_cfg(lr_schedule="cosine"))
