@@ -80,6 +80,20 @@ class _Optimizer:
             )
         return state
 
+    @torch.no_grad()
+    def step(self) -> None:
+        """One update of every parameter that has a gradient."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    state = self._moments(p)
+                    state["step"] += 1
+                    self._update(p, state, float(state["step"]), group)
+
+    def _update(self, p: Tensor, state: Dict[str, Tensor], step: float, group: Dict[str, Any]) -> None:
+        """Update ``p`` in place from ``p.grad`` and its moments ``state``; ``step``: 1 on the first update."""
+        raise NotImplementedError
+
 
 class Adam(_Optimizer):
     """Adam (Kingma & Ba), torch's update: bias-corrected moments, eps added after the square root."""
@@ -94,24 +108,15 @@ class Adam(_Optimizer):
     ):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=False))
 
-    @torch.no_grad()
-    def step(self) -> None:
-        """One update of every parameter with a gradient."""
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad if not group["weight_decay"] else p.grad.add(p, alpha=group["weight_decay"])
-                state = self._moments(p)
-                state["step"] += 1
-                step = float(state["step"])
-                state["exp_avg"].lerp_(grad, 1 - beta1)
-                state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                bias_correction1 = 1 - beta1**step
-                bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-                denom = (state["exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(group["eps"])
-                p.addcdiv_(state["exp_avg"], denom, value=-group["lr"] / bias_correction1)
+    def _update(self, p: Tensor, state: Dict[str, Tensor], step: float, group: Dict[str, Any]) -> None:
+        beta1, beta2 = group["betas"]
+        grad = p.grad if not group["weight_decay"] else p.grad.add(p, alpha=group["weight_decay"])
+        state["exp_avg"].lerp_(grad, 1 - beta1)
+        state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        bias_correction1 = 1 - beta1**step
+        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+        denom = (state["exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(group["eps"])
+        p.addcdiv_(state["exp_avg"], denom, value=-group["lr"] / bias_correction1)
 
 
 class Lamb(_Optimizer):
@@ -138,28 +143,19 @@ class Lamb(_Optimizer):
             raise ValueError(f"Lamb: min_trust must be in (0, 1], got {min_trust}")
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, min_trust=min_trust))
 
-    @torch.no_grad()
-    def step(self) -> None:
-        """One LAMB update."""
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            min_trust = group["min_trust"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self._moments(p)
-                state["step"] += 1
-                step = float(state["step"])
-                state["exp_avg"].mul_(beta1).add_(p.grad, alpha=1 - beta1)
-                state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-                m_hat = state["exp_avg"] / (1 - beta1**step)
-                update = m_hat / (state["exp_avg_sq"].sqrt() / (1 - beta2**step) ** 0.5 + group["eps"])
-                if group["weight_decay"]:
-                    update.add_(p, alpha=group["weight_decay"])
-                weight_norm, update_norm = p.norm(), update.norm()
-                trust_ratio = (weight_norm.clamp(max=self.MAX_WEIGHT_NORM) / update_norm).clamp(min_trust, 1.0 / min_trust)
-                trust_ratio = torch.where((weight_norm > 0) & (update_norm > 0), trust_ratio, torch.ones_like(trust_ratio))
-                p.add_(update * trust_ratio, alpha=-group["lr"])
+    def _update(self, p: Tensor, state: Dict[str, Tensor], step: float, group: Dict[str, Any]) -> None:
+        beta1, beta2 = group["betas"]
+        min_trust = group["min_trust"]
+        state["exp_avg"].mul_(beta1).add_(p.grad, alpha=1 - beta1)
+        state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+        m_hat = state["exp_avg"] / (1 - beta1**step)
+        update = m_hat / (state["exp_avg_sq"].sqrt() / (1 - beta2**step) ** 0.5 + group["eps"])
+        if group["weight_decay"]:
+            update.add_(p, alpha=group["weight_decay"])
+        weight_norm, update_norm = p.norm(), update.norm()
+        trust_ratio = (weight_norm.clamp(max=self.MAX_WEIGHT_NORM) / update_norm).clamp(min_trust, 1.0 / min_trust)
+        trust_ratio = torch.where((weight_norm > 0) & (update_norm > 0), trust_ratio, torch.ones_like(trust_ratio))
+        p.add_(update * trust_ratio, alpha=-group["lr"])
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         """Also Sample Factory's LAMB state, whose ``step`` is an int counting the *next* step (one ahead)."""
