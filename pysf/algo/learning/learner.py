@@ -40,7 +40,10 @@ _MAX_ABS_LOSS = "_max_abs_loss"  # read with the summaries, for the high-loss wa
 
 @dataclass
 class TrainingData:
-    """A prepared batch of ``N`` trajectories of ``T`` steps, flat over samples (trajectory-major); no copies.
+    """A prepared batch of ``N`` trajectories of ``T`` steps, flat over samples (trajectory-major).
+
+    Every field is a view of the batch or a tensor the preparation computed (valids, advantages, returns, the
+    normalizer's output); nothing is copied for the minibatches' sake, each of which gathers its rows once.
 
     ``steps``: the per-step fields ``[N*T, ...]`` the minibatches read. ``with_bootstrap``: fields that also hold
     the step after the last one, ``[N*(T+1), ...]`` (normalized ``obs``, ``rnn_states``, the old ``values``, the
