@@ -1,13 +1,19 @@
 """The APPO loss, term by term (Sample Factory's learner, reference §4.3).
 
 All means are over valid samples only (``valids``): stale experience beyond ``--max_policy_lag`` and data of
-other policies contribute nothing.
+other policies contribute nothing. ``appo_loss`` puts the terms together:
+
+    L = L_policy + c_v * L_value + c_e * L_exploration + c_kl * mean(KL(pi || pi_old))
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple, Optional
+
 import torch
 from torch import Tensor
+
+from pysf.utils.typing import Config
 
 
 def masked_mean(x: Tensor, valids: Tensor, num_valids: Tensor) -> Tensor:
@@ -47,3 +53,69 @@ def symmetric_kl_loss(symmetric_kl: Tensor, valids: Tensor, num_valids: Tensor) 
     loss = masked_mean(symmetric_kl, valids, num_valids)
     loss = torch.where(torch.isfinite(loss), loss, torch.zeros_like(loss))
     return torch.clamp(loss, max=30.0)
+
+
+class LossCoefficients(NamedTuple):
+    """The loss settings: clip ranges, the weight of each term, the exploration loss kind."""
+
+    clip_ratio: float
+    clip_value: float
+    value: float
+    exploration: float
+    exploration_kind: str  # "entropy" or "symmetric_kl"
+    kl: float
+
+    @classmethod
+    def from_cfg(cls, cfg: Config) -> "LossCoefficients":
+        """From ``--ppo_clip_ratio``, ``--ppo_clip_value``, ``--value_loss_coeff``, ``--exploration_loss(_coeff)``,
+        ``--kl_loss_coeff``."""
+        return cls(
+            clip_ratio=cfg.ppo_clip_ratio,
+            clip_value=cfg.ppo_clip_value,
+            value=cfg.value_loss_coeff,
+            exploration=cfg.exploration_loss_coeff,
+            exploration_kind=cfg.exploration_loss,
+            kl=cfg.kl_loss_coeff,
+        )
+
+
+class LossTerms(NamedTuple):
+    """The weighted terms of the loss and their sum ``total``, which the optimizer minimizes."""
+
+    policy: Tensor
+    value: Tensor
+    exploration: Tensor
+    kl: Tensor
+    total: Tensor
+
+
+def appo_loss(
+    coeffs: LossCoefficients,
+    ratio: Tensor,
+    advantages: Tensor,
+    values: Tensor,
+    old_values: Tensor,
+    targets: Tensor,
+    kl: Tensor,
+    entropy: Tensor,
+    symmetric_kl: Optional[Tensor],
+    valids: Tensor,
+    num_valids: Tensor,
+) -> LossTerms:
+    """APPO's loss over one minibatch of samples.
+
+    ``ratio``: pi(a|s) / pi_old(a|s); ``advantages``: normalized; ``values`` / ``old_values``: the critic now and
+    at collection; ``targets``: returns or V-trace targets; ``kl``: KL(pi || pi_old) per sample; ``entropy``: of
+    pi per sample; ``symmetric_kl``: to the uniform prior per sample, needed for that exploration loss only.
+    """
+    zero = torch.zeros((), dtype=ratio.dtype)
+    exploration = zero
+    if coeffs.exploration > 0:
+        if coeffs.exploration_kind == "entropy":
+            exploration = coeffs.exploration * entropy_loss(entropy, valids, num_valids)
+        else:
+            exploration = coeffs.exploration * symmetric_kl_loss(symmetric_kl, valids, num_valids)
+    policy = policy_loss(ratio, advantages, coeffs.clip_ratio, valids, num_valids)
+    value = coeffs.value * value_loss(values, old_values, targets, coeffs.clip_value, valids, num_valids)
+    kl_term = coeffs.kl * masked_mean(kl, valids, num_valids) if coeffs.kl > 0 else zero
+    return LossTerms(policy, value, exploration, kl_term, total=policy + value + exploration + kl_term)

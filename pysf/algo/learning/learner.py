@@ -1,30 +1,26 @@
-"""The APPO learner (Sample Factory's ``Learner``): batch preparation, minibatch SGD, LR schedules, state.
+"""The APPO learner (Sample Factory's ``Learner``): batch preparation, minibatch SGD, state.
 
-``Learner.train(batch)`` takes a TensorDict of completed trajectories ``[N, T(+1), ...]`` straight from the
-sampler's trajectory buffers, prepares it (valid mask, observation normalization, bootstrap values,
-value bootstrap on truncation, GAE or V-trace, return normalization), runs ``num_epochs`` passes of
-``num_batches_per_epoch`` minibatches and calls ``on_sgd_step(train_step)`` after every optimizer step so
-the caller can publish the new weights to inference.
+``Learner.train(batch)`` takes a TensorDict of completed trajectories ``[N, T(+1), ...]`` (the batcher's copy
+of the sampler's blocks), prepares it (valid mask, observation normalization, bootstrap values, value
+bootstrap on truncation, GAE, return normalization), runs ``num_epochs`` passes of ``num_batches_per_epoch``
+minibatches and calls ``on_sgd_step(train_step)`` after every optimizer step so the caller can publish the new
+weights to inference. The loss is ``appo_loss``, the learning rate follows ``lr_schedules``; the summaries
+(Sample Factory's ``train/*``) are read from the device once per iteration.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Dict, List, Optional
+from dataclasses import dataclass
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pysf.algo.learning.appo_loss import (
-    entropy_loss,
-    masked_mean,
-    normalized_advantages,
-    policy_loss,
-    symmetric_kl_loss,
-    value_loss,
-)
+from pysf.algo.learning.appo_loss import LossCoefficients, LossTerms, appo_loss, masked_mean, normalized_advantages
+from pysf.algo.learning.lr_schedules import make_lr_schedule
 from pysf.algo.learning.optimizers import Adam, Lamb
 from pysf.algo.utils.action_distributions import ACTION_MASK_KEY
 from pysf.algo.utils.env_info import EnvInfo
@@ -35,11 +31,71 @@ from pysf.utils.typing import Config
 
 log = logging.getLogger(__name__)
 
-LR_SCHEDULES = ("constant", "kl_adaptive_minibatch", "kl_adaptive_epoch", "linear_decay")
+# Sample Factory's bounds on the probability ratio before clipping (keeps exp() of stale log-probs finite).
+RATIO_MIN, RATIO_MAX = 0.05, 20.0
+HIGH_LOSS = 30.0  # a loss above this usually means the rewards need --reward_scale
+EARLY_STOP_TOLERANCE = 1e-6  # epochs stop once the mean policy loss changes less than this
+_MAX_ABS_LOSS = "_max_abs_loss"  # read with the summaries, for the high-loss warning
+
+
+@dataclass
+class TrainingData:
+    """A prepared batch of ``N`` trajectories of ``T`` steps, flat over samples (trajectory-major).
+
+    Every field is a view of the batch or a tensor the preparation computed (valids, advantages, returns, the
+    normalizer's output); nothing is copied for the minibatches' sake, each of which gathers its rows once.
+
+    ``steps``: the per-step fields ``[N*T, ...]`` the minibatches read. ``with_bootstrap``: fields that also hold
+    the step after the last one, ``[N*(T+1), ...]`` (normalized ``obs``, ``rnn_states``, the old ``values``, the
+    ``action_mask``); a sample's row there is ``i + i // T``. ``policy_version``: ``[N*T]``, for the summaries.
+    """
+
+    steps: TensorDict
+    with_bootstrap: TensorDict
+    policy_version: Tensor
+    rollout: int
+
+    def __len__(self) -> int:
+        return int(self.policy_version.shape[0])
+
+    def minibatch(self, indices: Tensor) -> TensorDict:
+        """The samples ``indices`` of every field, gathered once."""
+        mb = self.steps[indices]
+        mb.update(self.with_bootstrap[indices + indices // self.rollout])
+        return mb
+
+
+class MinibatchResult(NamedTuple):
+    """What one SGD step computed; the summaries read the last one of the iteration."""
+
+    loss: LossTerms
+    ratio: Tensor
+    log_prob: Tensor
+    advantages: Tensor  # normalized
+    values: Tensor
+    old_values: Tensor
+    kl: Tensor  # per sample
+    kl_mean: Tensor
+    entropy: Tensor
+    valids: Tensor
+    num_valids: Tensor
+
+
+def to_python(summaries: Dict[str, Union[Tensor, float, int]]) -> Dict[str, Union[float, int]]:
+    """Tensor values as Python floats, read from the device at once (one sync per dtype and device)."""
+    groups: Dict[Tuple[torch.dtype, torch.device], List[str]] = {}
+    for key, value in summaries.items():
+        if isinstance(value, Tensor):
+            groups.setdefault((value.dtype, value.device), []).append(key)
+    result = dict(summaries)
+    for keys in groups.values():
+        for key, value in zip(keys, torch.stack([summaries[k].detach().reshape(()) for k in keys]).tolist()):
+            result[key] = float(value)
+    return result
 
 
 class Learner:
-    """Owns the trained (eager) actor-critic, its optimizer and the step counters."""
+    """Owns the trained (eager) actor-critic, its optimizer, the LR schedule and the step counters."""
 
     def __init__(self, cfg: Config, env_info: EnvInfo, actor_critic: Optional[ActorCritic] = None, policy_id: int = 0):
         self.cfg = cfg
@@ -55,77 +111,124 @@ class Learner:
             self.optimizer = Lamb(params, lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps)
         else:
             raise ValueError(f"Unknown --optimizer={cfg.optimizer!r}: use adam or lamb")
-        if cfg.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"Unknown --lr_schedule={cfg.lr_schedule!r}: use one of {LR_SCHEDULES}")
+        self.lr_schedule = make_lr_schedule(cfg)
+        self.loss_coeffs = LossCoefficients.from_cfg(cfg)
         self.train_step = 0  # SGD steps so far: the policy version
         self.env_steps = 0
         self.curr_lr = float(cfg.learning_rate)
         self.best_performance = -1e9
         self.recurrence = int(cfg.recurrence) if int(cfg.recurrence) > 0 else (int(cfg.rollout) if cfg.use_rnn else 1)
-        self._recent_kls: List[float] = []
-        self._last_epoch_policy_loss: Optional[float] = None
-        self._summary_minibatch: Dict[str, float] = {}
 
     # ---- batch preparation (reference §4.1) -------------------------------------------------------------
 
     @torch.no_grad()
-    def prepare_batch(self, batch: TensorDict) -> TensorDict:
-        """Flat ``[N*T]`` training tensors with advantages and returns."""
+    def prepare_batch(self, batch: TensorDict) -> TrainingData:
+        """Valid mask, normalized observations, bootstrap values, advantages and returns of ``batch``.
+
+        ``batch`` must be the learner's own (the batcher's copy): its ``values`` and ``rewards`` are completed in
+        place and the result holds views of it.
+        """
         cfg = self.cfg
         model = self.actor_critic
-        rewards = batch["rewards"]
+        rewards, values = batch["rewards"], batch["values"]
         num_traj, rollout = rewards.shape
-        valids = (batch["policy_id"] == self.policy_id) & (
-            self.train_step - batch["policy_version"] < cfg.max_policy_lag
-        )
-        valids = torch.cat([valids, valids[:, -1:]], dim=1)  # the bootstrap step follows the last one
+        flat = lambda t: t.reshape((-1,) + tuple(t.shape[2:]))  # noqa: E731 - [N, T(+1), ...] -> [N*T(+1), ...]
+        valids = (batch["policy_id"] == self.policy_id) & (self.train_step - batch["policy_version"] < cfg.max_policy_lag)
+        valid_steps = valids.float()
 
         # Normalize the observations of all T+1 steps at once (in train mode this updates the statistics).
-        obs = {k: v.reshape((num_traj * (rollout + 1),) + tuple(v.shape[2:])) for k, v in batch["obs"].items()}
-        normalized = model.normalize_obs({k: v.float() for k, v in obs.items()})
-        normalized = {k: v.reshape((num_traj, rollout + 1) + tuple(v.shape[1:])) for k, v in normalized.items()}
+        obs = model.normalize_obs({k: flat(v).float() for k, v in batch["obs"].items()})
 
         # Bootstrap values: the current network's value of the state after the last step.
-        values = batch["values"].clone()
-        last_obs = {k: v[:, rollout] for k, v in normalized.items()}
+        last_obs = {k: v.view((num_traj, rollout + 1) + tuple(v.shape[1:]))[:, rollout] for k, v in obs.items()}
         values[:, rollout] = model(last_obs, batch["rnn_states"][:, rollout], values_only=True)["values"]
 
-        denormalized_values = values.clone()
+        denormalized_values = values
         if cfg.normalize_returns:
+            denormalized_values = values.clone()
             model.returns_normalizer(denormalized_values, denormalize=True)
         dones = batch["dones"].float()
-        rewards = rewards.clone()
         if cfg.value_bootstrap:
             # A truncated episode did not end: credit the value of its last state (V(s_t) stands in for
             # the missing V(s_{t+1}), as in Sample Factory).
             rewards += cfg.gamma * denormalized_values[:, :rollout] * batch["time_outs"].float() * dones
 
-        flat = lambda t: t.reshape((num_traj * rollout,) + tuple(t.shape[2:]))  # noqa: E731
-        result = TensorDict(
-            obs=TensorDict({k: flat(v[:, :rollout]) for k, v in normalized.items()}),
-            rnn_states=flat(batch["rnn_states"][:, :rollout]),
+        steps = TensorDict(
             actions=flat(batch["actions"]),
             action_logits=flat(batch["action_logits"]),
             log_prob_actions=flat(batch["log_prob_actions"]),
-            values=flat(values[:, :rollout]),
-            rewards=flat(rewards),
-            dones=flat(dones),
-            valids=flat(valids[:, :rollout].float()),
-            policy_version=flat(batch["policy_version"]),
+            valids=flat(valid_steps),
         )
-        if not cfg.with_vtrace:
-            advantages = gae_advantages(rewards, dones, denormalized_values, valids.float(), cfg.gamma, cfg.gae_lambda)
-            returns = advantages + valids[:, :rollout].float() * denormalized_values[:, :rollout]
-            result["advantages"] = flat(advantages)
-            result["returns"] = flat(returns)
+        if cfg.with_vtrace:
+            steps.update(rewards=flat(rewards), dones=flat(dones))  # V-trace runs per minibatch
+        else:
+            bootstrap_valids = torch.cat([valids, valids[:, -1:]], dim=1).float()  # the bootstrap step follows the last
+            advantages = gae_advantages(rewards, dones, denormalized_values, bootstrap_valids, cfg.gamma, cfg.gae_lambda)
+            returns = advantages + valid_steps * denormalized_values[:, :rollout]
+            steps.update(advantages=flat(advantages), returns=flat(returns))
             if cfg.normalize_returns:
                 # The critic learns normalized returns (this also updates the returns statistics).
-                model.returns_normalizer(result["returns"].view(-1, 1))
-        if ACTION_MASK_KEY in result["obs"]:
-            result[ACTION_MASK_KEY] = result["obs"].pop(ACTION_MASK_KEY)
-        return result
+                model.returns_normalizer(steps["returns"].view(-1, 1))
+            if self.recurrence > 1:
+                steps["dones"] = flat(dones)  # RNN states are reset after episode ends
+        with_bootstrap = TensorDict(rnn_states=flat(batch["rnn_states"]), values=flat(values))
+        if ACTION_MASK_KEY in obs:
+            with_bootstrap[ACTION_MASK_KEY] = obs.pop(ACTION_MASK_KEY)
+        with_bootstrap["obs"] = TensorDict(obs)
+        return TrainingData(steps, with_bootstrap, flat(batch["policy_version"]), rollout)
 
     # ---- training (reference §4.2-4.3) ------------------------------------------------------------------
+
+    def train(self, batch: TensorDict, on_sgd_step: Optional[Callable[[int], None]] = None) -> Dict[str, float]:
+        """One training iteration on ``batch`` (the learner's own: see ``prepare_batch``); returns the summaries."""
+        cfg = self.cfg
+        start = time.perf_counter()
+        data = self.prepare_batch(batch)
+        num_valids = float(data.steps["valids"].sum())
+        if num_valids == 0:
+            log.warning("The whole batch is invalid (older than --max_policy_lag): skipping it")
+            return {}
+        if num_valids < 0.5 * len(data):
+            log.warning("%.0f%% of the batch is invalid (policy lag > %d)", 100 * (1 - num_valids / len(data)), cfg.max_policy_lag)
+
+        version_lag = (self.train_step - data.policy_version).float()  # of the batch, before it trains
+        num_epochs = int(cfg.num_epochs)
+        last: Optional[MinibatchResult] = None
+        grad_norm: Union[Tensor, float] = 0.0
+        losses: List[Tensor] = []
+        previous_policy_loss: Optional[float] = None
+        for epoch in range(num_epochs):
+            minibatches = self._minibatch_indices(len(data))
+            invalid_fractions = self._invalid_fractions(data, minibatches, all_valid=num_valids == len(data))
+            policy_losses, kls = [], []
+            for indices, invalid_fraction in zip(minibatches, invalid_fractions):
+                self._set_lr(self.lr_schedule.before_sgd_step(self.curr_lr, self.train_step))
+                last = self._minibatch_loss(data.minibatch(indices))
+                grad_norm = self._sgd_step(last.loss.total, invalid_fraction)
+                if on_sgd_step is not None:
+                    on_sgd_step(self.train_step)
+                self._set_lr(self.lr_schedule.after_minibatch(self.curr_lr, last.kl_mean))
+                policy_losses.append(last.loss.policy.detach())
+                kls.append(last.kl_mean)
+                losses.append(last.loss.total.detach())
+            self._set_lr(self.lr_schedule.after_epoch(self.curr_lr, kls))
+            if epoch < num_epochs - 1:
+                # Early stop: the policy stopped changing (Sample Factory's epoch-level check).
+                policy_loss = float(np.mean(torch.stack(policy_losses).tolist())) if policy_losses else 0.0
+                if previous_policy_loss is not None and abs(policy_loss - previous_policy_loss) < EARLY_STOP_TOLERANCE:
+                    break
+                previous_policy_loss = policy_loss
+
+        self.env_steps += len(data) * (cfg.env_frameskip if cfg.summaries_use_frameskip else 1)
+        readings = self._summaries(data, version_lag, last, grad_norm, len(losses), num_valids)
+        if losses:
+            readings[_MAX_ABS_LOSS] = torch.stack(losses).abs().max()
+        summaries = to_python(readings)  # the iteration's one read from the device
+        max_abs_loss = summaries.pop(_MAX_ABS_LOSS, 0.0)
+        if max_abs_loss > HIGH_LOSS:
+            log.warning("High loss value: %.3f (recommended to adjust --reward_scale)", max_abs_loss)
+        summaries["train_seconds"] = time.perf_counter() - start
+        return summaries
 
     def _minibatch_indices(self, dataset_size: int) -> List[Tensor]:
         batch_size = int(self.cfg.batch_size)
@@ -136,6 +239,64 @@ class Learner:
             order = (chunks[:, None] + torch.arange(self.recurrence)[None, :]).reshape(-1)
             return [order[i * batch_size : (i + 1) * batch_size] for i in range(num_minibatches)]
         return [torch.arange(i * batch_size, (i + 1) * batch_size) for i in range(num_minibatches)]
+
+    @staticmethod
+    def _invalid_fractions(data: TrainingData, minibatches: List[Tensor], all_valid: bool) -> List[float]:
+        """Each minibatch's fraction of invalid samples (its step is that much smaller, as in Sample Factory)."""
+        if all_valid or not minibatches:
+            return [0.0] * len(minibatches)
+        batch_size = minibatches[0].shape[0]
+        counts = data.steps["valids"][torch.stack(minibatches)].sum(dim=1).clamp(min=1.0)
+        return [1.0 - count / batch_size for count in counts.tolist()]
+
+    def _minibatch_loss(self, mb: TensorDict) -> MinibatchResult:
+        """Forward pass over a minibatch and the APPO loss."""
+        model = self.actor_critic
+        distribution = model.action_parameterization.distribution_head
+        action_mask = mb[ACTION_MASK_KEY] if ACTION_MASK_KEY in mb else None
+        valids = mb["valids"]
+        num_valids = valids.sum().clamp(min=1.0)
+
+        core_output = self._core_output(model.forward_head(dict(mb["obs"])), mb)
+        result = model.forward_tail(core_output, values_only=False, sample_actions=False, action_mask=action_mask)
+        logits, values = result["action_logits"], result["values"]
+        log_prob = distribution.log_prob(logits, mb["actions"], action_mask)
+        ratio = torch.exp(log_prob - mb["log_prob_actions"]).clamp(RATIO_MIN, RATIO_MAX)
+        if self.cfg.with_vtrace:
+            targets, advantages = self._vtrace_targets(mb, values, ratio)
+        else:
+            targets, advantages = mb["returns"], mb["advantages"]
+        advantages = normalized_advantages(advantages, valids, num_valids)
+        kl = distribution.kl(logits, mb["action_logits"], action_mask)  # KL(pi_new || pi_old)
+        entropy = distribution.entropy(logits, action_mask)
+        symmetric_kl = None
+        if self.loss_coeffs.exploration > 0 and self.loss_coeffs.exploration_kind == "symmetric_kl":
+            symmetric_kl = distribution.symmetric_kl_with_uniform_prior(logits, action_mask)
+        loss = appo_loss(
+            self.loss_coeffs, ratio, advantages, values, mb["values"], targets, kl, entropy, symmetric_kl, valids, num_valids
+        )
+        return MinibatchResult(
+            loss=loss, ratio=ratio, log_prob=log_prob, advantages=advantages, values=values,
+            old_values=mb["values"], kl=kl, kl_mean=masked_mean(kl.detach(), valids, num_valids), entropy=entropy,
+            valids=valids, num_valids=num_valids,
+        )
+
+    def _sgd_step(self, loss: Tensor, invalid_fraction: float) -> Union[Tensor, float]:
+        """Backward, gradient clipping and the optimizer step (``train_step`` + 1); returns the gradient norm."""
+        model = self.actor_critic
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm: Union[Tensor, float] = 0.0
+        if self.cfg.max_grad_norm > 0:
+            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), self.cfg.max_grad_norm)
+        if invalid_fraction > 0:  # fewer samples -> a proportionally smaller step (as Sample Factory)
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.curr_lr * (1.0 - invalid_fraction)
+        self.optimizer.step()
+        if invalid_fraction > 0:
+            self._set_lr(self.curr_lr)
+        self.train_step += 1
+        return grad_norm
 
     def _core_output(self, head: Tensor, mb: TensorDict) -> Tensor:
         """Core over a minibatch: feed-forward, or RNN unrolled over chunks of ``recurrence`` steps.
@@ -159,9 +320,8 @@ class Learner:
             states = states * (1.0 - dones[:, t])
         return torch.stack(outputs, dim=1).reshape(num_chunks * steps, -1)
 
-    def _vtrace_targets(self, mb: TensorDict, values: Tensor, ratio: Tensor) -> tuple:
-        steps = self.recurrence
-        shape = (-1, steps)
+    def _vtrace_targets(self, mb: TensorDict, values: Tensor, ratio: Tensor) -> Tuple[Tensor, Tensor]:
+        shape = (-1, self.recurrence)
         # Invalid steps go through the recursion (as in Sample Factory) and are masked in the losses.
         vs, advantages = vtrace(
             ratio.detach().reshape(shape),
@@ -179,148 +339,64 @@ class Learner:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-    def _update_lr_linear(self) -> None:
-        total_updates = max(1, int(self.cfg.train_for_env_steps) // int(self.cfg.batch_size) * int(self.cfg.num_epochs))
-        fraction = max(0.0, 1.0 - self.train_step / total_updates)
-        self._set_lr(float(self.cfg.learning_rate) * fraction)
+    # ---- summaries (Sample Factory's train/* names) -------------------------------------------------
 
-    def _update_lr_kl(self, kl: float) -> None:
-        threshold = self.cfg.lr_schedule_kl_threshold
-        if kl > 2.0 * threshold:
-            self._set_lr(max(self.curr_lr / 1.5, self.cfg.lr_adaptive_min))
-        elif kl < 0.5 * threshold:
-            self._set_lr(min(self.curr_lr * 1.5, self.cfg.lr_adaptive_max))
-
-    def train(self, batch: TensorDict, on_sgd_step: Optional[Callable[[int], None]] = None) -> Dict[str, float]:
-        """One training iteration on ``batch``; returns summary statistics (Sample Factory's ``train/*``)."""
-        cfg = self.cfg
-        model = self.actor_critic
-        start = time.perf_counter()
-        data = self.prepare_batch(batch)
-        dataset_size = data["rewards"].shape[0]
-        num_valids_total = float(data["valids"].sum())
-        if num_valids_total == 0:
-            log.warning("The whole batch is invalid (older than --max_policy_lag): skipping it")
-            return {}
-        if num_valids_total < 0.5 * dataset_size:
-            log.warning("%.0f%% of the batch is invalid (policy lag > %d)", 100 * (1 - num_valids_total / dataset_size), cfg.max_policy_lag)
-        head_of_distribution = model.action_parameterization.distribution_head
-        stats: Dict[str, float] = {}
-        version_lag = (self.train_step - data["policy_version"]).float()
-        num_sgd_steps = 0
-        for epoch in range(int(cfg.num_epochs)):
-            epoch_policy_losses = []
-            epoch_kls = []
-            for indices in self._minibatch_indices(dataset_size):
-                mb = data[indices]
-                valids = mb["valids"]
-                num_valids = valids.sum().clamp(min=1.0)
-                head = model.forward_head(dict(mb["obs"]))
-                core_output = self._core_output(head, mb)
-                action_mask = mb[ACTION_MASK_KEY] if ACTION_MASK_KEY in mb else None
-                result = model.forward_tail(core_output, values_only=False, sample_actions=False, action_mask=action_mask)
-                logits = result["action_logits"]
-                log_prob = head_of_distribution.log_prob(logits, mb["actions"], action_mask)
-                ratio = torch.exp(log_prob - mb["log_prob_actions"]).clamp(0.05, 20.0)
-                values = result["values"]
-
-                if cfg.with_vtrace:
-                    targets, advantages = self._vtrace_targets(mb, values, ratio)
-                else:
-                    targets, advantages = mb["returns"], mb["advantages"]
-                advantages = normalized_advantages(advantages, valids, num_valids)
-
-                loss_policy = policy_loss(ratio, advantages, cfg.ppo_clip_ratio, valids, num_valids)
-                loss_value = cfg.value_loss_coeff * value_loss(values, mb["values"], targets, cfg.ppo_clip_value, valids, num_valids)
-                kl = head_of_distribution.kl(logits, mb["action_logits"], action_mask)  # KL(pi_new || pi_old)
-                loss_exploration = torch.zeros((), dtype=loss_policy.dtype)
-                entropy = head_of_distribution.entropy(logits, action_mask)
-                if cfg.exploration_loss_coeff > 0:
-                    if cfg.exploration_loss == "entropy":
-                        loss_exploration = cfg.exploration_loss_coeff * entropy_loss(entropy, valids, num_valids)
-                    else:
-                        symmetric_kl = head_of_distribution.symmetric_kl_with_uniform_prior(logits, action_mask)
-                        loss_exploration = cfg.exploration_loss_coeff * symmetric_kl_loss(symmetric_kl, valids, num_valids)
-                loss_kl = torch.zeros((), dtype=loss_policy.dtype)
-                if cfg.kl_loss_coeff > 0:
-                    loss_kl = cfg.kl_loss_coeff * masked_mean(kl, valids, num_valids)
-                loss = loss_policy + loss_value + loss_exploration + loss_kl
-
-                if cfg.lr_schedule == "linear_decay":
-                    self._update_lr_linear()
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = 0.0
-                if cfg.max_grad_norm > 0:
-                    grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
-                invalid_fraction = 1.0 - float(num_valids) / valids.shape[0]
-                if invalid_fraction > 0:  # fewer samples -> a proportionally smaller step (as Sample Factory)
-                    for group in self.optimizer.param_groups:
-                        group["lr"] = self.curr_lr * (1.0 - invalid_fraction)
-                self.optimizer.step()
-                if invalid_fraction > 0:
-                    self._set_lr(self.curr_lr)
-                self.train_step += 1
-                num_sgd_steps += 1
-                if on_sgd_step is not None:
-                    on_sgd_step(self.train_step)
-
-                kl_mean = float(masked_mean(kl.detach(), valids, num_valids))
-                epoch_kls.append(kl_mean)
-                epoch_policy_losses.append(float(loss_policy.detach()))
-                if cfg.lr_schedule == "kl_adaptive_minibatch":
-                    self._update_lr_kl(kl_mean)
-                with torch.no_grad():
-                    stats = dict(
-                        loss=loss.item(),
-                        policy_loss=loss_policy.item(),
-                        value_loss=loss_value.item(),
-                        exploration_loss=loss_exploration.item(),
-                        kl_loss=loss_kl.item(),
-                        entropy=float(masked_mean(entropy, valids, num_valids)),
-                        value=float(masked_mean(values, valids, num_valids)),
-                        grad_norm=grad_norm,
-                        adv_mean=float(masked_mean(advantages, valids, num_valids)),
-                        adv_min=float(advantages.min()),
-                        adv_max=float(advantages.max()),
-                        adv_std=float(advantages.std()),
-                        kl_divergence=kl_mean,
-                        kl_divergence_max=float(kl.max()),
-                        value_delta=float((values - mb["values"]).abs().mean()),
-                        value_delta_max=float((values - mb["values"]).abs().max()),
-                        fraction_clipped=float(((ratio < 1.0 / (1.0 + cfg.ppo_clip_ratio)) | (ratio > 1.0 + cfg.ppo_clip_ratio)).float().mean()),
-                        ratio_mean=float((1.0 - ratio).abs().mean()),
-                        ratio_min=float(ratio.min()),
-                        ratio_max=float(ratio.max()),
-                        max_abs_logprob=float(log_prob.abs().max()),
-                    )
-                if abs(stats["loss"]) > 30:
-                    log.warning("High loss value: %.3f", stats["loss"])
-            if cfg.lr_schedule == "kl_adaptive_epoch" and epoch_kls:
-                self._update_lr_kl(float(np.mean(epoch_kls)))
-            # Early stop: the policy stopped changing (Sample Factory's epoch-level check).
-            mean_policy_loss = float(np.mean(epoch_policy_losses)) if epoch_policy_losses else 0.0
-            if self._last_epoch_policy_loss is not None and epoch > 0 and abs(mean_policy_loss - self._last_epoch_policy_loss) < 1e-6:
-                break
-            self._last_epoch_policy_loss = mean_policy_loss
-
-        self.env_steps += dataset_size * (cfg.env_frameskip if cfg.summaries_use_frameskip else 1)
-        stats.update(
+    @torch.no_grad()
+    def _summaries(
+        self,
+        data: TrainingData,
+        version_lag: Tensor,
+        last: Optional[MinibatchResult],
+        grad_norm: Union[Tensor, float],
+        num_sgd_steps: int,
+        num_valids: float,
+    ) -> Dict[str, Union[Tensor, float, int]]:
+        """The iteration's summaries as device tensors (and Python numbers): the last minibatch's statistics,
+        the LR, the policy lag of the batch, the normalizers."""
+        summaries: Dict[str, Union[Tensor, float, int]] = {}
+        if last is not None:
+            valids, num_valids_mb, ratio = last.valids, last.num_valids, last.ratio
+            clip = self.cfg.ppo_clip_ratio
+            value_delta = (last.values - last.old_values).abs()
+            summaries.update(
+                loss=last.loss.total,
+                policy_loss=last.loss.policy,
+                value_loss=last.loss.value,
+                exploration_loss=last.loss.exploration,
+                kl_loss=last.loss.kl,
+                entropy=masked_mean(last.entropy, valids, num_valids_mb),
+                value=masked_mean(last.values, valids, num_valids_mb),
+                grad_norm=grad_norm,
+                adv_mean=masked_mean(last.advantages, valids, num_valids_mb),
+                adv_min=last.advantages.min(),
+                adv_max=last.advantages.max(),
+                adv_std=last.advantages.std(),
+                kl_divergence=last.kl_mean,
+                kl_divergence_max=last.kl.max(),
+                value_delta=value_delta.mean(),
+                value_delta_max=value_delta.max(),
+                fraction_clipped=((ratio < 1.0 / (1.0 + clip)) | (ratio > 1.0 + clip)).float().mean(),
+                ratio_mean=(1.0 - ratio).abs().mean(),
+                ratio_min=ratio.min(),
+                ratio_max=ratio.max(),
+                max_abs_logprob=last.log_prob.abs().max(),
+            )
+        summaries.update(
             lr=self.curr_lr,
             actual_lr=self.curr_lr,
             num_sgd_steps=num_sgd_steps,
-            valids_fraction=num_valids_total / dataset_size,
-            same_policy_fraction=float((data["policy_version"] == data["policy_version"].max()).float().mean()),
-            version_diff_avg=float(version_lag.mean()),
-            version_diff_min=float(version_lag.min()),
-            version_diff_max=float(version_lag.max()),
-            train_seconds=time.perf_counter() - start,
+            valids_fraction=num_valids / len(data),
+            same_policy_fraction=(data.policy_version == data.policy_version.max()).float().mean(),
+            version_diff_avg=version_lag.mean(),
+            version_diff_min=version_lag.min(),
+            version_diff_max=version_lag.max(),
         )
-        stats.update({key: float(value) for key, value in model.summaries().items()})  # obs_running_mean, ...
-        if cfg.normalize_returns:
+        model = self.actor_critic
+        summaries.update(model.summaries())  # obs_running_mean, ...
+        if self.cfg.normalize_returns:
             rn = model.returns_normalizer
-            stats.update(returns_running_mean=float(rn.running_mean.mean()), returns_running_std=float(rn.running_var.sqrt().mean()))
-        return stats
+            summaries.update(returns_running_mean=rn.running_mean.mean(), returns_running_std=rn.running_var.sqrt().mean())
+        return summaries
 
     # ---- checkpoint state ----------------------------------------------------------------------------
 

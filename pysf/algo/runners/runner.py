@@ -177,8 +177,9 @@ class Runner:
 
     def init(self) -> int:
         """Experiment folder, config, env info, model, checkpoint, inference, sampler. Returns a status."""
-        from pysf.cfg.arguments import cfg_str, check_env_name, preprocess_cfg, verify_cfg
+        from pysf.cfg.arguments import cfg_str
         from pysf.cfg.experiment import ExperimentLock, prepare_experiment_dir, save_config
+        from pysf.cfg.verify import check_env_name, preprocess_cfg, verify_cfg
 
         cfg = self.cfg
         setup_logging()  # the console first: start-up errors below are logged in the usual format

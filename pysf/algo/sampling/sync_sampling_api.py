@@ -61,7 +61,7 @@ class SyncSamplingAPI:
         setup_logging()
         self.cfg = cfg
         self.env_info = env_info if env_info is not None else obtain_env_info(cfg)
-        from pysf.cfg.arguments import not_yet_supported_errors
+        from pysf.cfg.verify import not_yet_supported_errors
 
         problems = not_yet_supported_errors(cfg, int(self.env_info.num_agents))
         if problems:

@@ -20,7 +20,6 @@ the cache: their spec is compiled in and reading it costs less than reading the 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import importlib.util
@@ -307,22 +306,12 @@ def env_info_cache_filename(cfg: Config) -> str:
 _NON_ENV_CFG_KEYS = frozenset({"command_line", "cli_args", "git_hash", "git_repo_name", "use_env_info_cache"})
 
 
-@functools.lru_cache(maxsize=1)
 def _trainer_flag_names() -> frozenset:
-    """Flags of pysf's trainer (everything but the env group): they do not shape the env."""
-    from pysf.cfg import cfg as flags
+    """Flags of pysf's trainer (everything but the env group): they do not shape the env. ``env`` is one of them
+    (it is a key of its own)."""
+    from pysf.cfg.arguments import trainer_flag_names
 
-    parser = argparse.ArgumentParser(add_help=False)
-    for add_flags in (
-        flags.add_basic_cli_args,
-        flags.add_rl_args,
-        flags.add_model_args,
-        flags.add_wandb_args,
-        flags.add_pbt_args,
-        flags.add_eval_args,
-    ):
-        add_flags(parser)
-    return frozenset(action.dest for action in parser._actions)  # "env" too: it is a key of its own
+    return trainer_flag_names()
 
 
 def _stable_repr(value: Any) -> str:

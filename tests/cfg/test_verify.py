@@ -12,14 +12,8 @@ from gymnasium import spaces
 
 from pysf.algo.utils.context import sf_global_context
 from pysf.algo.utils.env_info import EnvInfo
-from pysf.cfg.arguments import (
-    auto_recurrence,
-    check_env_name,
-    close_matches,
-    parse_args,
-    preprocess_cfg,
-    verify_cfg,
-)
+from pysf.cfg.arguments import parse_args
+from pysf.cfg.verify import auto_recurrence, check_env_name, close_matches, preprocess_cfg, verify_cfg
 from pysf.envs.env_utils import register_env
 from pysf.utils.attr_dict import AttrDict
 

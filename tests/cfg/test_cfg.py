@@ -544,3 +544,37 @@ def test_attr_dict() -> None:
     clone.b = 5
     assert d.b == 2
     assert "b" in dir(d)
+
+
+# ---- where the names live ----------------------------------------------------------------------------------
+
+# Sample Factory 2.1.1's public names in sample_factory.cfg.arguments (the flag groups are imported there too).
+SF_ARGUMENTS_NAMES = (
+    "parse_sf_args", "parse_full_cfg", "postprocess_args", "preprocess_cfg", "verify_cfg", "cfg_dict", "cfg_str",
+    "default_cfg", "load_from_checkpoint", "maybe_load_from_checkpoint", "add_basic_cli_args", "add_rl_args",
+    "add_model_args", "add_default_env_args", "add_wandb_args", "add_pbt_args", "add_eval_args",
+)
+
+
+def test_sample_factorys_names_import_from_arguments_and_the_checks_live_in_verify() -> None:
+    import pysf.cfg.arguments as arguments
+    import pysf.cfg.verify as verify
+
+    missing = [name for name in SF_ARGUMENTS_NAMES if not hasattr(arguments, name)]
+    assert not missing
+    for name in ("preprocess_cfg", "verify_cfg", "check_env_name", "not_yet_supported_errors", "auto_recurrence"):
+        assert getattr(arguments, name) is getattr(verify, name) and getattr(verify, name).__module__ == "pysf.cfg.verify"
+
+
+def test_trainer_flag_names_are_every_flag_outside_the_env_group() -> None:
+    from pysf.cfg.arguments import add_sf_args, trainer_flag_names
+    from pysf.cfg.cfg import add_default_env_args
+
+    every = argparse.ArgumentParser(add_help=False)
+    add_sf_args(every, evaluation=True)
+    env_group = argparse.ArgumentParser(add_help=False)
+    add_default_env_args(env_group)
+    env_flags = {action.dest for action in env_group._actions}
+    assert trainer_flag_names() == {action.dest for action in every._actions} - env_flags
+    assert {"learning_rate", "env", "max_num_episodes", "with_wandb"} <= trainer_flag_names()
+    assert "env_frameskip" not in trainer_flag_names()
