@@ -2,11 +2,13 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace pysf::buffers {
@@ -23,13 +25,9 @@ namespace pysf::buffers {
 /// `close()` wakes every waiter; `acquire` then returns std::nullopt. Thread-safe; not copyable.
 class BlockPool {
  public:
-  BlockPool(std::int64_t num_blocks, int num_splits) : home_free_(static_cast<std::size_t>(num_splits), 0) {
-    if (num_splits < 1 || num_blocks < num_splits) {
-      throw std::invalid_argument("BlockPool: need at least one block per split (" + std::to_string(num_blocks) +
-                                  " blocks for " + std::to_string(num_splits) + " splits)");
-    }
-    num_blocks_ = num_blocks;
-  }
+  /// Throws std::invalid_argument unless 1 <= num_splits <= num_blocks.
+  BlockPool(std::int64_t num_blocks, int num_splits)
+      : home_free_(checked_num_splits(num_blocks, num_splits), 0), num_blocks_(num_blocks) {}
   BlockPool(const BlockPool&) = delete;
   BlockPool& operator=(const BlockPool&) = delete;
 
@@ -61,8 +59,12 @@ class BlockPool {
     return take(split);
   }
 
-  /// Returns a consumed block.
+  /// Returns a consumed block. Throws std::out_of_range for a block outside [0, num_blocks).
   void release(std::int64_t block) {
+    if (block < 0 || block >= num_blocks_) {
+      throw std::out_of_range("BlockPool: block " + std::to_string(block) + " out of range [0, " +
+                              std::to_string(num_blocks_) + ")");
+    }
     {
       const std::lock_guard lock(mutex_);
       if (block < static_cast<std::int64_t>(home_free_.size())) {
@@ -83,6 +85,15 @@ class BlockPool {
   }
 
  private:
+  // Validates before home_free_ is sized: a negative count would otherwise become a huge size_t.
+  static std::size_t checked_num_splits(std::int64_t num_blocks, int num_splits) {
+    if (num_splits < 1 || num_blocks < num_splits) {
+      throw std::invalid_argument("BlockPool: need at least one block per split (" + std::to_string(num_blocks) +
+                                  " blocks for " + std::to_string(num_splits) + " splits)");
+    }
+    return static_cast<std::size_t>(num_splits);
+  }
+
   /// The home block of `split` if free, else the oldest free extra (the caller holds the lock and
   /// checked that one of them is free).
   std::int64_t take(int split) {
@@ -100,7 +111,7 @@ class BlockPool {
   std::condition_variable available_;
   std::vector<char> home_free_;
   std::deque<std::int64_t> extras_;
-  std::int64_t num_blocks_ = 0;
+  const std::int64_t num_blocks_;
   bool closed_ = false;
 };
 

@@ -1,13 +1,19 @@
 // Acrobot-v1 physics. Every expression keeps gymnasium's operand order: NumPy rounds each operation
 // in float64, and since the acrobot is chaotic, only the same order keeps native trajectories on
 // gymnasium's for a whole 500-step episode.
-#include "envs/acrobot.h"
+#include "envs/classic_control.h"
 
 #include <array>
 #include <cmath>
+#include <cstdint>
+#include <memory>
 #include <numbers>
+#include <span>
+#include <vector>
 
+#include "envs/block_vector_env.h"
 #include "envs/numpy_scalar_math.h"
+#include "envs/rng.h"
 
 namespace pysf::envs {
 
@@ -84,68 +90,78 @@ double bound(double x, double low, double high) {
   return high < at_least_low ? high : at_least_low;
 }
 
+// Acrobot-v1 as a BlockVectorEnv physics model (what it computes: classic_control.h).
+class AcrobotDynamics {
+ public:
+  static constexpr int kStateSize = 4;
+  static constexpr bool kDiscreteActions = true;
+
+  [[nodiscard]] static EnvSpec spec() {
+    const std::vector<float> high = {1.0f, 1.0f, 1.0f, 1.0f, static_cast<float>(kMaxVel1), static_cast<float>(kMaxVel2)};
+    std::vector<float> low(high.size());
+    for (std::size_t j = 0; j < high.size(); ++j) low[j] = -high[j];
+    return EnvSpec{.name = "Acrobot-v1",
+                   .observation_space = Space::box({6}, low, high),
+                   .action_space = Space::discrete(3),
+                   .max_episode_steps = 500,
+                   .reward_threshold = -100.0};
+  }
+
+  explicit AcrobotDynamics(int num_envs)
+      : theta1_(static_cast<std::size_t>(num_envs)),
+        theta2_(static_cast<std::size_t>(num_envs)),
+        dtheta1_(static_cast<std::size_t>(num_envs)),
+        dtheta2_(static_cast<std::size_t>(num_envs)) {}
+
+  void reset(int i, Rng& rng) {
+    // np_random.uniform(-0.1, 0.1, size=(4,)).astype(np.float32): float64 draws rounded to float32.
+    auto draw = [&rng] { return static_cast<double>(static_cast<float>(rng.uniform(-kResetBound, kResetBound))); };
+    theta1_[i] = draw();
+    theta2_[i] = draw();
+    dtheta1_[i] = draw();
+    dtheta2_[i] = draw();
+  }
+
+  Transition step(int i, std::int32_t action) {
+    const State next = rk4_step({theta1_[i], theta2_[i], dtheta1_[i], dtheta2_[i]}, kTorques[action]);
+    const double theta1 = wrap(next[0], -kPi, kPi);
+    const double theta2 = wrap(next[1], -kPi, kPi);
+    theta1_[i] = theta1;
+    theta2_[i] = theta2;
+    dtheta1_[i] = bound(next[2], -kMaxVel1, kMaxVel1);
+    dtheta2_[i] = bound(next[3], -kMaxVel2, kMaxVel2);
+    const bool terminated = -std::cos(theta1) - std::cos(theta2 + theta1) > 1.0;
+    return Transition{.reward = terminated ? 0.0 : -1.0, .terminated = terminated};
+  }
+
+  void observe(int i, float* row, std::int64_t col_stride) const {
+    row[0] = static_cast<float>(std::cos(theta1_[i]));
+    row[col_stride] = static_cast<float>(std::sin(theta1_[i]));
+    row[2 * col_stride] = static_cast<float>(std::cos(theta2_[i]));
+    row[3 * col_stride] = static_cast<float>(std::sin(theta2_[i]));
+    row[4 * col_stride] = static_cast<float>(dtheta1_[i]);
+    row[5 * col_stride] = static_cast<float>(dtheta2_[i]);
+  }
+
+  void get_state(int i, std::span<double> state) const {
+    state[0] = theta1_[i];
+    state[1] = theta2_[i];
+    state[2] = dtheta1_[i];
+    state[3] = dtheta2_[i];
+  }
+
+  void set_state(int i, std::span<const double> state) {
+    theta1_[i] = state[0];
+    theta2_[i] = state[1];
+    dtheta1_[i] = state[2];
+    dtheta2_[i] = state[3];
+  }
+
+ private:
+  std::vector<double> theta1_, theta2_, dtheta1_, dtheta2_;
+};
+
 }  // namespace
-
-EnvSpec AcrobotDynamics::spec() {
-  const std::vector<float> high = {1.0f, 1.0f, 1.0f, 1.0f, static_cast<float>(kMaxVel1), static_cast<float>(kMaxVel2)};
-  std::vector<float> low(high.size());
-  for (std::size_t j = 0; j < high.size(); ++j) low[j] = -high[j];
-  return EnvSpec{.name = "Acrobot-v1",
-                 .observation_space = Space::box({6}, low, high),
-                 .action_space = Space::discrete(3),
-                 .max_episode_steps = 500,
-                 .reward_threshold = -100.0};
-}
-
-AcrobotDynamics::AcrobotDynamics(int num_envs)
-    : theta1_(static_cast<std::size_t>(num_envs)),
-      theta2_(static_cast<std::size_t>(num_envs)),
-      dtheta1_(static_cast<std::size_t>(num_envs)),
-      dtheta2_(static_cast<std::size_t>(num_envs)) {}
-
-void AcrobotDynamics::reset(int i, Rng& rng) {
-  // np_random.uniform(-0.1, 0.1, size=(4,)).astype(np.float32): float64 draws rounded to float32.
-  auto draw = [&rng] { return static_cast<double>(static_cast<float>(rng.uniform(-kResetBound, kResetBound))); };
-  theta1_[i] = draw();
-  theta2_[i] = draw();
-  dtheta1_[i] = draw();
-  dtheta2_[i] = draw();
-}
-
-Transition AcrobotDynamics::step(int i, std::int32_t action) {
-  const State next = rk4_step({theta1_[i], theta2_[i], dtheta1_[i], dtheta2_[i]}, kTorques[action]);
-  const double theta1 = wrap(next[0], -kPi, kPi);
-  const double theta2 = wrap(next[1], -kPi, kPi);
-  theta1_[i] = theta1;
-  theta2_[i] = theta2;
-  dtheta1_[i] = bound(next[2], -kMaxVel1, kMaxVel1);
-  dtheta2_[i] = bound(next[3], -kMaxVel2, kMaxVel2);
-  const bool terminated = -std::cos(theta1) - std::cos(theta2 + theta1) > 1.0;
-  return Transition{.reward = terminated ? 0.0 : -1.0, .terminated = terminated};
-}
-
-void AcrobotDynamics::observe(int i, float* row, std::int64_t col_stride) const {
-  row[0] = static_cast<float>(std::cos(theta1_[i]));
-  row[col_stride] = static_cast<float>(std::sin(theta1_[i]));
-  row[2 * col_stride] = static_cast<float>(std::cos(theta2_[i]));
-  row[3 * col_stride] = static_cast<float>(std::sin(theta2_[i]));
-  row[4 * col_stride] = static_cast<float>(dtheta1_[i]);
-  row[5 * col_stride] = static_cast<float>(dtheta2_[i]);
-}
-
-void AcrobotDynamics::get_state(int i, std::span<double> state) const {
-  state[0] = theta1_[i];
-  state[1] = theta2_[i];
-  state[2] = dtheta1_[i];
-  state[3] = dtheta2_[i];
-}
-
-void AcrobotDynamics::set_state(int i, std::span<const double> state) {
-  theta1_[i] = state[0];
-  theta2_[i] = state[1];
-  dtheta1_[i] = state[2];
-  dtheta2_[i] = state[3];
-}
 
 std::unique_ptr<VectorEnv> make_acrobot_env(int num_envs, std::uint64_t seed) {
   return std::make_unique<BlockVectorEnv<AcrobotDynamics>>(num_envs, seed);

@@ -3,7 +3,9 @@
 //
 // The per-env step is a non-virtual, inlinable call in a tight loop over the block; the only virtual
 // call is the one per block (VectorEnv::step -> step_block). Instantiate it in the translation unit
-// that defines the Dynamics member functions (each env's .cpp), so that they inline into the loop.
+// that defines the Dynamics class (each env's .cpp, where the class is private to an anonymous
+// namespace and only a factory returning the VectorEnv is exported), so that its member functions
+// inline into the loop.
 #pragma once
 
 #include <concepts>

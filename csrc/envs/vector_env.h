@@ -161,7 +161,7 @@ class VectorEnv {
   /// never called.
   void step(const at::Tensor& actions, const StepOutput& out);
 
-  /// The physical state of env `env_index` (see each env's header for the layout, e.g. CartPole
+  /// The physical state of env `env_index` (see classic_control.h for each env's layout, e.g. CartPole
   /// [x, x_dot, theta, theta_dot]), as the doubles gymnasium keeps in `env.unwrapped.state`.
   /// Throws std::out_of_range for a bad index.
   [[nodiscard]] std::vector<double> get_state(int env_index) const;

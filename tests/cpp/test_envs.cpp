@@ -1,6 +1,6 @@
 // Tests of the native envs (csrc/envs): registry, spaces, dynamics spot checks, TimeLimit, auto-reset,
 // episode bookkeeping, strided outputs, seeding, argument validation, plus a throughput print.
-// Parity with gymnasium itself is tested step by step in tests/test_native_envs.py.
+// Parity with gymnasium itself is tested step by step in tests/envs/test_native_envs.py.
 #include <ATen/ATen.h>
 
 #include <cmath>
