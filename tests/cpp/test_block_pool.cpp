@@ -24,61 +24,17 @@
 #include "buffers/block_pool.h"
 #include "buffers/bounded_queue.h"
 #include "check.h"
+#include "thread_checks.h"
 
 using pysf::buffers::BlockPool;
 using pysf::buffers::BoundedQueue;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+using pysf::test::expect_sleeping;
+using pysf::test::Watchdog;
+
 namespace {
-
-/// Fails the running test and calls `on_expiry` (which must unstick the threads) unless destroyed
-/// within `limit`.
-class Watchdog {
- public:
-  Watchdog(std::chrono::milliseconds limit, std::string what, std::function<void()> on_expiry)
-      : thread_([this, limit, what = std::move(what), on_expiry = std::move(on_expiry)] {
-          std::unique_lock lock(mutex_);
-          if (cv_.wait_for(lock, limit, [this] { return done_; })) return;
-          lock.unlock();
-          ::pysf::test::report_failure(__FILE__, __LINE__, "watchdog: " + what + " did not finish in time");
-          on_expiry();
-        }) {}
-  ~Watchdog() {
-    {
-      const std::lock_guard lock(mutex_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  Watchdog(const Watchdog&) = delete;
-  Watchdog& operator=(const Watchdog&) = delete;
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;  // last: starts once the members above exist
-};
-
-/// CPU time a (not yet joined) thread has used so far; zero if it cannot be read.
-std::chrono::nanoseconds thread_cpu_time(std::thread::native_handle_type thread) {
-  clockid_t clock = 0;
-  timespec now{};
-  if (::pthread_getcpuclockid(thread, &clock) != 0 || ::clock_gettime(clock, &now) != 0) return {};
-  return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
-}
-
-/// Checks that a thread that should be blocked in a wait neither returns nor burns CPU for a while.
-void expect_sleeping(std::thread::native_handle_type thread, const std::atomic<bool>& returned, const std::string& what) {
-  std::this_thread::sleep_for(50ms);  // time to reach the wait
-  const auto cpu_before = thread_cpu_time(thread);
-  std::this_thread::sleep_for(300ms);
-  const auto used = thread_cpu_time(thread) - cpu_before;
-  EXPECT_MSG(!returned.load(), what + " returned while it should wait");
-  EXPECT_MSG(used < 30ms, what + " used " + std::to_string(used.count() / 1000) + " µs of CPU in 300 ms of waiting");
-}
 
 /// acquire(split) on its own thread, reporting when it has returned and with what.
 class BlockedAcquire {

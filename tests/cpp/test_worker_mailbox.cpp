@@ -38,7 +38,12 @@
 #include <vector>
 
 #include "check.h"
+#include "thread_checks.h"
 #include "sampler/worker_mailbox.h"
+
+using pysf::test::eventually;
+using pysf::test::expect_sleeping;
+using pysf::test::Watchdog;
 
 namespace {
 
@@ -170,68 +175,6 @@ std::uint64_t take_signals(int eventfd) {
   return count;
 }
 
-/// Calls `on_expiry` (once) if not destroyed within `limit`: it records a failure and unsticks blocked
-/// threads so that they can be joined. Sleeps on a condition variable meanwhile. Declare it before the
-/// threads it guards, so that it outlives their joins.
-class Watchdog {
- public:
-  Watchdog(std::chrono::milliseconds limit, std::string what, std::function<void()> on_expiry)
-      : thread_([this, limit, what = std::move(what), on_expiry = std::move(on_expiry)] {
-          std::unique_lock lock(mutex_);
-          if (cv_.wait_for(lock, limit, [this] { return done_; })) return;
-          lock.unlock();
-          ::pysf::test::report_failure(__FILE__, __LINE__, "watchdog: " + what + " did not finish in time");
-          on_expiry();
-        }) {}
-  ~Watchdog() {
-    {
-      const std::lock_guard lock(mutex_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  Watchdog(const Watchdog&) = delete;
-  Watchdog& operator=(const Watchdog&) = delete;
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;  // last: starts once the members above exist
-};
-
-/// Polls `condition` every millisecond until it holds or `limit` passes (test-side only, to see that a
-/// thread reached its blocking call).
-template <typename Condition>
-bool eventually(Condition condition, std::chrono::milliseconds limit = 5000ms) {
-  const auto deadline = Clock::now() + limit;
-  while (!condition()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-/// CPU time a thread has used so far.
-/// CPU time a (not yet joined) thread has used so far; zero if it cannot be read (a thread that already
-/// returned, which the callers detect on their own).
-std::chrono::nanoseconds thread_cpu_time(std::thread::native_handle_type thread) {
-  clockid_t clock = 0;
-  timespec now{};
-  if (::pthread_getcpuclockid(thread, &clock) != 0 || ::clock_gettime(clock, &now) != 0) return {};
-  return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
-}
-
-/// Checks that a thread blocked in a wait neither returns nor burns CPU for a while.
-void expect_sleeping(std::thread::native_handle_type thread, const std::atomic<bool>& returned) {
-  std::this_thread::sleep_for(20ms);  // from "announced the wait" into poll()
-  const auto cpu_before = thread_cpu_time(thread);
-  std::this_thread::sleep_for(300ms);
-  const auto used = thread_cpu_time(thread) - cpu_before;
-  EXPECT_MSG(!returned.load(), "the waiter returned with nothing to return");
-  EXPECT_MSG(used < 30ms, "a blocked waiter used " + std::to_string(used.count() / 1000) + " µs of CPU in 300 ms");
-}
 
 /// Minimal blocking queue (the "inference thread" that posts commands after the proxy's request).
 class CommandQueue {
@@ -817,7 +760,7 @@ auto expect_blocked_until_woken(Channel& channel, std::int64_t waiting_word, con
     returned.store(true);
   });
   EXPECT(eventually([&] { return channel.word(waiting_word) == 1; }));
-  expect_sleeping(waiter.native_handle(), returned);
+  expect_sleeping(waiter.native_handle(), returned, "the waiter", 20ms);
   const auto woken_at = Clock::now();
   wake();
   waiter.join();
@@ -876,7 +819,7 @@ TEST_CASE(hang_up_wakes_the_lifeline_watcher_and_the_worker) {
     worker_returned.store(true);
   });
   EXPECT(eventually([&] { return channel.word(MailboxLayout::kWorkerWaitingWord) == 1; }));
-  expect_sleeping(watcher.native_handle(), watcher.returned());
+  expect_sleeping(watcher.native_handle(), watcher.returned(), "the lifeline watcher", 20ms);
   const auto hung_up_at = Clock::now();
   channel.sampler->hang_up_lifeline();
   watcher.join();
@@ -893,7 +836,7 @@ TEST_CASE(a_worker_that_goes_away_is_seen_on_the_lifeline) {
   Watchdog watchdog(10s, "the lifeline watcher", [&] { channel.sampler->hang_up_lifeline(); });
   LifelineWatcher watcher(*channel.sampler);
   std::this_thread::sleep_for(20ms);
-  expect_sleeping(watcher.native_handle(), watcher.returned());
+  expect_sleeping(watcher.native_handle(), watcher.returned(), "the lifeline watcher", 20ms);
   const auto gone_at = Clock::now();
   channel.worker.reset();  // closes its descriptors, as exiting does
   watcher.join();
