@@ -15,6 +15,8 @@
 #include "inference/policy_runner.h"
 #include "python/bindings.h"
 #include "sampler/sampler.h"
+#include "sampler/sampler_mailbox_end.h"
+#include "sampler/worker_mailbox_end.h"
 
 namespace py = pybind11;
 using pysf::inference::PolicyOutput;

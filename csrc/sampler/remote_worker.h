@@ -12,7 +12,7 @@
 #include "sampler/inference_server.h"
 #include "sampler/episode_stats.h"
 #include "sampler/rollout_split.h"
-#include "sampler/worker_mailbox.h"
+#include "sampler/sampler_mailbox_end.h"
 
 namespace pysf::sampler {
 

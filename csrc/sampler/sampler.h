@@ -19,8 +19,8 @@
 #include "sampler/episode_stats.h"
 #include "sampler/remote_worker.h"
 #include "sampler/rollout_split.h"
+#include "sampler/sampler_mailbox_end.h"
 #include "sampler/split_assignment.h"
-#include "sampler/worker_mailbox.h"
 
 namespace pysf::sampler {
 
