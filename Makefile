@@ -21,7 +21,7 @@ test:  ## the whole test suite (C++ tests included)
 bench:  ## pysf vs Sample Factory vs Stable-Baselines3 on this machine (installs the peers; ~25 min)
 	@$(SETUP)
 	@bash benchmarks/peers/setup_peers.sh || echo "[pysf bench] a peer failed to install; it is reported as not installed"
-	@$(PY) benchmarks/compare.py $(BENCH_ARGS)
+	@$(PY) -m benchmarks.compare $(BENCH_ARGS)
 
 wheel:  ## build a wheel into dist/
 	@$(SETUP)

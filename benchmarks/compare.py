@@ -1,6 +1,6 @@
 """pysf side by side with its peers on this machine, in one run (``make bench``).
 
-    .venv/bin/python benchmarks/compare.py [--reps 3] [--env_steps 1000000] [--systems ...] [--smoke]
+    .venv/bin/python -m benchmarks.compare [--reps 3] [--env_steps 1000000] [--systems ...] [--smoke]
 
 1. CartPole-v1 training, ``--env_steps`` env steps per run, ``--reps`` runs per system, the systems
    alternating (rep r starts with the r-th system) so that machine drift hits all of them alike:
@@ -36,9 +36,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from process_monitor import ProcessRun, run_monitored  # noqa: E402
-from report import machine_description, machine_line, markdown_table, print_table, update_results_section  # noqa: E402
+from benchmarks.process_monitor import ProcessRun, run_monitored
+from benchmarks.report import machine_description, machine_line, markdown_table, print_table, update_results_section
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
@@ -329,12 +328,13 @@ def verdicts(r: Dict[str, Optional[float]]) -> List[Tuple[str, str]]:
 # ---- the other sections ----------------------------------------------------------------------------------
 
 
-def run_section_script(script: str, args: List[str], pysf_python: Path, json_path: Path, timeout: float) -> Optional[dict]:
-    """benchmarks/<script> in its own process (so its threads do not share the driver's); its JSON result."""
-    process = run_monitored([str(pysf_python), str(BENCHMARKS / script), *args, "--json", str(json_path)], cwd=ROOT,
-                            timeout=timeout, echo_prefix="    ")
+def run_section_script(module: str, args: List[str], pysf_python: Path, json_path: Path, timeout: float) -> Optional[dict]:
+    """``python -m benchmarks.<module>`` in its own process (so its threads do not share the driver's); its JSON
+    result."""
+    command = [str(pysf_python), "-m", f"benchmarks.{module}", *args, "--json", str(json_path)]
+    process = run_monitored(command, cwd=ROOT, timeout=timeout, echo_prefix="    ")
     if process.returncode != 0 or not json_path.exists():
-        print(f"  {script} failed (exit status {process.returncode}):\n{process.tail(20)}", flush=True)
+        print(f"  benchmarks.{module} failed (exit status {process.returncode}):\n{process.tail(20)}", flush=True)
         return None
     return json.loads(json_path.read_text())
 
@@ -455,7 +455,7 @@ def results_markdown(args, machine: Dict[str, str], versions: Dict[str, str], sy
         "",
         "Versions: " + "; ".join(f"**{k}**: {v}" for k, v in versions.items()) + ".",
         "",
-        f"Command: `make bench` = `bash benchmarks/peers/setup_peers.sh` then `.venv/bin/python benchmarks/compare.py "
+        f"Command: `make bench` = `bash benchmarks/peers/setup_peers.sh` then `.venv/bin/python -m benchmarks.compare "
         f"--reps {args.reps} --env_steps {args.env_steps}`; the whole run took {seconds / 60:.1f} min. "
         "Systems alternate within each repetition (rep r starts with the r-th system).",
         "",
@@ -557,11 +557,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sampling = inference = None
     if "sampling" not in args.skip:
         print("sampling throughput (benchmarks/sampling.py) ...", flush=True)
-        sampling = run_section_script("sampling.py", ["--smoke"] if args.smoke else ["--seconds", "2"], pysf_python,
+        sampling = run_section_script("sampling", ["--smoke"] if args.smoke else ["--seconds", "2"], pysf_python,
                                       out_dir / "compare_sampling.json", timeout=600)
     if "inference" not in args.skip:
         print("inference latency (benchmarks/inference.py) ...", flush=True)
-        inference = run_section_script("inference.py", ["--smoke"] if args.smoke else [], pysf_python,
+        inference = run_section_script("inference", ["--smoke"] if args.smoke else [], pysf_python,
                                        out_dir / "compare_inference.json", timeout=300)
 
     plots = save_plots(runs, names, out_dir) if runs else []

@@ -1,6 +1,6 @@
 """Policy inference latency per batch: pysf's C++ path (TorchScript run by C++) vs eager PyTorch from Python.
 
-    .venv/bin/python benchmarks/inference.py [--smoke] [--json PATH]
+    .venv/bin/python -m benchmarks.inference [--smoke] [--json PATH]
 
 Models (same weights on every path; CartPole-v1 spaces: obs dim 4, 2 actions, categorical head):
 * ``CartPole default 64-64 relu``: what ``python -m pysf.train --env CartPole-v1`` trains
@@ -59,8 +59,7 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine_description, machine_line, markdown_table, print_table, save_json, update_results_section  # noqa: E402
+from benchmarks.report import machine_description, machine_line, markdown_table, print_table, save_json, update_results_section
 
 BATCH_SIZES = (1, 64, 1024)
 
@@ -387,7 +386,7 @@ def markdown(result: dict) -> str:
     if "machine" in result:
         lines += [machine_line(result["machine"]), ""]
     lines += [
-        "Command: `.venv/bin/python benchmarks/inference.py`. CartPole-v1 spaces (obs dim 4, 2 actions); "
+        "Command: `.venv/bin/python -m benchmarks.inference`. CartPole-v1 spaces (obs dim 4, 2 actions); "
         "per-batch wall time of one policy forward (actions sampled), median and p90 over many calls.",
         "",
         markdown_table(headers, table),

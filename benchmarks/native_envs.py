@@ -1,6 +1,6 @@
 """Native env throughput: env-steps/s of each pysf._C.NativeVectorEnv, one thread, random actions.
 
-    .venv/bin/python benchmarks/native_envs.py [--seconds 1.0] [--envs 1 64 4096] [--no-gym]
+    .venv/bin/python -m benchmarks.native_envs [--seconds 1.0] [--envs 1 64 4096] [--no-gym]
 
 Columns, per env id and block size N:
 * ``C++ loop``: NativeVectorEnv.benchmark, i.e. step() called from a C++ loop into preallocated outputs

@@ -1,6 +1,6 @@
 """Sampling throughput (env steps/s, no learner): pysf's native and gymnasium paths vs plain Python.
 
-    .venv/bin/python benchmarks/sampling.py [--seconds 3] [--smoke]
+    .venv/bin/python -m benchmarks.sampling [--seconds 3] [--smoke]
 
 Rows:
 * native CartPole-v1 (C++ env threads + C++ batched inference) at 1, 64, 1024 and 4096 envs, with 1 and 2
@@ -26,8 +26,7 @@ from typing import Dict, List
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine_description, machine_line, markdown_table, print_table, save_json, update_results_section  # noqa: E402
+from benchmarks.report import machine_description, machine_line, markdown_table, print_table, save_json, update_results_section
 
 NATIVE_TARGET = 1_500_000
 PYTHON_PATH_TARGET_FRACTION = 0.8
@@ -219,7 +218,7 @@ def main(argv=None) -> int:
             "",
             machine_line(machine),
             "",
-            "Command: `.venv/bin/python benchmarks/sampling.py`. Policy: MLP 64-64 tanh, categorical head, no RNN; "
+            "Command: `.venv/bin/python -m benchmarks.sampling`. Policy: MLP 64-64 tanh, categorical head, no RNN; "
             "rollout 32; native rows use 2 inference threads (`--policy_workers_per_policy=2`) and "
             "`--worker_num_splits=2`; gymnasium rows use 128 envs per worker process (64 per split).",
             "",

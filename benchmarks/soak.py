@@ -1,6 +1,6 @@
 """Memory and stability soak: pysf's gymnasium path trained for a long time, its process tree's memory watched.
 
-    .venv/bin/python benchmarks/soak.py [--minutes 20] [--num_workers 2] [--num_envs_per_worker 256]
+    .venv/bin/python -m benchmarks.soak [--minutes 20] [--num_workers 2] [--num_envs_per_worker 256]
                                         [--warmup_minutes M] [--interval 2] [--output PATH] [--smoke]
 
 Runs ``python -m pysf.train --env CartPole-v1 --env_backend gym --num_workers 2 --num_envs_per_worker 256
@@ -44,9 +44,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from process_monitor import ProcessRun, run_monitored  # noqa: E402
-from report import RESULTS_DIR, machine_description, machine_line, markdown_table, update_results_section  # noqa: E402
+from benchmarks.process_monitor import ProcessRun, run_monitored
+from benchmarks.report import RESULTS_DIR, machine_description, machine_line, markdown_table, update_results_section
 
 ENV = "CartPole-v1"
 EXPERIMENT = "soak"
@@ -393,11 +392,11 @@ def summary_table(result: dict) -> str:
 def results_markdown(result: dict) -> str:
     """The "soak" section of RESULTS.md."""
     return "\n".join([
-        "## Soak: gymnasium path, memory over a long run (`benchmarks/soak.py`)",
+        "## Soak: gymnasium path, memory over a long run (`python -m benchmarks.soak`)",
         "",
         machine_line(result["machine"]),
         "",
-        f"Command: `.venv/bin/python benchmarks/soak.py --minutes {result['config']['minutes']:g}` = `{result['command']}`, "
+        f"Command: `.venv/bin/python -m benchmarks.soak --minutes {result['config']['minutes']:g}` = `{result['command']}`, "
         "the trainer's process tree sampled every few seconds (RSS, PSS, USS per process). Growth: medians at the "
         "window's two ends; slope: least squares over the window.",
         "",

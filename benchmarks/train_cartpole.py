@@ -1,6 +1,6 @@
 """End-to-end training benchmark: CartPole-v1 on pysf's native engine.
 
-    .venv/bin/python benchmarks/train_cartpole.py [--seeds 0 1 2] [--env_steps 1000000] [--smoke]
+    .venv/bin/python -m benchmarks.train_cartpole [--seeds 0 1 2] [--env_steps 1000000] [--smoke]
 
 Runs ``python -m pysf.train`` once per seed (a fresh process each time, so start-up is included) and
 reads the figures pysf itself reports in ``<experiment>/result.json``: steady-state env frames/s (median
@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine_description, machine_line, markdown_table, print_table, save_json, update_results_section  # noqa: E402
+from benchmarks.report import machine_description, machine_line, markdown_table, print_table, save_json, update_results_section
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS_TARGET = 300_000
@@ -108,7 +107,7 @@ def main(argv=None) -> int:
             "",
             machine_line(machine),
             "",
-            f"Command: `.venv/bin/python benchmarks/train_cartpole.py` = `python -m pysf.train --env CartPole-v1 "
+            f"Command: `.venv/bin/python -m benchmarks.train_cartpole` = `python -m pysf.train --env CartPole-v1 "
             f"--train_for_env_steps {env_steps}` per seed{' ' + ' '.join(extra) if extra else ''}, a fresh process each. "
             f"pysf's CartPole defaults: {defaults}. Figures come from each run's `result.json` (steady state: from "
             f"the first training iteration to the end; seconds to 475: from process start).",

@@ -1,20 +1,28 @@
-"""Shared fixtures of the test suite.
+"""Shared fixtures of the test suite, and the import paths every test relies on.
 
-``tests/`` is put on ``sys.path`` here, once: the test env modules (``sampler_test_envs``,
-``validation_test_envs``, ...) are imported from it by tests in every sub-folder, and by the env worker
-processes those tests spawn (a spawned process inherits the parent's ``sys.path``).
+The tests mirror the package (``tests/algo/sampling`` tests ``pysf/algo/sampling``, ...); end-to-end suites live in
+``tests/integration``, the benchmark scripts' tests in ``tests/benchmarks``. Two paths go on ``sys.path`` here,
+once:
+
+- ``tests/``, for ``helpers`` (test envs, config builders): the env worker processes the tests spawn import the
+  test envs by name, and a spawned process inherits its parent's ``sys.path``;
+- the repository root, for the ``benchmarks`` package (``python -m benchmarks.compare``).
+
+Test file names are unique across folders: pytest imports each as a top-level module named after its file.
 """
 
 from __future__ import annotations
 
-import os
 import sys
+from pathlib import Path
 
 import pytest
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-if TESTS_DIR not in sys.path:
-    sys.path.insert(0, TESTS_DIR)
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+if str(TESTS_DIR.parent) not in sys.path:
+    sys.path.append(str(TESTS_DIR.parent))
 
 
 @pytest.fixture

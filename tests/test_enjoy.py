@@ -10,7 +10,8 @@ from pysf.algo.utils.misc import ExperimentStatus
 from pysf.enjoy import enjoy
 from pysf.envs.env_utils import register_env
 from pysf.train import parse_train_args
-from sampler_test_envs import make_fixed_length_env
+
+from helpers.sampler_test_envs import make_fixed_length_env
 
 ENV = "fixed_length_1000"  # episodes of 1001 steps
 

@@ -25,7 +25,6 @@ pytest.importorskip("onnxscript")
 
 from pysf.algo.inference.policy_module import InferencePolicy, make_inference_module  # noqa: E402
 from pysf.algo.utils.checkpoints import checkpoint_dir, load_latest_checkpoint, save_checkpoint  # noqa: E402
-from pysf.algo.utils.context import reset_global_context  # noqa: E402
 from pysf.algo.utils.env_info import obtain_env_info  # noqa: E402
 from pysf.algo.utils.misc import ExperimentStatus  # noqa: E402
 from pysf.cfg.arguments import load_from_checkpoint, parse_args  # noqa: E402
@@ -46,7 +45,8 @@ from pysf.export_onnx import (  # noqa: E402
     patch_forward,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import REPO_ROOT  # noqa: E402
+
 BATCH_SIZES = (1, 7)
 IMAGE_ENV = "onnx_test_image_env"
 TUPLE_ENV = "onnx_test_tuple_env"
@@ -94,12 +94,9 @@ def make_tuple_env(full_env_name, cfg=None, env_config=None, render_mode=None):
 
 
 @pytest.fixture(autouse=True)
-def fresh_context():
-    reset_global_context()
+def test_envs(fresh_context):  # tests/conftest.py
     register_env(IMAGE_ENV, make_image_env)
     register_env(TUPLE_ENV, make_tuple_env)
-    yield
-    reset_global_context()
 
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -320,7 +317,7 @@ def trained_experiment(tmp_path_factory) -> Path:
     work_dir = tmp_path_factory.mktemp("onnx_cli")
     flags = "--num_workers 1 --num_envs_per_worker 8 --batch_size 256 --train_for_env_steps 2048"
     command = [sys.executable, "-m", "pysf.train", "--env", "CartPole-v1", "--experiment", "x", "--train_dir", "td"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     subprocess.run(command + flags.split(), cwd=work_dir, env=env, check=True, capture_output=True, timeout=300)
     return work_dir
 
@@ -328,7 +325,7 @@ def trained_experiment(tmp_path_factory) -> Path:
 def test_command_line_writes_experiment_onnx_in_the_current_directory(trained_experiment):
     work_dir = trained_experiment
     command = [sys.executable, "-m", "pysf.export_onnx", "--env", "CartPole-v1", "--experiment", "x", "--train_dir", "td"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     done = subprocess.run(
         command + ["--eval_deterministic", "True"], cwd=work_dir, env=env, capture_output=True, text=True, timeout=300
     )
@@ -346,7 +343,7 @@ def test_command_line_writes_experiment_onnx_in_the_current_directory(trained_ex
 
 def test_command_line_without_experiment_fails_with_a_message(tmp_path):
     command = [sys.executable, "-m", "pysf.export_onnx", "--env", "CartPole-v1", "--experiment", "nothing_here"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     done = subprocess.run(
         command + ["--train_dir", str(tmp_path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )

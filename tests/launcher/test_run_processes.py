@@ -21,7 +21,7 @@ from pysf.launcher.run import launcher_argparser
 from pysf.launcher.run_description import Experiment, ParamGrid, RunDescription
 from pysf.launcher.run_processes import run
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from helpers import REPO_ROOT
 
 PROBE = textwrap.dedent(
     """

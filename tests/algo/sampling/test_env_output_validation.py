@@ -15,8 +15,8 @@ from pysf.algo.sampling.rollout_worker import _fit_error_report
 from pysf.algo.sampling.sync_sampling_api import SyncSamplingAPI
 from pysf.envs.env_utils import register_env
 
-import validation_test_envs  # tests/ is on sys.path (tests/conftest.py)
-from test_sampler import small_cfg
+from helpers import validation_test_envs
+from helpers.sampling import small_cfg
 
 WORKER_LOGGER = "pysf.algo.sampling.rollout_worker"
 

@@ -30,10 +30,7 @@ from pysf.cfg.arguments import default_cfg
 from pysf.envs.create_env import create_env
 from pysf.envs.env_utils import register_env
 
-# The factories live in a helper module next to this file; spawned processes inherit sys.path and import it too.
-if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import env_info_test_envs  # noqa: E402
+from helpers import env_info_test_envs  # spawned processes import it too (tests/ is on their sys.path)
 
 TWO_AGENTS = "shaped_two_agent_env"
 DICT_OBS = "dict_obs_env"
@@ -202,7 +199,7 @@ def test_cache_entry_is_rebuilt_when_the_factory_module_changes(tmp_path, monkey
     module_dir.mkdir()
     source = module_dir / "edited_env_factory.py"
     source.write_text(
-        "from env_info_test_envs import make_dict_obs_env\n"
+        "from helpers.env_info_test_envs import make_dict_obs_env\n"
         "def make_env(full_env_name, cfg=None, env_config=None, render_mode=None):\n"
         "    return make_dict_obs_env(full_env_name, cfg, env_config, render_mode)\n"
     )

@@ -20,9 +20,6 @@ from pysf.algo.utils.misc import ExperimentStatus
 from pysf.enjoy import enjoy
 from pysf.train import parse_train_args
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 pytestmark = pytest.mark.usefixtures("fresh_context")  # tests/conftest.py
 
 

@@ -1,8 +1,8 @@
 """``python tests/fault_train.py <pysf.train flags>``: ``python -m pysf.train`` with the test envs registered.
 
 The fault-tolerance tests run training as a separate process (exit status, signals, surviving children) on envs
-that misbehave on purpose; spawned env workers import the envs from ``sampler_test_envs`` (this folder is on
-their ``sys.path`` too).
+that misbehave on purpose; the envs come from ``tests/helpers`` (the test puts ``tests/`` on ``PYTHONPATH``, which spawned env workers
+inherit).
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-import sampler_test_envs
-import validation_test_envs
+from helpers import sampler_test_envs, validation_test_envs
 from pysf.envs.env_utils import register_env
 from pysf.train import main
 

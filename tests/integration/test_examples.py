@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import REPO_ROOT
 
 
 def run_example(tmp_path, script: str, *argv: str) -> str:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / script), "--train_dir", str(tmp_path), "--experiment", "ex", *argv],
+        [sys.executable, str(REPO_ROOT / "examples" / script), "--train_dir", str(tmp_path), "--experiment", "ex", *argv],
         capture_output=True,
         text=True,
         timeout=600,
@@ -39,7 +37,7 @@ def test_train_gym_env_example_then_export_it_to_onnx(tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "export_onnx_gym_env.py"), "--env", "CartPole-v1", "--experiment", "ex",
+        [sys.executable, str(REPO_ROOT / "examples" / "export_onnx_gym_env.py"), "--env", "CartPole-v1", "--experiment", "ex",
          "--train_dir", str(tmp_path)],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 from typing import Dict, Tuple
 
 import pytest
@@ -14,22 +13,19 @@ from torch import Tensor, nn
 
 from pysf.algo.inference.compile import ModelCompileError, ModelVerificationError, compile_inference_module
 from pysf.algo.inference.policy_backends import NativePolicy, PythonPolicy, make_inference_policy
-from pysf.algo.utils.context import global_model_factory, reset_global_context
+from pysf.algo.utils.context import global_model_factory
 from pysf.cfg.arguments import default_cfg
 from pysf.model.actor_critic import ActorCritic, ActorCriticSharedWeights, create_actor_critic
 from pysf.model.core import ModelCore
 from pysf.model.encoder import Encoder
 from pysf.model.model_utils import get_rnn_size
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import REPO_ROOT
+
 OBS_SPACE = spaces.Dict(obs=spaces.Box(-1.0, 1.0, (4,), dtype="float32"))
 
 
-@pytest.fixture(autouse=True)
-def fresh_context():
-    reset_global_context()
-    yield
-    reset_global_context()
+pytestmark = pytest.mark.usefixtures("fresh_context")  # tests/conftest.py
 
 
 @pytest.fixture
@@ -41,7 +37,7 @@ def cfg():
 
 
 def load_example(name: str):
-    path = ROOT / "examples" / f"{name}.py"
+    path = REPO_ROOT / "examples" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"example_{name}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -104,7 +100,7 @@ def test_custom_models_template_script_trains(tmp_path):
     argv = ["--env", "CartPole-v1", "--experiment", "template", "--train_dir", str(tmp_path), "--rnn_size", "32",
             "--train_for_env_steps", "20000", "--seed", "0"]
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "custom_models_template.py"), *argv],
+        [sys.executable, str(REPO_ROOT / "examples" / "custom_models_template.py"), *argv],
         capture_output=True,
         text=True,
         timeout=300,

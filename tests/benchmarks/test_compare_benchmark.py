@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import compare  # noqa: E402
-from process_monitor import ProcessRun  # noqa: E402
+from benchmarks import compare  # the repository root is on sys.path (tests/conftest.py)
+from benchmarks.process_monitor import ProcessRun
 
 SF_CONSOLE = """\
 \x1b[36m[2026-11-25 16:25:56,041][03706] Fps is (10 sec: nan, 60 sec: nan, 300 sec: nan). Total num frames: 31744. Throughput: 0: nan. Samples: 0. Policy #0 lag: (min: 1.0, avg: 2.9, max: 7.0)\x1b[0m

@@ -1,5 +1,5 @@
 """Env factories for tests/algo/utils/test_env_info.py, at module level so that a spawned process can import
-them (the spawned process gets the test's sys.path, which includes this folder)."""
+them (the spawned process gets the test's sys.path, which includes tests/)."""
 
 from __future__ import annotations
 

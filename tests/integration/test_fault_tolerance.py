@@ -24,8 +24,9 @@ import pytest
 
 from pysf.algo.utils.checkpoints import CORRUPT_SUFFIX, checkpoint_dir, checkpoints
 
-TESTS = Path(__file__).resolve().parent
-FAULT_TRAIN = TESTS / "fault_train.py"
+from helpers import TESTS_DIR
+
+FAULT_TRAIN = Path(__file__).resolve().parent / "fault_train.py"
 RUN_MARKER = "PYSF_FAULT_TEST_RUN"
 
 # Small and quick: a tiny feed-forward model, few envs.
@@ -73,7 +74,7 @@ class TrainingRun:
         self.marker = uuid.uuid4().hex
         self.experiment_dir = train_dir / experiment
         environment = dict(os.environ, **{RUN_MARKER: self.marker})
-        environment["PYTHONPATH"] = os.pathsep.join([str(TESTS), environment.get("PYTHONPATH", "")])
+        environment["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), environment.get("PYTHONPATH", "")])
         cmd = [*prefix, sys.executable, str(FAULT_TRAIN), "--env", env, "--experiment", experiment,
                "--train_dir", str(train_dir), "--seed", "1", *flags]
         self.lines: List[str] = []

@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
+import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from helpers import REPO_ROOT
+
+MODULES = ["compare", "inference", "native_envs", "sampling", "soak", "train_cartpole"]
 
 
 def load_benchmark(name: str):
-    """Import benchmarks/<name>.py (benchmarks/ is not a package) as module ``benchmarks_<name>``."""
-    module_name = f"benchmarks_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+    """``benchmarks.<name>`` (the repository root is on sys.path: tests/conftest.py)."""
+    return importlib.import_module(f"benchmarks.{name}")
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_benchmark_imports_as_a_module_of_the_benchmarks_package(name):
+    assert callable(load_benchmark(name).main)
+
+
+def test_make_bench_runs_the_driver_as_a_module():
+    """``python -m benchmarks.compare`` from the repository root, as ``make bench`` and the README run it."""
+    result = subprocess.run([sys.executable, "-m", "benchmarks.compare", "--help"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "usage:" in result.stdout and "--smoke" in result.stdout
 
 
 def test_inference_benchmark_smoke():

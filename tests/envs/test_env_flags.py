@@ -5,19 +5,16 @@ from __future__ import annotations
 import pytest
 
 from pysf.algo.runners.runner import Runner
-from pysf.algo.utils.context import reset_global_context
 from pysf.algo.utils.misc import ExperimentStatus
 from pysf.envs.env_utils import register_env
 from pysf.train import parse_train_args
-from sampler_test_envs import make_thread_reporting_env
+
+from helpers.sampler_test_envs import make_thread_reporting_env
 
 
 @pytest.fixture(autouse=True)
-def fresh_context():
-    reset_global_context()
+def thread_reporting_env(fresh_context):  # tests/conftest.py
     register_env("thread_reporting", make_thread_reporting_env)
-    yield
-    reset_global_context()
 
 
 def train(tmp_path, *flags: str) -> Runner:

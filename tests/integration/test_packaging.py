@@ -7,14 +7,12 @@ import subprocess
 import sys
 import textwrap
 import zipfile
-from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import REPO_ROOT
 import pysf
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_check_torch_version_accepts_local_build_tags():
@@ -54,7 +52,7 @@ def test_import_fails_clearly_under_a_different_recorded_torch(tmp_path):
 
 
 def test_recorded_build_version_matches_the_pin():
-    pin = next(line for line in (ROOT / "pyproject.toml").read_text().splitlines() if line.startswith("dependencies"))
+    pin = next(line for line in (REPO_ROOT / "pyproject.toml").read_text().splitlines() if line.startswith("dependencies"))
     assert "torch==2.13.0" in pin
     assert pysf._build_info.TORCH_VERSION.split("+")[0] == "2.13.0" == torch.__version__.split("+")[0]
 
@@ -64,7 +62,7 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
     """pip wheel -> fresh venv -> pip install the wheel (pulls torch==2.13.0) -> import and run the demo."""
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-q", "-w", str(dist), str(REPO_ROOT)],
         check=True,
         timeout=900,
     )

@@ -15,8 +15,8 @@ from pysf import _C
 from pysf.algo.sampling.sync_sampling_api import SyncSamplingAPI
 from pysf.envs.env_utils import register_env
 
-import sampler_test_envs
-from test_sampler import check_counting_trajectories, collect_from_every_env, small_cfg
+from helpers import sampler_test_envs
+from helpers.sampling import check_counting_trajectories, collect_from_every_env, small_cfg
 
 
 pytestmark = pytest.mark.usefixtures("fresh_context")  # tests/conftest.py
