@@ -145,6 +145,8 @@ class TreeSampler:
                     label = self._label(process)
                 except psutil.Error:
                     continue  # exited between the listing and the read
+                if info.rss == 0:
+                    continue  # a zombie (exited, not yet reaped): no memory to measure
                 sample.mb[label] = {"rss": info.rss / 2**20, "pss": info.pss / 2**20, "uss": info.uss / 2**20}
             if sample.mb:
                 self.samples.append(sample)
