@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: the Python tests (pytest, tests/) and the standalone C++ tests (tests/cpp).
 # Expects the venv and build from scripts/setup_env.sh (`make test` runs both). Extra arguments go to pytest.
-# The C++ tests also run under AddressSanitizer and ThreadSanitizer (~30 s with a warm ccache, a few minutes
-# cold); PYSF_SKIP_SANITIZERS=1 skips those two runs for a quicker local check.
+# The plain C++ tests reuse the extension's compiled core; they also run under AddressSanitizer and
+# ThreadSanitizer, each a build of its own (~1.5 min of ctest when built; ~5 CPU-minutes each with a cold
+# compiler cache); PYSF_SKIP_SANITIZERS=1 skips those two runs for a quicker local check.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${PYSF_VENV:-$ROOT/.venv}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create or reuse the project's venv, install the pinned dependencies and (re)build the extension.
-# Idempotent and incremental: the CMake build dir persists under build/, ccache is used when present.
+# Idempotent and incremental: the CMake build dir persists under build/; ccache (pinned in requirements-dev.txt,
+# so installed into the venv: no system package needed) caches compilations across build dirs and fresh clones.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${PYSF_VENV:-$ROOT/.venv}
@@ -22,19 +23,12 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     | { grep -v "is ignored" || true; } >&2
   echo "$want" > "$stamp"
 fi
+source "$ROOT/scripts/build_env.sh"
 
-# ccache makes a fresh clone's build (CI) reuse earlier compilations; best effort only.
-if ! command -v ccache >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-   && [ -z "${PYSF_NO_CCACHE_INSTALL:-}" ]; then
-  log "installing ccache (optional)"
-  { timeout 180 apt-get install -y -q ccache >/dev/null 2>&1 \
-    || { timeout 180 apt-get update -q >/dev/null 2>&1 && timeout 180 apt-get install -y -q ccache >/dev/null 2>&1; } \
-    || log "ccache not available; building without it"; } || true
-fi
-export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1 CCACHE_SLOPPINESS=pch_defines,time_macros
-
+# The build dir also defines the C++ tests (built only by scripts/cpp_tests.sh), so that they reuse its native libraries.
 log "building the extension (incremental)"
 start=$(date +%s)
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e "$ROOT" 2>&1 \
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps \
+  --config-settings=cmake.define.PYSF_BUILD_CPP_TESTS=ON -e "$ROOT" 2>&1 \
   | { grep -v "is ignored" || true; } >&2
 log "build ready in $(( $(date +%s) - start )) s"

@@ -32,7 +32,7 @@ def test_custom_env_custom_model_example(tmp_path):
 
 
 def test_train_gym_env_example_then_export_it_to_onnx(tmp_path):
-    output = run_example(tmp_path, "train_gym_env.py", "--env", "CartPole-v1", "--train_for_env_steps", "30000")
+    output = run_example(tmp_path, "train_gym_env.py", "--env", "CartPole-v1", "--train_for_env_steps", "10000")
     assert "env=CartPole-v1" in output and "env_backend=auto" in output
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

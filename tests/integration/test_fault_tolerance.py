@@ -143,6 +143,10 @@ def clean_shm():
     """No shared-memory file created during the test survives it."""
     before = _shm_entries()
     yield
+    _assert_no_shm_left_since(before)
+
+
+def _assert_no_shm_left_since(before: Set[str]) -> None:
     deadline = time.time() + 5
     while time.time() < deadline:
         leaked = {name for name in _shm_entries() - before if name.startswith(("torch_", "sem.mp", "psm_", "mp-"))}
@@ -169,10 +173,26 @@ def _corrupt(path: str) -> None:
 # ---- 1. checkpoints ----------------------------------------------------------------------------------------
 
 
-def test_unreadable_checkpoints_are_kept_and_stop_the_resume(tmp_path, clean_shm):
-    first = TrainingRun(tmp_path, *QUICK, "--train_for_env_steps=20000", "--save_every_sec=1")
-    assert first.finish() == 0, str(first)
-    directory = checkpoint_dir(str(first.experiment_dir))
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A train_dir holding one finished run's experiment ``exp`` (several checkpoints); tests resume copies."""
+    train_dir = tmp_path_factory.mktemp("finished")
+    shm_before = _shm_entries()
+    run = TrainingRun(train_dir, *QUICK, "--train_for_env_steps=20000", "--save_every_sec=1")
+    assert run.finish() == 0, str(run)
+    run.assert_nothing_survives()
+    _assert_no_shm_left_since(shm_before)
+    return train_dir
+
+
+def _copy_of(finished_run: Path, tmp_path: Path) -> Path:
+    """The finished run's experiment folder copied to ``tmp_path/exp``, to be resumed there."""
+    shutil.copytree(finished_run / "exp", tmp_path / "exp")
+    return tmp_path / "exp"
+
+
+def test_unreadable_checkpoints_are_kept_and_stop_the_resume(finished_run, tmp_path, clean_shm):
+    directory = checkpoint_dir(str(_copy_of(finished_run, tmp_path)))
     written = checkpoints(directory)
     assert written
     for path in written:
@@ -190,10 +210,9 @@ def test_unreadable_checkpoints_are_kept_and_stop_the_resume(tmp_path, clean_shm
     again.assert_nothing_survives()
 
 
-def test_a_corrupt_newer_checkpoint_does_not_delete_the_new_one(tmp_path, clean_shm):
-    first = TrainingRun(tmp_path, *QUICK, "--train_for_env_steps=20000")
-    assert first.finish() == 0, str(first)
-    directory = checkpoint_dir(str(first.experiment_dir))
+def test_a_corrupt_newer_checkpoint_does_not_delete_the_new_one(finished_run, tmp_path, clean_shm):
+    experiment_dir = _copy_of(finished_run, tmp_path)
+    directory = checkpoint_dir(str(experiment_dir))
     good = checkpoints(directory)[-1]
     bogus = os.path.join(directory, "checkpoint_999999999_99999999999.pth")
     Path(bogus).write_bytes(b"not a checkpoint")
@@ -203,7 +222,7 @@ def test_a_corrupt_newer_checkpoint_does_not_delete_the_new_one(tmp_path, clean_
     assert f"Loading checkpoint {good}" in resumed.output
     assert "is corrupt or incomplete" in resumed.output
     remaining = checkpoints(directory)
-    result = json.loads((first.experiment_dir / "result.json").read_text())
+    result = json.loads((experiment_dir / "result.json").read_text())
     assert remaining == [result["checkpoint"]] and os.path.exists(result["checkpoint"])  # the Result: file exists
     assert os.path.exists(bogus + CORRUPT_SUFFIX)
     resumed.assert_nothing_survives()
@@ -217,11 +236,16 @@ def test_a_second_run_in_the_same_folder_stops_and_sigterm_saves(tmp_path, clean
                           "--save_every_sec=1000")
     running.wait_for("Fps is")
     config_before = (running.experiment_dir / "config.json").read_bytes()
-    for behavior in ("resume", "overwrite", "restart"):
-        second = TrainingRun(tmp_path, *QUICK, f"--restart_behavior={behavior}", "--train_for_env_steps=20000")
-        assert second.finish(timeout=60) == 1, str(second)
-        assert f"is in use by another run (pid {running.process.pid} on" in second.output
-        assert "Traceback" not in second.output
+    # Suspended (as by Ctrl-Z) while the others try: it still holds the folder, and leaves them the CPU.
+    running.signal_group(signal.SIGSTOP)
+    try:
+        for behavior in ("resume", "overwrite", "restart"):
+            second = TrainingRun(tmp_path, *QUICK, f"--restart_behavior={behavior}", "--train_for_env_steps=20000")
+            assert second.finish(timeout=60) == 1, str(second)
+            assert f"is in use by another run (pid {running.process.pid} on" in second.output
+            assert "Traceback" not in second.output
+    finally:
+        running.signal_group(signal.SIGCONT)
     assert (running.experiment_dir / "config.json").read_bytes() == config_before
     assert not glob.glob(str(tmp_path / "exp_old*"))
 
