@@ -45,6 +45,33 @@ Space track_observation_space() {
                     {static_cast<float>(kMaxPosition), static_cast<float>(kMaxSpeed)});
 }
 
+// What both MountainCar variants keep per env, and how it is observed and saved: position and velocity.
+class CarOnTrack {
+ public:
+  static constexpr int kStateSize = 2;
+
+  explicit CarOnTrack(int num_envs)
+      : position_(static_cast<std::size_t>(num_envs)), velocity_(static_cast<std::size_t>(num_envs)) {}
+
+  void observe(int i, float* row, std::int64_t col_stride) const {
+    row[0] = static_cast<float>(position_[i]);
+    row[col_stride] = static_cast<float>(velocity_[i]);
+  }
+
+  void get_state(int i, std::span<double> state) const {
+    state[0] = position_[i];
+    state[1] = velocity_[i];
+  }
+
+  void set_state(int i, std::span<const double> state) {
+    position_[i] = state[0];
+    velocity_[i] = state[1];
+  }
+
+ protected:
+  std::vector<double> position_, velocity_;
+};
+
 }  // namespace
 
 // ---- MountainCar-v0 ----------------------------------------------------------------------------
@@ -52,9 +79,8 @@ Space track_observation_space() {
 namespace {
 
 // MountainCar-v0 as a BlockVectorEnv physics model (what it computes: classic_control.h).
-class MountainCarDynamics {
+class MountainCarDynamics : public CarOnTrack {
  public:
-  static constexpr int kStateSize = 2;
   static constexpr bool kDiscreteActions = true;
 
   [[nodiscard]] static EnvSpec spec() {
@@ -65,8 +91,7 @@ class MountainCarDynamics {
                    .reward_threshold = -110.0};
   }
 
-  explicit MountainCarDynamics(int num_envs)
-      : position_(static_cast<std::size_t>(num_envs)), velocity_(static_cast<std::size_t>(num_envs)) {}
+  using CarOnTrack::CarOnTrack;
 
   void reset(int i, Rng& rng) {
     position_[i] = rng.uniform(kResetLow, kResetHigh);
@@ -86,23 +111,6 @@ class MountainCarDynamics {
     return Transition{.reward = -1.0, .terminated = position >= kGoalPosition && velocity >= 0};
   }
 
-  void observe(int i, float* row, std::int64_t col_stride) const {
-    row[0] = static_cast<float>(position_[i]);
-    row[col_stride] = static_cast<float>(velocity_[i]);
-  }
-
-  void get_state(int i, std::span<double> state) const {
-    state[0] = position_[i];
-    state[1] = velocity_[i];
-  }
-
-  void set_state(int i, std::span<const double> state) {
-    position_[i] = state[0];
-    velocity_[i] = state[1];
-  }
-
- private:
-  std::vector<double> position_, velocity_;
 };
 
 }  // namespace
@@ -127,9 +135,8 @@ std::unique_ptr<VectorEnv> make_mountain_car_env(int num_envs, std::uint64_t see
 namespace {
 
 // MountainCarContinuous-v0 as a BlockVectorEnv physics model (what it computes: classic_control.h).
-class MountainCarContinuousDynamics {
+class MountainCarContinuousDynamics : public CarOnTrack {
  public:
-  static constexpr int kStateSize = 2;
   static constexpr bool kDiscreteActions = false;
 
   [[nodiscard]] static EnvSpec spec() {
@@ -141,9 +148,7 @@ class MountainCarContinuousDynamics {
   }
 
   explicit MountainCarContinuousDynamics(int num_envs)
-      : position_(static_cast<std::size_t>(num_envs)),
-        velocity_(static_cast<std::size_t>(num_envs)),
-        float64_state_(static_cast<std::size_t>(num_envs)) {}
+      : CarOnTrack(num_envs), float64_state_(static_cast<std::size_t>(num_envs)) {}
 
   void reset(int i, Rng& rng) {
     position_[i] = rng.uniform(kResetLow, kResetHigh);
@@ -201,26 +206,14 @@ class MountainCarContinuousDynamics {
     return Transition{.reward = reward, .terminated = terminated};
   }
 
-  void observe(int i, float* row, std::int64_t col_stride) const {
-    row[0] = static_cast<float>(position_[i]);
-    row[col_stride] = static_cast<float>(velocity_[i]);
-  }
-
-  void get_state(int i, std::span<double> state) const {
-    state[0] = position_[i];
-    state[1] = velocity_[i];
-  }
-
   void set_state(int i, std::span<const double> state) {
-    position_[i] = state[0];
-    velocity_[i] = state[1];
+    CarOnTrack::set_state(i, state);
     const bool float32_exact = static_cast<double>(static_cast<float>(state[0])) == state[0] &&
                                static_cast<double>(static_cast<float>(state[1])) == state[1];
     float64_state_[i] = float32_exact ? 0 : 1;
   }
 
  private:
-  std::vector<double> position_, velocity_;
   // 1 while the state is a reset state (NumPy float64), 0 once a step has stored it as float32.
   std::vector<std::uint8_t> float64_state_;
 };
