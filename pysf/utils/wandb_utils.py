@@ -159,6 +159,10 @@ def finish_wandb(cfg: Config) -> None:
     wandb = _import_wandb()
     if wandb.run is not None:
         wandb.run.finish()
+        # run.finish() returns once W&B's service has the run's last records, not once it has written them: the
+        # run file (what `wandb sync` uploads) may still hold only its header. teardown waits for the service to
+        # write everything and stops it (a later init_wandb starts a new one).
+        wandb.teardown()
     # Restore TensorBoard's writer class, so that a later init_wandb in this process can pass its own folder.
     if wandb.patched["tensorboard"]:
         wandb.tensorboard.unpatch()
