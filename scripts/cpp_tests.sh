@@ -41,13 +41,15 @@ print(f"{t.interpreter}-{t.abi}-{t.platform}")')
     ;;
   address|thread)
     if [ "$SANITIZER" = address ]; then BUILD_DIR=$ROOT/build/asan; else BUILD_DIR=$ROOT/build/tsan; fi
-    log "configuring $BUILD_DIR"
-    cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja \
-      -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DPython_EXECUTABLE="$VENV/bin/python" \
-      -DPYSF_BUILD_PYTHON=OFF \
-      -DPYSF_BUILD_CPP_TESTS=ON \
-      -DPYSF_SANITIZER="$SANITIZER" >/dev/null
+    args=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPython_EXECUTABLE="$VENV/bin/python" -DPYSF_BUILD_PYTHON=OFF
+          -DPYSF_BUILD_CPP_TESTS=ON -DPYSF_SANITIZER="$SANITIZER")
+    # Configured once per set of arguments: later, ninja re-runs CMake itself when CMakeLists.txt changes.
+    stamp="$BUILD_DIR/.pysf-configure-args"
+    if [ ! -f "$BUILD_DIR/build.ninja" ] || [ "$(cat "$stamp" 2>/dev/null || true)" != "${args[*]}" ]; then
+      log "configuring $BUILD_DIR"
+      cmake -S "$ROOT" -B "$BUILD_DIR" "${args[@]}" >/dev/null
+      echo "${args[*]}" > "$stamp"
+    fi
     ;;
   *) echo "usage: $0 [address|thread]" >&2; exit 2 ;;
 esac
