@@ -14,6 +14,8 @@ from torch import nn
 
 from pysf import _C
 
+from helpers.gil import count_while_alive
+
 OBS_DIM, HIDDEN, RNN_SIZE, NUM_ACTIONS = 5, 32, 8, 3
 
 
@@ -188,18 +190,6 @@ def test_contract_and_runtime_errors_become_python_exceptions(model):
         policy.benchmark({"obs": torch.zeros(4, OBS_DIM)}, rnn_states, 0)
 
 
-def _count_while_alive(thread: threading.Thread) -> tuple[int, float]:
-    """Starts `thread`, then spins counting loop iterations until it ends; returns (count, seconds)."""
-    count = 0
-    start = time.perf_counter()
-    thread.start()
-    while thread.is_alive():
-        count += 1
-    elapsed = time.perf_counter() - start
-    thread.join()
-    return count, elapsed
-
-
 def _assert_gil_released_during(call, minimum_seconds: float) -> None:
     """Runs `call` in a thread; the main thread must keep counting at a good fraction of its solo rate.
 
@@ -208,9 +198,9 @@ def _assert_gil_released_during(call, minimum_seconds: float) -> None:
     only count before it starts and after it ends (at most a switch interval, 5 ms each): a few percent
     of a call of 100 ms or more. Released, it counts at well over half its solo rate on 2 cores.
     """
-    solo_count, solo_seconds = _count_while_alive(threading.Thread(target=time.sleep, args=(0.05,)))
+    solo_count, solo_seconds = count_while_alive(threading.Thread(target=time.sleep, args=(0.05,)))
     solo_rate = solo_count / solo_seconds
-    count, elapsed = _count_while_alive(threading.Thread(target=call))
+    count, elapsed = count_while_alive(threading.Thread(target=call))
     assert elapsed >= minimum_seconds, f"the call took only {elapsed:.3f} s; make it longer"
     expected = solo_rate * elapsed
     assert count >= 0.2 * expected, (

@@ -29,6 +29,8 @@ from torch import Tensor
 
 from pysf.algo.utils.rl_utils import gae_advantages, vtrace
 
+from helpers.gil import count_while_alive
+
 # float32 results against float64 references: a few float32 ulps of the magnitudes involved.
 RTOL = 2e-5
 ATOL = 2e-5
@@ -691,18 +693,6 @@ def test_vtrace_argument_errors(args, params, message):
     assert message in str(info.value)
 
 
-def _count_while_alive(thread: threading.Thread) -> Tuple[int, float]:
-    """Starts `thread`, then spins counting loop iterations until it ends; returns (count, seconds)."""
-    count = 0
-    start = time.perf_counter()
-    thread.start()
-    while thread.is_alive():
-        count += 1
-    elapsed = time.perf_counter() - start
-    thread.join()
-    return count, elapsed
-
-
 @pytest.mark.parametrize("op", ["gae_cpu_loops", "gae_generic", "vtrace_cpu_loops", "vtrace_generic"])
 def test_ops_release_the_gil(op):
     """The main thread keeps counting while another thread runs the op back to back.
@@ -730,8 +720,8 @@ def test_ops_release_the_gil(op):
     previous_interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-4)
     try:
-        solo_count, solo_seconds = _count_while_alive(threading.Thread(target=time.sleep, args=(0.05,)))
-        count, elapsed = _count_while_alive(threading.Thread(target=run))
+        solo_count, solo_seconds = count_while_alive(threading.Thread(target=time.sleep, args=(0.05,)))
+        count, elapsed = count_while_alive(threading.Thread(target=run))
     finally:
         sys.setswitchinterval(previous_interval)
     expected = solo_count / solo_seconds * elapsed
