@@ -151,7 +151,7 @@ def test_make_env_exception_reports_the_factorys_traceback():
 
 def test_long_traceback_keeps_both_ends_within_the_report_limit():
     message = sampling_error(faulty_cfg("deep_raise"))
-    report = message[message.index("env 'faulty_output__deep_raise'"):]  # after the sampler's own prefix
+    report = message[message.index("env 'faulty_output__deep_raise' (worker 0"):]  # after the sampler's own prefix
     assert len(report.encode("utf-8")) <= protocol.max_error_report_bytes() == 4000
     assert "lines left out here" in report
     assert "in step\n" in report  # the outermost frame of the env
