@@ -146,14 +146,38 @@ def clean_shm():
     _assert_no_shm_left_since(before)
 
 
+def _shm_in_use() -> Set[str]:
+    """The /dev/shm entries some live process maps or holds open (this run's or another's: other tests of a
+    parallel session create their own)."""
+    in_use = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/maps") as maps:
+                in_use.update(line.rsplit("/dev/shm/", 1)[1].split(" (deleted)")[0].strip()
+                              for line in maps if "/dev/shm/" in line)
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                target = os.readlink(f"/proc/{entry}/fd/{fd}")
+                if target.startswith("/dev/shm/"):
+                    in_use.add(target[len("/dev/shm/"):])
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return in_use
+
+
 def _assert_no_shm_left_since(before: Set[str]) -> None:
+    """Every shared-memory file created since ``before`` is gone, or still used by a live process (which then
+    owns its removal). One that nothing uses must disappear within a few seconds (a resource tracker's clean-up)."""
     deadline = time.time() + 5
-    while time.time() < deadline:
-        leaked = {name for name in _shm_entries() - before if name.startswith(("torch_", "sem.mp", "psm_", "mp-"))}
+    while True:
+        new = {name for name in _shm_entries() - before if name.startswith(("torch_", "sem.mp", "psm_", "mp-"))}
+        leaked = new - _shm_in_use() if new else set()
         if not leaked:
             return
+        if time.time() > deadline:
+            raise AssertionError(f"shared memory left behind: {sorted(leaked)}")
         time.sleep(0.2)
-    raise AssertionError(f"shared memory left behind: {sorted(leaked)}")
 
 
 def _wait_for_workers(run: TrainingRun, count: int, timeout: float = 60.0) -> List[int]:
