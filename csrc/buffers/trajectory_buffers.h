@@ -102,9 +102,10 @@ inline constexpr std::array<TrajectoryField, 10> kTrajectoryFields{{
     // The version of the weights that chose the action (PolicyOutput::policy_version).
     {"policy_version", &TrajectoryBuffers::policy_version, at::kInt, false, TrailingSize::None, -1.0,
      FieldWriter::Inference, false, nullptr, 0},
-    // The policy that acted for the row (the split's agent -> policy mapping, split_assignment.h).
+    // The policy that acted for the row (the split's agent -> policy mapping, split_assignment.h); -1 at the
+    // steps of an agent its env reported inactive (written by the env worker): no learner trains on those.
     {"policy_id", &TrajectoryBuffers::policy_id, at::kInt, false, TrailingSize::None, -1.0, FieldWriter::Sampler,
-     false, nullptr, 0},
+     true, nullptr, 0},
 }};
 
 /// What allocation fills an observation tensor of `dtype` with (floats: kUnwrittenFloat, bool: false,

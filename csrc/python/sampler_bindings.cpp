@@ -76,6 +76,7 @@ py::dict assignment_dict(const pysf::sampler::SplitAssignment& a) {
   d["split_id"] = a.split_id;
   d["index_in_worker"] = a.index_in_worker;
   d["first_env_id"] = a.first_env_id;
+  d["agents_per_env"] = a.agents_per_env;
   d["env_seeds"] = a.env_seeds;
   d["warm_up_steps"] = a.warm_up_steps;
   d["warm_up_seeds"] = a.warm_up_seeds;
@@ -97,6 +98,7 @@ void for_each_setting(Config& config, Visit&& visit) {
   visit("num_native_workers", config.num_native_workers);
   visit("envs_per_native_worker", config.envs_per_native_worker);
   visit("worker_num_splits", config.worker_num_splits);
+  visit("agents_per_env", config.agents_per_env);
   visit("seed", config.seed);
   visit("decorrelate_envs_on_one_worker", config.decorrelate_envs_on_one_worker);
   visit("reward_scale", config.reward_shaping.scale);
@@ -236,12 +238,16 @@ void bind_sampler(py::module_& module) {
   module.def(
       "assign_split",
       [](std::uint64_t seed, std::int64_t envs_per_split, std::int64_t warm_up_steps_per_index, int split_id,
-         int index_in_worker) {
+         int index_in_worker, std::int64_t agents_per_env) {
         return assignment_dict(pysf::sampler::assign_split(
-            pysf::sampler::AssignmentRules{seed, envs_per_split, warm_up_steps_per_index}, split_id, index_in_worker));
+            pysf::sampler::AssignmentRules{.seed = seed,
+                                           .envs_per_split = envs_per_split,
+                                           .agents_per_env = agents_per_env,
+                                           .warm_up_steps_per_index = warm_up_steps_per_index},
+            split_id, index_in_worker));
       },
       py::arg("seed"), py::arg("envs_per_split"), py::arg("warm_up_steps_per_index"), py::arg("split_id"),
-      py::arg("index_in_worker"),
+      py::arg("index_in_worker"), py::arg("agents_per_env") = 1,
       "The assignment the Sampler gives a split (csrc/sampler/split_assignment.h), as Sampler.next_remote_assignments "
       "returns it.");
 

@@ -19,10 +19,11 @@ struct EpisodeStat {
   std::int32_t length = 0;
 };
 
-/// The episode that row `row` of the split with `assignment` just finished (its env id and policy from there).
+/// The episode that row `row` (an agent) of the split with `assignment` just finished (its env id and policy
+/// from there).
 [[nodiscard]] inline EpisodeStat episode_of(const SplitAssignment& assignment, std::int64_t row, float reward,
                                             std::int32_t length) {
-  return EpisodeStat{static_cast<int>(assignment.first_env_id + row),
+  return EpisodeStat{static_cast<int>(assignment.env_of_row(row)),
                      assignment.policy_ids[static_cast<std::size_t>(row)], reward, length};
 }
 

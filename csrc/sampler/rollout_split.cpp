@@ -12,9 +12,9 @@ namespace pysf::sampler {
 RolloutSplit::RolloutSplit(SplitAssignment assignment, const buffers::TrajectoryBuffers& buffers, BlockQueues queues,
                            RewardShaping shaping)
     : assignment_(std::move(assignment)), buffers_(buffers), queues_(queues), shaping_(shaping) {
-  if (assignment_.num_envs() != buffers_.block_rows) {
-    throw std::invalid_argument("RolloutSplit: the assignment has " + std::to_string(assignment_.num_envs()) +
-                                " envs but a block has " + std::to_string(buffers_.block_rows) + " rows");
+  if (assignment_.num_rows() != buffers_.block_rows) {
+    throw std::invalid_argument("RolloutSplit: the assignment has " + std::to_string(assignment_.num_rows()) +
+                                " rows but a block has " + std::to_string(buffers_.block_rows));
   }
   // Every method runs its tensor ops in InferenceMode (cheaper dispatch than NoGrad; the sampler never needs
   // autograd): the carry tensors made here are inference tensors, and are only ever written in InferenceMode.

@@ -18,6 +18,14 @@ Sampler::Sampler(SamplerConfig config, buffers::TrajectoryBuffers buffers,
       completed_blocks_(static_cast<std::size_t>(std::max<std::int64_t>(1, buffers_.rewards.defined() ? buffers_.rewards.size(0) : 1))) {
   buffers_.validate();
   if (config_.worker_num_splits < 1) throw std::invalid_argument("worker_num_splits must be >= 1");
+  if (config_.agents_per_env < 1 || buffers_.block_rows % config_.agents_per_env != 0) {
+    throw std::invalid_argument("the trajectory block rows (" + std::to_string(buffers_.block_rows) +
+                                ") must be a whole number of envs of agents_per_env (" +
+                                std::to_string(config_.agents_per_env) + ") agents");
+  }
+  if (!config_.native_env_name.empty() && config_.agents_per_env != 1) {
+    throw std::invalid_argument("native envs have one agent each (agents_per_env must be 1)");
+  }
   if (!config_.native_env_name.empty()) {
     if (config_.num_native_workers < 1 || config_.envs_per_native_worker < 1) {
       throw std::invalid_argument("native sampling needs num_workers >= 1 and num_envs_per_worker >= 1");
@@ -42,7 +50,8 @@ int Sampler::num_splits() const {
 AssignmentRules Sampler::assignment_rules() const {
   return AssignmentRules{
       .seed = config_.seed,
-      .envs_per_split = buffers_.block_rows,
+      .envs_per_split = buffers_.block_rows / config_.agents_per_env,
+      .agents_per_env = config_.agents_per_env,
       .warm_up_steps_per_index = config_.decorrelate_envs_on_one_worker ? buffers_.rollout() : 0};
 }
 

@@ -42,6 +42,8 @@ struct SamplerConfig {
   int envs_per_native_worker = 0;    // --num_envs_per_worker
   // Both paths
   int worker_num_splits = 2;         // --worker_num_splits (double buffering)
+  // Trajectory rows per env: a multi-agent env's num_agents (Python path; native envs have one agent each).
+  int agents_per_env = 1;
   std::uint64_t seed = 0;            // env seeds derive from it and the global env id (split_assignment.h)
   // --decorrelate_envs_on_one_worker: random warm-up steps after the first reset (split_assignment.h)
   bool decorrelate_envs_on_one_worker = false;

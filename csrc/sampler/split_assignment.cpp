@@ -15,18 +15,20 @@ constexpr std::uint64_t kWarmUpStream = 0xDEC0'0000'0000'0001ULL;
 
 SplitAssignment assign_split(const AssignmentRules& rules, int split_id, int index_in_worker) {
   if (rules.envs_per_split < 1) throw std::invalid_argument("assign_split: envs_per_split must be >= 1");
+  if (rules.agents_per_env < 1) throw std::invalid_argument("assign_split: agents_per_env must be >= 1");
   if (split_id < 0 || index_in_worker < 0) throw std::invalid_argument("assign_split: negative split index");
   SplitAssignment assignment;
   assignment.split_id = split_id;
   assignment.index_in_worker = index_in_worker;
   assignment.first_env_id = static_cast<std::int64_t>(split_id) * rules.envs_per_split;
-  const auto rows = static_cast<std::size_t>(rules.envs_per_split);
-  assignment.env_seeds.resize(rows);
-  assignment.warm_up_steps.resize(rows);
-  assignment.warm_up_seeds.resize(rows);
-  assignment.policy_ids.assign(rows, 0);
+  assignment.agents_per_env = rules.agents_per_env;
+  const auto envs = static_cast<std::size_t>(rules.envs_per_split);
+  assignment.env_seeds.resize(envs);
+  assignment.warm_up_steps.resize(envs);
+  assignment.warm_up_seeds.resize(envs);
+  assignment.policy_ids.assign(envs * static_cast<std::size_t>(rules.agents_per_env), 0);
   const std::uint64_t warm_up_base = envs::derive_env_seed(rules.seed, kWarmUpStream);
-  for (std::size_t i = 0; i < rows; ++i) {
+  for (std::size_t i = 0; i < envs; ++i) {
     const auto env_id = static_cast<std::uint64_t>(assignment.first_env_id) + i;
     const auto index_among_worker_envs = static_cast<std::int64_t>(index_in_worker) * rules.envs_per_split +
                                          static_cast<std::int64_t>(i);

@@ -115,7 +115,7 @@ def _verify_cfg(cfg: Config, env_info: "EnvInfo", recurrence_is_auto: bool) -> N
     recurrence = auto_recurrence(cfg) if cfg.recurrence == -1 else int(cfg.recurrence)
 
     errors.extend(_backend_errors(cfg))
-    errors.extend(not_yet_supported_errors(cfg, num_agents))
+    errors.extend(not_yet_supported_errors(cfg))
 
     non_positive = [f"--{name}={getattr(cfg, name)}" for name in _POSITIVE_INT_FLAGS if int(getattr(cfg, name)) < 1]
     if non_positive:
@@ -260,7 +260,7 @@ def mark_not_yet_supported(parser: argparse.ArgumentParser) -> None:
             action.help += f" [pysf: only {supported[action.dest]!r} for now; other values stop before training]"
 
 
-def not_yet_supported_errors(cfg: Config, num_agents: int = 1) -> List[str]:
+def not_yet_supported_errors(cfg: Config) -> List[str]:
     """What the configuration asks for that pysf cannot do yet (each with what to do instead).
 
     pysf accepts every Sample Factory flag; those whose other values it does not implement stop here rather
@@ -271,11 +271,6 @@ def not_yet_supported_errors(cfg: Config, num_agents: int = 1) -> List[str]:
         value = getattr(cfg, name, supported)
         if value != supported and not (isinstance(supported, list) and not value):
             errors.append(f"--{name}={value}: {explanation}")
-    if num_agents > 1:
-        errors.append(
-            f"The env has num_agents={num_agents}: multi-agent envs are not supported by pysf yet (planned). Train a "
-            f"single-agent env (num_agents=1)."
-        )
     if cfg.device == "gpu" and _cuda_available():
         errors.append(
             "--device=gpu: pysf's learner and inference run on the CPU for now (the GPU path is planned), and this "

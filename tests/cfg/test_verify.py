@@ -243,9 +243,8 @@ def test_async_dataset_need_not_be_a_whole_number_of_sampler_blocks() -> None:
 
 
 
-def test_multi_agent_envs_stop_with_a_not_yet_message() -> None:
-    message = cfg_error("--use_rnn=False", "--batch_size=32", env_info=TWO_AGENTS)
-    assert "num_agents=2: multi-agent envs are not supported by pysf yet" in message
+def test_multi_agent_envs_are_accepted() -> None:
+    assert_valid("--use_rnn=False", "--batch_size=32", env_info=TWO_AGENTS)
 
 
 @pytest.mark.parametrize(

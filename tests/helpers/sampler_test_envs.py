@@ -169,3 +169,50 @@ class ThreadReportingEnv(FixedLengthEnv):
 
 def make_thread_reporting_env(full_env_name, cfg=None, env_config=None, render_mode=None):
     return ThreadReportingEnv(20)
+
+
+class MultiAgentCountingEnv(gym.Env):
+    """A multi-agent env with Sample Factory's contract (one entry per agent in and out, resets itself).
+
+    Agent ``a`` observes ``[env_id, a, counter, episode_step]``, where ``counter`` counts every step of the env
+    ever taken; its reward is ``a + 1`` per step. Episodes last ``3 + env_id % 4`` steps for all agents. Agent 1
+    reports itself inactive (``info["is_active"] = False``) after the steps that take ``counter`` to 3 or 4
+    (mod 7). Agent 2's finished episodes carry an extra statistic, the others' do not.
+    """
+
+    NUM_AGENTS = 3
+
+    def __init__(self, env_id: int = 0):
+        self.observation_space = spaces.Box(0, np.inf, (4,), dtype=np.float32)
+        self.action_space = spaces.Discrete(3)
+        self.num_agents = self.NUM_AGENTS
+        self.is_multiagent = True
+        self.env_id = env_id
+        self.counter = 0
+        self.episode_step = 0
+        self.episode_length = 3 + env_id % 4
+
+    def _obs(self):
+        return [np.array([self.env_id, a, self.counter, self.episode_step], dtype=np.float32) for a in range(self.num_agents)]
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode_step = 0
+        return self._obs(), [{} for _ in range(self.num_agents)]
+
+    def step(self, actions):
+        assert len(actions) == self.num_agents and all(self.action_space.contains(a) for a in actions), actions
+        self.counter += 1
+        self.episode_step += 1
+        terminated = self.episode_step >= self.episode_length
+        infos = [{} for _ in range(self.num_agents)]
+        infos[1]["is_active"] = self.counter % 7 not in (3, 4)
+        if terminated:
+            infos[2]["episode_extra_stats"] = {"agent_counter": float(self.counter)}
+            self.episode_step = 0  # resets itself: the observation returned is the next episode's first
+        rewards = np.arange(1, self.num_agents + 1, dtype=np.float32)  # an array per env, as SF allows
+        return self._obs(), rewards, [terminated] * self.num_agents, [False] * self.num_agents, infos
+
+
+def make_multi_agent_counting_env(full_env_name, cfg=None, env_config=None, render_mode=None):
+    return MultiAgentCountingEnv(0 if env_config is None else env_config.env_id)

@@ -217,7 +217,7 @@ class Runner:
         self.policy = make_inference_policy(self.learner.actor_critic, self.env_info.obs_space, rnn_size, backend=cfg.inference_backend)
         self.policy.update_weights(self.learner.actor_critic, self.learner.train_step)
 
-        block_rows, num_splits = sampling_geometry(cfg)
+        block_rows, num_splits = sampling_geometry(cfg, self.env_info.num_agents)
         trajectories_per_batch = int(cfg.batch_size) * int(cfg.num_batches_per_epoch) // int(cfg.rollout)
         # Async mode may hold --num_batches_to_accumulate batches of blocks while training.
         batches_held = max(1, int(cfg.num_batches_to_accumulate)) if cfg.async_rl else 1

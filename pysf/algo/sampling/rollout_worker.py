@@ -67,7 +67,7 @@ class WorkerSpec:
     action_space: spaces.Space
     block_rows: int
     # Per split, what the C++ Sampler assigned it (csrc/sampler/split_assignment.h): first_env_id, index_in_worker,
-    # and per env env_seeds, warm_up_steps, warm_up_seeds, policy_ids.
+    # agents_per_env, per env env_seeds, warm_up_steps, warm_up_seeds, and per row (agent) policy_ids.
     splits: List[Dict[str, Any]]
     parent_pid: int  # the trainer: the worker dies with it
     context: SampleFactoryContext
@@ -125,16 +125,24 @@ class ActionDecoder:
 
 
 class _SplitEnvs:
-    """The envs of one split and their running episode statistics."""
+    """The envs of one split and their running episode statistics (one trajectory row per agent).
+
+    A multi-agent env (Sample Factory's contract: ``num_agents`` and/or ``is_multiagent``) takes one action per
+    agent, returns one observation, reward, terminated, truncated and info per agent, and resets itself when an
+    episode ends. Its agents are consecutive rows.
+    """
 
     def __init__(self, spec: WorkerSpec, split: int, make_env, stop_requested: Callable[[], bool]):
         self.assignment = spec.splits[split]
+        self.agents = int(self.assignment["agents_per_env"])
+        self.multi_agent = self.agents > 1 or bool(spec.env_info is not None and spec.env_info.is_multiagent)
+        num_envs = spec.block_rows // self.agents
         self.envs = []
         self.env_ids = []
-        for i in range(spec.block_rows):
+        for i in range(num_envs):
             if stop_requested():  # env creation can be slow: stop() must not wait for all of it
                 break
-            vector_index = self.assignment["index_in_worker"] * spec.block_rows + i
+            vector_index = self.assignment["index_in_worker"] * num_envs + i
             env_id = self.assignment["first_env_id"] + i
             env_config = AttrDict(worker_index=spec.worker_index, vector_index=vector_index, env_id=env_id)
             env = make_env(spec.env_name, spec.cfg, env_config, None)
@@ -145,7 +153,14 @@ class _SplitEnvs:
             self.envs.append(env)
             self.env_ids.append(env_id)
         # Bound once: an attribute lookup per env step is measurable next to CartPole's ~6 µs step.
-        self.step_fns, self.time_limit = _step_functions(self.envs)
+        if self.multi_agent:  # its own wrappers (a time limit included) are its business
+            self.step_fns, self.time_limit = [env.step for env in self.envs], None
+        else:
+            self.step_fns, self.time_limit = _step_functions(self.envs)
+        # Rows whose agent the env reported inactive (info["is_active"] False) after the last step: their next
+        # step's data is marked as no policy's (policy_id -1), as Sample Factory does.
+        self.inactive = np.zeros(spec.block_rows, dtype=bool)
+        self.any_inactive = False
         # Envs stepped bare (made by gymnasium.make) take numpy integer actions, as in gymnasium's vector envs.
         self.decode_actions = ActionDecoder(spec.action_space).rows_decoder(numpy_scalars=self.time_limit is not None)
         self.episode_reward = np.zeros(spec.block_rows, dtype=np.float64)
@@ -215,17 +230,22 @@ class RolloutWorker:
         self.rewards = buffers["rewards"].numpy()
         self.terminated = buffers["dones"].numpy()
         self.truncated = buffers["time_outs"].numpy()
+        self.policy_ids = buffers["policy_id"].numpy()
         self.wrap_obs = not spec.env_obs_is_dict
         self.splits: List[_SplitEnvs] = []
         self.training_hooks: Optional[EnvTrainingHooks] = None
         # What to check of each key's observations, worked out once (bounds, dtypes).
         self._observation_checks = _ObservationChecks(spec.obs_space, self.obs_targets)
 
-    def describe(self, split: int = 0, env_index: Optional[int] = None) -> str:
-        if env_index is None:
+    def describe(self, split: int = 0, row: Optional[int] = None) -> str:
+        """The env (and for a multi-agent env, the agent) of block row ``row`` of ``split``, for messages."""
+        if row is None:
             return f"env {self.spec.env_name!r} (worker {self.spec.worker_index}, split {split})"
-        env_id = self.spec.splits[split]["first_env_id"] + env_index
-        return f"env {self.spec.env_name!r} (worker {self.spec.worker_index}, env_id {env_id})"
+        assignment = self.spec.splits[split]
+        agents = assignment["agents_per_env"]
+        env_id = assignment["first_env_id"] + row // agents
+        agent = f", agent {row % agents}" if agents > 1 else ""
+        return f"env {self.spec.env_name!r} (worker {self.spec.worker_index}, env_id {env_id}{agent})"
 
     def create_envs(self) -> None:
         from pysf.envs.create_env import create_env
@@ -233,7 +253,8 @@ class RolloutWorker:
         for split in range(self.spec.num_splits):
             self.splits.append(_SplitEnvs(self.spec, split, create_env, self.mailbox.stop_requested))
         all_envs = [env for split in self.splits for env in split.envs]
-        self.training_hooks = EnvTrainingHooks(all_envs, self.spec.training_info)
+        agents = self.splits[0].agents if self.splits else 1
+        self.training_hooks = EnvTrainingHooks(all_envs, self.spec.training_info, agents)
 
     def _store_observations(self, observations: Sequence[Any], rows: slice, step: int, split: int) -> None:
         """Write one split's observations (one per env) at ``step``: per key, one stack of the envs' values,
@@ -264,14 +285,15 @@ class RolloutWorker:
                     f"to {destination.dtype}: {exc}"
                 ) from None
 
-    def _raise_malformed_step(self, results: Sequence[Any], split: int) -> None:
-        """Names the env whose step() did not return (obs, reward, terminated, truncated, info)."""
+    def _raise_malformed_step(self, results: Sequence[Any], split: int, first_row: int = 0) -> None:
+        """Names the env whose step() did not return (obs, reward, terminated, truncated, info); ``results[i]`` is
+        the step result of the env of row ``first_row + i``."""
         for i, result in enumerate(results):
             if not isinstance(result, tuple) or len(result) != 5:
                 got = f"{len(result)} values" if isinstance(result, (tuple, list)) else f"a {type(result).__name__}"
                 legacy = " (the legacy gym API's 4: split `done` into terminated and truncated)" if got == "4 values" else ""
                 raise EnvOutputError(
-                    f"{self.describe(split, i)}'s step() returned {got}{legacy}; gymnasium envs return 5: "
+                    f"{self.describe(split, first_row + i)}'s step() returned {got}{legacy}; gymnasium envs return 5: "
                     f"(observation, reward, terminated, truncated, info)"
                 )
         raise EnvOutputError(f"{self.describe(split)}'s step() results cannot be read: {results[:1]!r}")
@@ -324,6 +346,8 @@ class RolloutWorker:
         envs = self.splits[split]
         assignment = envs.assignment
         envs.new_episodes()
+        if envs.multi_agent:
+            return self._reset_multi_agent_split(split, block)
         observations = []
         for i, env in enumerate(envs.envs):
             obs = env.reset(seed=assignment["env_seeds"][i])[0]
@@ -339,6 +363,75 @@ class RolloutWorker:
             observations.append(obs)
         self._store_observations(observations, self._rows(block), 0, split)
         return True
+
+    def _reset_multi_agent_split(self, split: int, block: int) -> bool:
+        """reset_split for multi-agent envs: one observation per agent; the warm-up steps every agent."""
+        envs = self.splits[split]
+        assignment = envs.assignment
+        observations = []
+        for i, env in enumerate(envs.envs):
+            agent_obs = self._agents_values(split, i, "observations from reset()", env.reset(seed=assignment["env_seeds"][i])[0])
+            rows = slice(i * envs.agents, (i + 1) * envs.agents)
+            warm_up_steps = assignment["warm_up_steps"][i]
+            if warm_up_steps > 0:
+                warmed_up = self._decorrelate_agents(split, i, env, agent_obs, warm_up_steps)
+                if warmed_up is None:
+                    return False
+                agent_obs, returns, lengths = warmed_up
+                envs.episode_reward[rows] = returns
+                envs.episode_start[rows] = envs.steps_taken - lengths
+            observations.extend(agent_obs)
+        envs.inactive[:] = False
+        envs.any_inactive = False
+        self._store_observations(observations, self._rows(block), 0, split)
+        return True
+
+    def _agents_values(self, split: int, i: int, what: str, values: Any) -> list:
+        """``values`` (one per agent of env ``i`` of ``split``: a list, tuple, array or tensor) as a list."""
+        agents = self.splits[split].agents
+        try:
+            listed = list(values)
+        except TypeError:
+            listed = None
+        if listed is None or len(listed) != agents:
+            got = f"{len(listed)}" if listed is not None else f"a {type(values).__name__}"
+            raise EnvOutputError(
+                f"{self.describe(split, i * agents)} returned {got} {what} for its {agents} agents; a multi-agent env "
+                f"returns one per agent"
+            )
+        return listed
+
+    def _decorrelate_agents(self, split: int, i: int, env, agent_obs: list, num_steps: int) -> Optional[tuple]:
+        """The decorrelation warm-up of a multi-agent env: ``num_steps`` steps with random actions for every
+        agent (the env resets itself). Returns ``(observations, per-agent return and length of the episode
+        running at the end)``, or None if stop() was requested meanwhile."""
+        agents = self.splits[split].agents
+        space = copy.deepcopy(env.action_space)
+        space.seed(self.splits[split].assignment["warm_up_seeds"][i])
+        stop_requested = self.mailbox.stop_requested
+        returns, lengths = np.zeros(agents), np.zeros(agents, dtype=np.int64)
+        during = "during its decorrelation warm-up (--decorrelate_envs_on_one_worker)"
+        try:
+            for t in range(num_steps):
+                if t % 64 == 0 and stop_requested():
+                    return None
+                obs, rewards, terminated, truncated, _ = env.step([space.sample() for _ in range(agents)])
+                agent_obs = self._agents_values(split, i, "observations", obs)
+                done = np.logical_or(self._agents_values(split, i, "terminated flags", terminated),
+                                     self._agents_values(split, i, "truncated flags", truncated))
+                returns += _real_rewards(self._agents_values(split, i, "rewards", rewards),
+                                         lambda agent: self.describe(split, i * agents + agent))
+                lengths += 1
+                returns[done], lengths[done] = 0.0, 0
+        except EnvOutputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported like a fault during sampling, naming the env
+            raise EnvOutputError(
+                _error_report(f"{self.describe(split, i * agents)} raised {_exception_line(exc)} {during}", exc)
+            ) from exc
+        if not np.isfinite(returns).all():
+            raise EnvOutputError(f"{self.describe(split, i * agents)} returned a non-finite reward {during}")
+        return agent_obs, returns, lengths
 
     def _decorrelate(self, split: int, i: int, env, obs: Any, num_steps: int) -> Optional[tuple]:
         """Sample Factory's decorrelation warm-up of one env (``NonBatchedVectorEnvRunner._reset`` in
@@ -405,22 +498,29 @@ class RolloutWorker:
         envs = self.splits[split]
         rows = self._rows(block)
         actions = envs.decode_actions(self.actions[rows, step])
-        results = [env_step(action) for env_step, action in zip(envs.step_fns, actions)]
-        try:
-            observations, rewards, terminated, truncated, infos = zip(*results)
-        except (TypeError, ValueError):
-            self._raise_malformed_step(results, split)
-        envs.steps_taken += 1
-        if envs.time_limit is not None:
-            at_limit = envs.steps_taken - envs.episode_start >= envs.time_limit
-            if at_limit.any():
-                truncated = tuple(np.logical_or(truncated, at_limit).tolist())
-        finished = None
-        if any(terminated) or any(truncated):
-            finished = [i for i, (term, trunc) in enumerate(zip(terminated, truncated)) if term or trunc]
-            observations = list(observations)
-            for i in finished:
-                observations[i], _ = envs.envs[i].reset()
+        if envs.multi_agent:
+            observations, rewards, terminated, truncated, infos = self._step_agents(split, rows, step, actions)
+            envs.steps_taken += 1
+            finished = None  # multi-agent envs reset themselves
+            if any(terminated) or any(truncated):
+                finished = [i for i, (term, trunc) in enumerate(zip(terminated, truncated)) if term or trunc]
+        else:
+            results = [env_step(action) for env_step, action in zip(envs.step_fns, actions)]
+            try:
+                observations, rewards, terminated, truncated, infos = zip(*results)
+            except (TypeError, ValueError):
+                self._raise_malformed_step(results, split)
+            envs.steps_taken += 1
+            if envs.time_limit is not None:
+                at_limit = envs.steps_taken - envs.episode_start >= envs.time_limit
+                if at_limit.any():
+                    truncated = tuple(np.logical_or(truncated, at_limit).tolist())
+            finished = None
+            if any(terminated) or any(truncated):
+                finished = [i for i, (term, trunc) in enumerate(zip(terminated, truncated)) if term or trunc]
+                observations = list(observations)
+                for i in finished:
+                    observations[i], _ = envs.envs[i].reset()
         self._store_observations(observations, rows, step + 1, split)
         # The sum doubles as the type check: it is a real scalar only when every reward is one (None, strings
         # and arrays of another shape raise, a complex reward makes it complex); anything else is diagnosed env
@@ -445,13 +545,33 @@ class RolloutWorker:
         envs.episode_reward += reward_block
         return 0 if finished is None else self._finished_episodes(split, envs, finished, infos)
 
+    def _step_agents(self, split: int, rows: slice, step: int, actions: List[Any]) -> tuple:
+        """Step every multi-agent env of ``split`` (one action per agent); the results flattened to one entry per
+        row. Marks the steps of inactive agents as no policy's, and records which agents the infos deactivate."""
+        envs = self.splits[split]
+        agents = envs.agents
+        if envs.any_inactive:
+            self.policy_ids[rows.start + np.flatnonzero(envs.inactive), step] = -1
+        results = [env_step(actions[i * agents:(i + 1) * agents]) for i, env_step in enumerate(envs.step_fns)]
+        observations, rewards, terminated, truncated, infos = [], [], [], [], []
+        for i, result in enumerate(results):
+            if not isinstance(result, tuple) or len(result) != 5:
+                self._raise_malformed_step([result], split, first_row=i * agents)
+            for values, out, what in zip(result, (observations, rewards, terminated, truncated, infos),
+                                         ("observations", "rewards", "terminated flags", "truncated flags", "infos")):
+                out.extend(self._agents_values(split, i, what, values))
+        active = [info.get("is_active", True) if isinstance(info, dict) else True for info in infos]
+        np.logical_not(active, out=envs.inactive)
+        envs.any_inactive = bool(envs.inactive.any())
+        return observations, rewards, tuple(bool(t) for t in terminated), tuple(bool(t) for t in truncated), infos
+
     def _finished_episodes(self, split: int, envs: _SplitEnvs, finished: List[int], infos: Sequence[Any]) -> int:
         """Episodes with extra info go through the stats queue; plain ones become mailbox records."""
         records = self.episode_records[split]
         plain = 0
         for i in finished:
             reward, length = envs.end_episode(i)
-            self.training_hooks.apply(split * self.block_rows + i)
+            self.training_hooks.apply(split * len(envs.envs) + i // envs.agents, i % envs.agents)
             info = infos[i]
             extra = info.get("episode_extra_stats") if isinstance(info, dict) else None
             true_objective = info.get("true_objective") if isinstance(info, dict) else None
@@ -460,7 +580,7 @@ class RolloutWorker:
                 plain += 1
             else:
                 policy_id = envs.assignment["policy_ids"][i]
-                self.stats_queue.put((envs.env_ids[i], policy_id, reward, length, true_objective, extra))
+                self.stats_queue.put((envs.env_ids[i // envs.agents], policy_id, reward, length, true_objective, extra))
         return plain
 
     def run(self) -> None:

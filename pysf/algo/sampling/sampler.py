@@ -56,8 +56,9 @@ class EpisodeStats:
     policy_id: int = 0
 
 
-def sampling_geometry(cfg: Config) -> tuple:
-    """``(block_rows, num_splits)``: envs per split and splits in total; validates the flags."""
+def sampling_geometry(cfg: Config, num_agents: int = 1) -> tuple:
+    """``(block_rows, num_splits)``: trajectory rows per split (its envs' agents: ``num_agents`` per env) and
+    splits in total; validates the flags."""
     envs, splits = int(cfg.num_envs_per_worker), int(cfg.worker_num_splits)
     if envs < 1 or cfg.num_workers < 1 or splits < 1:
         raise ValueError("--num_workers, --num_envs_per_worker and --worker_num_splits must be >= 1")
@@ -66,7 +67,7 @@ def sampling_geometry(cfg: Config) -> tuple:
             f"--num_envs_per_worker={envs} must be a multiple of --worker_num_splits={splits} "
             f"(each split steps the same number of envs)"
         )
-    return envs // splits, int(cfg.num_workers) * splits
+    return envs // splits * int(num_agents), int(cfg.num_workers) * splits
 
 
 def trajectory_blocks(num_splits: int, blocks_held: int, async_rl: bool) -> int:
@@ -96,7 +97,7 @@ class Sampler:
         self.cfg = cfg
         self.env_info = env_info
         self.policy = policy
-        self.block_rows, self.num_splits = sampling_geometry(cfg)
+        self.block_rows, self.num_splits = sampling_geometry(cfg, env_info.num_agents)
         if num_blocks is None:  # a consumer that takes one block per split at a time (SyncSamplingAPI)
             num_blocks = trajectory_blocks(self.num_splits, self.num_splits, bool(cfg.async_rl))
         if num_blocks < self.num_splits:
@@ -117,6 +118,7 @@ class Sampler:
         )
         config = dict(
             worker_num_splits=int(cfg.worker_num_splits),
+            agents_per_env=int(env_info.num_agents),
             seed=int(cfg.seed) if cfg.seed is not None else 0,
             decorrelate_envs_on_one_worker=bool(cfg.decorrelate_envs_on_one_worker),
             reward_scale=float(cfg.reward_scale),

@@ -63,7 +63,7 @@ class SyncSamplingAPI:
         self.env_info = env_info if env_info is not None else obtain_env_info(cfg)
         from pysf.cfg.verify import not_yet_supported_errors
 
-        problems = not_yet_supported_errors(cfg, int(self.env_info.num_agents))
+        problems = not_yet_supported_errors(cfg)
         if problems:
             raise ValueError("SyncSamplingAPI cannot sample this configuration:\n- " + "\n- ".join(problems))
         if actor_critic is None:

@@ -67,7 +67,7 @@ class SharedTrainingInfo:
 class EnvTrainingHooks:
     """The interfaces of one worker's envs (found once) and the newest training info from the runner."""
 
-    def __init__(self, envs: List[Any], shared: Optional[SharedTrainingInfo]):
+    def __init__(self, envs: List[Any], shared: Optional[SharedTrainingInfo], agents_per_env: int = 1):
         self.envs = envs
         self.training_interfaces = [find_training_info_interface(env) for env in envs]
         self.has_reward_shaping = [find_wrapper_interface(env, RewardShapingInterface) is not None for env in envs]
@@ -79,20 +79,21 @@ class EnvTrainingHooks:
         self.latest: Optional[Dict[str, Any]] = None
         if self.active:
             for index in range(len(envs)):
-                self.apply(index)
+                for agent in range(agents_per_env):
+                    self.apply(index, agent)
 
     def _refresh(self) -> None:
         newer = self.shared.read_if_newer(self.version)
         if newer is not None:
             self.version, self.latest = newer
 
-    def apply(self, index: int) -> None:
-        """Hand the newest training info to env ``index`` (at an episode boundary)."""
+    def apply(self, index: int, agent: int = 0) -> None:
+        """Hand the newest training info to env ``index`` (at an episode boundary of its agent ``agent``)."""
         if not self.active:
             return
         self._refresh()
         if self.latest is None:
             return
         if self.has_reward_shaping[index]:
-            set_reward_shaping(self.envs[index], self.latest.get("reward_shaping"), 0)
+            set_reward_shaping(self.envs[index], self.latest.get("reward_shaping"), agent)
         set_training_info(self.training_interfaces[index], self.latest)

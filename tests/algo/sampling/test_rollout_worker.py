@@ -11,6 +11,7 @@ import torch
 
 from pysf import _C
 from pysf.algo.sampling import protocol
+from pysf.algo.sampling.buffers import allocate_trajectory_buffers
 from pysf.algo.sampling.rollout_worker import RolloutWorker, WorkerSpec, _step_functions
 from pysf.algo.utils.context import reset_global_context, sf_global_context
 from pysf.cfg.arguments import default_cfg
@@ -51,11 +52,8 @@ def make_worker(env_name: str, rows: int, rollout: int, seed: int = 3) -> Rollou
         splits=[_C.assign_split(seed=seed, envs_per_split=rows, warm_up_steps_per_index=0, split_id=0, index_in_worker=0)],
         parent_pid=os.getpid(), context=sf_global_context(), env_obs_is_dict=False,
     )
-    buffers = dict(
-        obs=dict(obs=torch.zeros(rows, rollout + 1, 4)), actions=torch.zeros(rows, rollout, 1),
-        rewards=torch.zeros(rows, rollout), dones=torch.zeros(rows, rollout, dtype=torch.bool),
-        time_outs=torch.zeros(rows, rollout, dtype=torch.bool),
-    )
+    buffers = allocate_trajectory_buffers(spec.obs_space, spec.action_space, rnn_state_size=1, rollout=rollout,
+                                          num_blocks=1, block_rows=rows, shared_memory=False)
     worker = RolloutWorker(spec, buffers, _NoMailbox(rows), stats_queue=None)
     worker.create_envs()
     return worker

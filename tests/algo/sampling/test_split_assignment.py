@@ -39,9 +39,20 @@ def test_warm_up_counts_envs_over_the_workers_splits():
     assert len(set(second["warm_up_seeds"]) | set(second["env_seeds"])) == 8  # unrelated streams
 
 
+def test_a_multi_agent_env_has_one_row_per_agent_and_one_seed():
+    a = _C.assign_split(seed=7, envs_per_split=2, warm_up_steps_per_index=8, split_id=3, index_in_worker=1,
+                        agents_per_env=3)
+    assert a["first_env_id"] == 6 and a["agents_per_env"] == 3  # envs 6 and 7: the same ids as single-agent envs
+    assert a["env_seeds"] == assign(rows=2, split_id=3)["env_seeds"]
+    assert a["warm_up_steps"] == [16, 24] and a["policy_ids"] == [0] * 6
+
+
 def test_bad_geometry_is_refused():
     with pytest.raises(ValueError, match="envs_per_split"):
         assign(rows=0)
+    with pytest.raises(ValueError, match="agents_per_env"):
+        _C.assign_split(seed=0, envs_per_split=2, warm_up_steps_per_index=0, split_id=0, index_in_worker=0,
+                        agents_per_env=0)
 
 
 def first_batch_obs(env: str, backend: str, seed: int, rows: int) -> torch.Tensor:
