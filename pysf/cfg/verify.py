@@ -122,6 +122,11 @@ def _verify_cfg(cfg: Config, env_info: "EnvInfo", recurrence_is_auto: bool) -> N
         errors.append(f"{', '.join(non_positive)}: these flags must be positive integers (>= 1).")
     if num_agents < 1:
         errors.append(f"The env reports num_agents={num_agents}; an env must have at least one agent.")
+    if num_agents > 1 and getattr(cfg, "episode_counter", False):
+        errors.append(
+            f"--episode_counter=True wraps each single-agent env in EpisodeCounterWrapper; this env has "
+            f"num_agents={num_agents}. Use --episode_counter=False."
+        )
     if recurrence < 1:
         errors.append(
             f"--recurrence={cfg.recurrence} is invalid: use -1 (automatic: --rollout for RNN policies, 1 otherwise) "
@@ -242,9 +247,6 @@ _NOT_YET_SUPPORTED: Tuple[Tuple[str, Any, str], ...] = (
      "planned). Use --num_policies=1."),
     ("with_pbt", False, "population-based training is not implemented in pysf yet (it needs several policies). "
      "Use --with_pbt=False."),
-    ("batched_sampling", False, "pysf has no batched (vectorized-env) sampling mode yet; its native sampler already "
-     "batches inference over all envs of a split. Use --batched_sampling=False with a make_env_func that returns one "
-     "env."),
     ("actor_worker_gpus", [], "pysf's env workers run on the CPU only for now. Leave --actor_worker_gpus empty."),
     ("decorrelate_experience_max_seconds", 0, "pysf's workers do not idle at start-up to spread out experience yet "
      "(its --decorrelate_envs_on_one_worker warm-up is available). Use --decorrelate_experience_max_seconds=0."),
@@ -275,6 +277,11 @@ def not_yet_supported_errors(cfg: Config) -> List[str]:
         errors.append(
             "--device=gpu: pysf's learner and inference run on the CPU for now (the GPU path is planned), and this "
             "machine has a GPU, so training would not be where you asked. Use --device=cpu."
+        )
+    if getattr(cfg, "episode_counter", False) and getattr(cfg, "batched_sampling", False):
+        errors.append(
+            "--episode_counter=True wraps each single-agent env in EpisodeCounterWrapper; with --batched_sampling=True "
+            "the envs are batches. Use one of the two."
         )
     if getattr(cfg, "episode_counter", False) and _uses_native_env(cfg):
         errors.append(

@@ -245,6 +245,12 @@ def test_async_dataset_need_not_be_a_whole_number_of_sampler_blocks() -> None:
 
 def test_multi_agent_envs_are_accepted() -> None:
     assert_valid("--use_rnn=False", "--batch_size=32", env_info=TWO_AGENTS)
+    assert_valid("--use_rnn=False", "--batch_size=32", "--batched_sampling=True", env_info=TWO_AGENTS)
+
+
+def test_the_episode_counter_needs_single_agent_per_env_envs() -> None:
+    assert "num_agents=2. Use --episode_counter=False" in cfg_error("--episode_counter=True", env_info=TWO_AGENTS)
+    assert "the envs are batches" in cfg_error("--episode_counter=True", "--batched_sampling=True", "--env_backend=gym")
 
 
 @pytest.mark.parametrize(
@@ -252,7 +258,6 @@ def test_multi_agent_envs_are_accepted() -> None:
     [
         ("--num_policies=2", "one policy per experiment"),
         ("--with_pbt=True", "population-based training is not implemented"),
-        ("--batched_sampling=True", "no batched (vectorized-env) sampling mode yet"),
         ("--actor_worker_gpus=0", "CPU only"),
         ("--decorrelate_experience_max_seconds=10", "--decorrelate_experience_max_seconds=0"),
         ("--algo=PPO", "APPO is the only algorithm"),

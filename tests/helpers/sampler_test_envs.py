@@ -216,3 +216,51 @@ class MultiAgentCountingEnv(gym.Env):
 
 def make_multi_agent_counting_env(full_env_name, cfg=None, env_config=None, render_mode=None):
     return MultiAgentCountingEnv(0 if env_config is None else env_config.env_id)
+
+
+class VectorizedCountingEnv(gym.Env):
+    """A natively vectorized env, the way Sample Factory's batched sampling sees one (EnvPool, IsaacGym): its
+    ``num_agents`` are independent envs stepped as one batch, returning ``[num_agents, ...]`` arrays and a dict of
+    per-agent arrays as infos, each sub-env resetting itself.
+
+    Sub-env ``k`` of env ``env_id`` observes ``[env_id, k, counter, episode_step]``; episodes of ``2 + k``
+    steps; reward ``k + 1``; ``info["episode_counter"][k]`` counts its finished episodes.
+    """
+
+    NUM_AGENTS = 4
+
+    def __init__(self, env_id: int = 0):
+        self.observation_space = spaces.Box(0, np.inf, (4,), dtype=np.float32)
+        self.action_space = spaces.Discrete(3)
+        self.num_agents = self.NUM_AGENTS
+        self.is_multiagent = True
+        self.env_id = env_id
+        self.counter = 0
+        self.episode_step = np.zeros(self.num_agents, dtype=np.int64)
+        self.episodes = np.zeros(self.num_agents, dtype=np.int64)
+        self.lengths = 2 + np.arange(self.num_agents)
+
+    def _obs(self):
+        k = np.arange(self.num_agents)
+        return np.stack([np.full(self.num_agents, self.env_id), k, np.full(self.num_agents, self.counter),
+                         self.episode_step], axis=1).astype(np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode_step[:] = 0
+        return self._obs(), {}
+
+    def step(self, actions):
+        assert actions.shape == (self.num_agents,) and actions.dtype == np.int32, (actions.shape, actions.dtype)
+        assert np.all((0 <= actions) & (actions < 3)), actions
+        self.counter += 1
+        self.episode_step += 1
+        terminated = self.episode_step >= self.lengths
+        self.episodes += terminated
+        self.episode_step[terminated] = 0
+        rewards = np.arange(1, self.num_agents + 1, dtype=np.float32)
+        return self._obs(), rewards, terminated, np.zeros(self.num_agents, dtype=bool), {"episode_counter": self.episodes.copy()}
+
+
+def make_vectorized_counting_env(full_env_name, cfg=None, env_config=None, render_mode=None):
+    return VectorizedCountingEnv(0 if env_config is None else env_config.env_id)

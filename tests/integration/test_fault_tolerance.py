@@ -364,6 +364,9 @@ def test_killing_the_trainer_leaves_no_worker_behind(tmp_path, clean_shm, phase)
 def test_ctrl_c_during_start_up_is_an_interruption(tmp_path, clean_shm, moment):
     run = TrainingRun(tmp_path, *GYM_QUICK, "--train_for_seconds=120", env="counting_env")
     _wait_for_workers(run, 1 if moment == "env_info" else 2)  # the env-info process, then the env workers
+    # Past the milliseconds of Process.start() itself, during which a Ctrl-C that another thread of the trainer
+    # takes is lost (multiprocessing_utils.start_child_process); the child is still importing torch for seconds.
+    time.sleep(0.3)
     run.signal_group(signal.SIGINT)  # a terminal sends Ctrl-C to every process of the group
     assert run.finish(timeout=60) == 2, str(run)
     assert "Traceback" not in run.output and "KeyboardInterrupt" not in run.output

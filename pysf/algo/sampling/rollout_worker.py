@@ -103,6 +103,24 @@ class ActionDecoder:
             return tuple(part.one(chunk) for part, chunk in zip(self.parts, np.split(row, self.splits)))
         raise NotImplementedError(f"action space {space}")
 
+    def batch_decoder(self) -> Callable[[np.ndarray], Any]:
+        """A function turning ``[n, num_actions]`` action rows into one batched env's action argument, as Sample
+        Factory's batched sampling passes it: discrete actions as int32 (``[n]`` when there is one per agent,
+        offset by the space's start), continuous ones as ``[n, ...]`` arrays of the space's dtype, and a Tuple
+        space as a list with one such batch per component."""
+        space = self.action_space
+        if isinstance(space, spaces.Discrete):
+            start = int(space.start)
+            return lambda rows: rows[:, 0].astype(np.int32) + np.int32(start)
+        if isinstance(space, spaces.MultiDiscrete):
+            return lambda rows: rows.astype(np.int32).reshape((len(rows), *space.shape))
+        if isinstance(space, spaces.Box):
+            return lambda rows: rows.astype(space.dtype).reshape((len(rows), *space.shape))
+        if isinstance(space, spaces.Tuple):
+            parts = [part.batch_decoder() for part in self.parts]
+            return lambda rows: [part(chunk) for part, chunk in zip(parts, np.split(rows, self.splits, axis=1))]
+        raise NotImplementedError(f"action space {space}")
+
     def rows_decoder(self, numpy_scalars: bool = False) -> Callable[[np.ndarray], List[Any]]:
         """A function decoding ``[n, num_actions]`` action rows, specialised once for this action space
         (vectorized for the common Discrete case).
@@ -135,7 +153,14 @@ class _SplitEnvs:
     def __init__(self, spec: WorkerSpec, split: int, make_env, stop_requested: Callable[[], bool]):
         self.assignment = spec.splits[split]
         self.agents = int(self.assignment["agents_per_env"])
-        self.multi_agent = self.agents > 1 or bool(spec.env_info is not None and spec.env_info.is_multiagent)
+        # --batched_sampling: envs made by make_env_func_batched, whose outputs are batches (a dict of
+        # [num_agents, ...] tensors, [num_agents] rewards and flags), written into the rows without a per-agent loop.
+        self.batched = bool(getattr(spec.cfg, "batched_sampling", False))
+        if self.batched:
+            from pysf.algo.utils.make_env import make_env_func_batched
+
+            make_env = lambda name, cfg, env_config, render_mode: make_env_func_batched(cfg, env_config, render_mode)  # noqa: E731
+        self.multi_agent = self.batched or self.agents > 1 or bool(spec.env_info is not None and spec.env_info.is_multiagent)
         num_envs = spec.block_rows // self.agents
         self.envs = []
         self.env_ids = []
@@ -162,7 +187,8 @@ class _SplitEnvs:
         self.inactive = np.zeros(spec.block_rows, dtype=bool)
         self.any_inactive = False
         # Envs stepped bare (made by gymnasium.make) take numpy integer actions, as in gymnasium's vector envs.
-        self.decode_actions = ActionDecoder(spec.action_space).rows_decoder(numpy_scalars=self.time_limit is not None)
+        decoder = ActionDecoder(spec.action_space)
+        self.decode_actions = decoder.batch_decoder() if self.batched else decoder.rows_decoder(numpy_scalars=self.time_limit is not None)
         self.episode_reward = np.zeros(spec.block_rows, dtype=np.float64)
         # Episode lengths without a per-step vector update: steps taken by the split so far, and that
         # count when each env's current episode began.
@@ -256,17 +282,26 @@ class RolloutWorker:
         agents = self.splits[0].agents if self.splits else 1
         self.training_hooks = EnvTrainingHooks(all_envs, self.spec.training_info, agents)
 
-    def _store_observations(self, observations: Sequence[Any], rows: slice, step: int, split: int) -> None:
-        """Write one split's observations (one per env) at ``step``: per key, one stack of the envs' values,
-        checked as a whole (shape, real dtype, finite values, observation-space bounds), then one copy."""
+    def _store_observations(self, observations: Any, rows: slice, step: int, split: int, by_key: bool = False) -> None:
+        """Write one split's observations (one per row) at ``step``: per key, one stack of the rows' values,
+        checked as a whole (shape, real dtype, finite values, observation-space bounds), then one copy.
+        ``by_key``: ``observations`` is already a dict of per-key batches (batched envs)."""
         for check in self._observation_checks.keys:
             key, destination = check.key, check.destination
-            values = observations if self.wrap_obs else self._values_of_key(observations, key, split)
+            if by_key:
+                values = self._batch_of_key(observations, key, split)
+            else:
+                values = observations if self.wrap_obs else self._values_of_key(observations, key, split)
             try:
                 block = np.asarray(values)
             except ValueError:  # ragged: some env returned another shape
                 block = None
-            if block is None or block.shape[1:] != check.shape or block.dtype.kind not in _REAL_KINDS:
+            if (
+                block is None
+                or block.shape[1:] != check.shape
+                or len(block) != rows.stop - rows.start
+                or block.dtype.kind not in _REAL_KINDS
+            ):
                 self._raise_malformed(values, check, split)
             if block.dtype.kind == "f" and np.count_nonzero(np.isfinite(block)) != block.size:
                 i = int(np.argwhere(~np.isfinite(block.reshape(len(values), -1)))[0, 0])
@@ -307,6 +342,13 @@ class RolloutWorker:
             values.append(obs[key])
         return values
 
+    def _batch_of_key(self, observations: Dict[str, Any], key: str, split: int) -> Any:
+        """``observations[key]`` of a batched env's dict observation (its absence is an error)."""
+        if not isinstance(observations, dict) or key not in observations:
+            raise EnvOutputError(f"{self.describe(split)} returned a {type(observations).__name__} observation without "
+                                 f"key {key!r}; a batched env returns a dict of [num_agents, ...] batches")
+        return observations[key]
+
     def _raise_malformed(self, values: Sequence[Any], check: "_KeyCheck", split: int) -> None:
         """Names the env whose observation does not fit the observation space (dtype first, then shape)."""
         key, shape = check.key, check.shape
@@ -331,7 +373,7 @@ class RolloutWorker:
                 )
         raise EnvOutputError(
             f"{self.describe(split)} returned observations '{key}' that do not stack into one array of real numbers "
-            f"of shape {shape}"
+            f"of shape {shape}, one per agent ({self.block_rows} in a split)"
         )
 
     def _rows(self, block: int) -> slice:
@@ -346,6 +388,8 @@ class RolloutWorker:
         envs = self.splits[split]
         assignment = envs.assignment
         envs.new_episodes()
+        if envs.batched:
+            return self._reset_batched_split(split, block)
         if envs.multi_agent:
             return self._reset_multi_agent_split(split, block)
         observations = []
@@ -385,6 +429,47 @@ class RolloutWorker:
         envs.any_inactive = False
         self._store_observations(observations, self._rows(block), 0, split)
         return True
+
+    def _reset_batched_split(self, split: int, block: int) -> bool:
+        """reset_split for batched envs: each env's batch of observations goes straight into its rows; the
+        warm-up steps all of an env's agents with random actions."""
+        envs = self.splits[split]
+        assignment = envs.assignment
+        rows = self._rows(block)
+        for i, env in enumerate(envs.envs):
+            obs = env.reset(seed=assignment["env_seeds"][i])[0]
+            warm_up_steps = assignment["warm_up_steps"][i]
+            if warm_up_steps > 0:
+                obs = self._decorrelate_batched(split, i, env, obs, warm_up_steps)
+                if obs is None:
+                    return False
+            env_rows = slice(rows.start + i * envs.agents, rows.start + (i + 1) * envs.agents)
+            self._store_observations(obs, env_rows, 0, split, by_key=True)
+        return True
+
+    def _decorrelate_batched(self, split: int, i: int, env, obs: Any, num_steps: int) -> Optional[Any]:
+        """The decorrelation warm-up of a batched env: ``num_steps`` steps with random actions for all its agents
+        (it resets itself). Returns the last observations, or None if stop() was requested meanwhile. Episodes
+        running at the end are counted from the first sampled step."""
+        envs = self.splits[split]
+        space = copy.deepcopy(env.action_space)
+        space.seed(envs.assignment["warm_up_seeds"][i])
+        decode = envs.decode_actions
+        num_actions = self.actions.shape[-1]
+        encoded = np.zeros((envs.agents, num_actions), dtype=np.float32)
+        try:
+            for t in range(num_steps):
+                if t % 64 == 0 and self.mailbox.stop_requested():
+                    return None
+                for agent in range(envs.agents):
+                    encoded[agent] = np.concatenate([np.ravel(np.asarray(a, dtype=np.float32)) for a in _flat_action(space.sample(), space)])
+                obs = env.step(decode(encoded))[0]
+        except Exception as exc:  # noqa: BLE001 - reported like a fault during sampling, naming the env
+            during = "during its decorrelation warm-up (--decorrelate_envs_on_one_worker)"
+            raise EnvOutputError(
+                _error_report(f"{self.describe(split, i * envs.agents)} raised {_exception_line(exc)} {during}", exc)
+            ) from exc
+        return obs
 
     def _agents_values(self, split: int, i: int, what: str, values: Any) -> list:
         """``values`` (one per agent of env ``i`` of ``split``: a list, tuple, array or tensor) as a list."""
@@ -497,6 +582,11 @@ class RolloutWorker:
         """
         envs = self.splits[split]
         rows = self._rows(block)
+        if envs.batched:
+            rewards, terminated, truncated, infos = self._step_batched(split, rows, step)
+            envs.steps_taken += 1
+            finished = np.flatnonzero(np.logical_or(terminated, truncated)).tolist() or None
+            return self._record_step(split, envs, rows, step, rewards, terminated, truncated, infos, finished)
         actions = envs.decode_actions(self.actions[rows, step])
         if envs.multi_agent:
             observations, rewards, terminated, truncated, infos = self._step_agents(split, rows, step, actions)
@@ -522,6 +612,11 @@ class RolloutWorker:
                 for i in finished:
                     observations[i], _ = envs.envs[i].reset()
         self._store_observations(observations, rows, step + 1, split)
+        return self._record_step(split, envs, rows, step, rewards, terminated, truncated, infos, finished)
+
+    def _record_step(self, split: int, envs: _SplitEnvs, rows: slice, step: int, rewards: Sequence[Any],
+                     terminated: Sequence[bool], truncated: Sequence[bool], infos: Any, finished: Optional[List[int]]) -> int:
+        """Validate and write one split step's rewards and flags; report the finished episodes."""
         # The sum doubles as the type check: it is a real scalar only when every reward is one (None, strings
         # and arrays of another shape raise, a complex reward makes it complex); anything else is diagnosed env
         # by env. It also checks finiteness ~20x cheaper than np.isfinite(...).all(): it is non-finite whenever
@@ -544,6 +639,31 @@ class RolloutWorker:
         self.truncated[rows, step] = truncated
         envs.episode_reward += reward_block
         return 0 if finished is None else self._finished_episodes(split, envs, finished, infos)
+
+    def _step_batched(self, split: int, rows: slice, step: int) -> tuple:
+        """Step every batched env of ``split`` with its agents' actions as one batch; the observations go straight
+        into the rows. Returns the split's ``(rewards, terminated, truncated, infos)``, one entry per row (infos
+        per env: a list with one dict per agent, or the env's dict of batches)."""
+        envs = self.splits[split]
+        agents = envs.agents
+        rewards, terminated, truncated, infos = [], [], [], []
+        for i, env_step in enumerate(envs.step_fns):
+            env_rows = slice(rows.start + i * agents, rows.start + (i + 1) * agents)
+            result = env_step(envs.decode_actions(self.actions[env_rows, step]))
+            if not isinstance(result, tuple) or len(result) != 5:
+                self._raise_malformed_step([result], split, first_row=i * agents)
+            obs, reward, term, trunc, info = result
+            self._store_observations(obs, env_rows, step + 1, split, by_key=True)
+            for values, out, what in ((reward, rewards, "rewards"), (term, terminated, "terminated flags"),
+                                      (trunc, truncated, "truncated flags")):
+                batch = np.asarray(values)
+                if batch.shape != (agents,):
+                    raise EnvOutputError(f"{self.describe(split, i * agents)} returned {what} of shape {batch.shape}; "
+                                         f"a batched env returns one per agent ({agents})")
+                out.append(batch)
+            infos.extend(_per_agent_infos(info, agents))
+        flags = lambda parts: np.concatenate(parts).astype(bool)  # noqa: E731
+        return np.concatenate(rewards), flags(terminated), flags(truncated), infos
 
     def _step_agents(self, split: int, rows: slice, step: int, actions: List[Any]) -> tuple:
         """Step every multi-agent env of ``split`` (one action per agent); the results flattened to one entry per
@@ -785,6 +905,54 @@ def _non_real_element_note(array: np.ndarray) -> str:
         if not isinstance(element, numbers.Real):
             return f" (holding {type(element).__name__})"
     return ""
+
+
+def _flat_action(action: Any, space: spaces.Space) -> List[Any]:
+    """A sampled action as the buffer's flat components (Tuple spaces: one per component, in order)."""
+    if isinstance(space, spaces.Tuple):
+        return [part for sub, sub_space in zip(action, space.spaces) for part in _flat_action(sub, sub_space)]
+    if isinstance(space, spaces.Discrete):
+        return [int(action) - int(space.start)]
+    return [action]
+
+
+def _per_agent_infos(info: Any, agents: int) -> List[Any]:
+    """A batched env's infos as one dict per agent. A list or tuple is that already. A dict of batches (vectorized
+    infos) is read as Sample Factory's batched sampling reads it: every number in it, and every entry of an array or
+    tensor with one value per agent, is an episode statistic of the agents that finish an episode (nested keys
+    joined with "/"); ``true_objective`` stays the agent's objective."""
+    if isinstance(info, (list, tuple)):
+        if len(info) != agents:
+            raise EnvOutputError(f"a batched env returned {len(info)} infos for its {agents} agents")
+        return list(info)
+    if not isinstance(info, dict) or not info:
+        return [{}] * agents
+    stats: List[Dict[str, Any]] = [{} for _ in range(agents)]
+
+    def collect(entries: Dict[str, Any], prefix: str) -> None:
+        for key, value in entries.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                collect(value, f"{name}/")
+            elif isinstance(value, numbers.Number):
+                for agent_stats in stats:
+                    agent_stats[name] = value
+            elif getattr(value, "shape", None) is not None and len(value.shape) >= 1 and value.shape[0] == agents:
+                column = np.asarray(value)
+                if column.ndim == 1 and column.dtype.kind in "biuf":
+                    for agent, agent_stats in enumerate(stats):
+                        agent_stats[name] = column[agent].item()
+
+    collect(info, "")
+    per_agent = []
+    for agent_stats in stats:
+        agent_info: Dict[str, Any] = {}
+        if "true_objective" in agent_stats:
+            agent_info["true_objective"] = agent_stats.pop("true_objective")
+        if agent_stats:
+            agent_info["episode_extra_stats"] = agent_stats
+        per_agent.append(agent_info)
+    return per_agent
 
 
 def _reward_problem(reward: Any) -> Optional[str]:
