@@ -18,7 +18,8 @@ def create_env(
     """A registered env (``make_env_func(full_env_name, cfg, env_config, render_mode)``), else ``gymnasium.make``.
 
     Any gymnasium id works without registration; ``register_env`` is needed for custom envs and to add
-    wrappers.
+    wrappers. A factory may return a gymnasium vector env: it comes back as a batched multi-agent env
+    (``pysf.envs.gymnasium_vector_env``).
     """
     import gymnasium
 
@@ -34,6 +35,10 @@ def create_env(
             if not _register_ale_envs():
                 raise
             env = make_env_func(full_env_name, cfg, env_config, render_mode)
+        if isinstance(env, gymnasium.vector.VectorEnv):
+            from pysf.envs.gymnasium_vector_env import GymnasiumVectorEnvAdapter
+
+            return GymnasiumVectorEnvAdapter(env)
         return patch_non_gymnasium_env(env)  # legacy gym envs are converted, as in Sample Factory
 
     if full_env_name.startswith("ALE/") or "NoFrameskip" in full_env_name:

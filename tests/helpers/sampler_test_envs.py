@@ -264,3 +264,18 @@ class VectorizedCountingEnv(gym.Env):
 
 def make_vectorized_counting_env(full_env_name, cfg=None, env_config=None, render_mode=None):
     return VectorizedCountingEnv(0 if env_config is None else env_config.env_id)
+
+
+def make_counting_vector_env(full_env_name, cfg=None, env_config=None, render_mode=None):
+    """A gymnasium SyncVectorEnv of 3 CountingEnvs (ids ``3 * env_id + k``), its autoreset mode the name's suffix
+    after ``__`` (``SameStep``, ``Disabled`` or ``NextStep``)."""
+    first = 0 if env_config is None else env_config.env_id * 3
+    fns = [lambda k=k: CountingEnv(first + k) for k in range(3)]
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=full_env_name.rsplit("__", 1)[1])
+
+
+def make_pong_vector_env(full_env_name, cfg=None, env_config=None, render_mode=None):
+    """ale_py's AtariVectorEnv: 2 Pong sub-envs (84x84x4 grayscale, frameskip 4), reset in the step that ends them."""
+    from ale_py.vector_env import AtariVectorEnv
+
+    return AtariVectorEnv("pong", num_envs=2, num_threads=1, autoreset_mode="SameStep")
