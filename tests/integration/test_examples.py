@@ -43,3 +43,16 @@ def test_train_gym_env_example_then_export_it_to_onnx(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "ex.onnx").is_file() and "inputs ['obs']" in result.stdout
+
+
+@pytest.mark.parametrize("vector_envs", [0, 4], ids=["one_game_per_env", "ale_vector_env"])
+def test_atari_example_trains_pong_both_ways(tmp_path, vector_envs):
+    pytest.importorskip("ale_py")
+    workers = ["--num_workers", "1"] if vector_envs else ["--num_workers", "2", "--num_envs_per_worker", "1"]
+    output = run_example(
+        tmp_path, "train_atari.py", "--env", "atari_pong", "--atari_vector_envs", str(vector_envs), *workers,
+        "--rollout", "32", "--batch_size", "128", "--num_batches_per_epoch", "1", "--num_epochs", "1",
+        "--train_for_env_steps", "2048",
+    )
+    assert "encoder_conv_architecture=convnet_atari" in output and "obs_scale=255.0" in output
+    assert f"batched_sampling={vector_envs > 0}" in output

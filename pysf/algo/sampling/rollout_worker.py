@@ -695,6 +695,9 @@ class RolloutWorker:
             info = infos[i]
             extra = info.get("episode_extra_stats") if isinstance(info, dict) else None
             true_objective = info.get("true_objective") if isinstance(info, dict) else None
+            wrapper_stats = _record_episode_statistics(info)
+            if wrapper_stats is not None:
+                extra = {**(extra or {}), **wrapper_stats}
             if extra is None and true_objective is None:
                 records[plain] = (i, reward, length)
                 plain += 1
@@ -905,6 +908,16 @@ def _non_real_element_note(array: np.ndarray) -> str:
         if not isinstance(element, numbers.Real):
             return f" (holding {type(element).__name__})"
     return ""
+
+
+def _record_episode_statistics(info: Any) -> Optional[Dict[str, float]]:
+    """What gymnasium's RecordEpisodeStatistics put in ``info["episode"]`` (the whole game's return and length,
+    before reward clipping and across EpisodicLifeEnv's lives), under Sample Factory's stat names."""
+    episode = info.get("episode") if isinstance(info, dict) else None
+    if not isinstance(episode, dict) or "r" not in episode or "l" not in episode:
+        return None
+    return {"RecordEpisodeStatistics_reward": float(np.asarray(episode["r"]).sum()),
+            "RecordEpisodeStatistics_len": float(np.asarray(episode["l"]).sum())}
 
 
 def _flat_action(action: Any, space: spaces.Space) -> List[Any]:
