@@ -171,7 +171,21 @@ def make_thread_reporting_env(full_env_name, cfg=None, env_config=None, render_m
     return ThreadReportingEnv(20)
 
 
-class MultiAgentCountingEnv(gym.Env):
+class _CountingAgentsEnv(gym.Env):
+    """What the multi-agent test envs share: ``num_agents`` agents observing 4 values, 3 actions, a step counter."""
+
+    NUM_AGENTS = 1
+
+    def __init__(self, env_id: int = 0):
+        self.observation_space = spaces.Box(0, np.inf, (4,), dtype=np.float32)
+        self.action_space = spaces.Discrete(3)
+        self.num_agents = self.NUM_AGENTS
+        self.is_multiagent = True
+        self.env_id = env_id
+        self.counter = 0
+
+
+class MultiAgentCountingEnv(_CountingAgentsEnv):
     """A multi-agent env with Sample Factory's contract (one entry per agent in and out, resets itself).
 
     Agent ``a`` observes ``[env_id, a, counter, episode_step]``, where ``counter`` counts every step of the env
@@ -183,12 +197,7 @@ class MultiAgentCountingEnv(gym.Env):
     NUM_AGENTS = 3
 
     def __init__(self, env_id: int = 0):
-        self.observation_space = spaces.Box(0, np.inf, (4,), dtype=np.float32)
-        self.action_space = spaces.Discrete(3)
-        self.num_agents = self.NUM_AGENTS
-        self.is_multiagent = True
-        self.env_id = env_id
-        self.counter = 0
+        super().__init__(env_id)
         self.episode_step = 0
         self.episode_length = 3 + env_id % 4
 
@@ -218,7 +227,7 @@ def make_multi_agent_counting_env(full_env_name, cfg=None, env_config=None, rend
     return MultiAgentCountingEnv(0 if env_config is None else env_config.env_id)
 
 
-class VectorizedCountingEnv(gym.Env):
+class VectorizedCountingEnv(_CountingAgentsEnv):
     """A natively vectorized env, the way Sample Factory's batched sampling sees one (EnvPool, IsaacGym): its
     ``num_agents`` are independent envs stepped as one batch, returning ``[num_agents, ...]`` arrays and a dict of
     per-agent arrays as infos, each sub-env resetting itself.
@@ -230,12 +239,7 @@ class VectorizedCountingEnv(gym.Env):
     NUM_AGENTS = 4
 
     def __init__(self, env_id: int = 0):
-        self.observation_space = spaces.Box(0, np.inf, (4,), dtype=np.float32)
-        self.action_space = spaces.Discrete(3)
-        self.num_agents = self.NUM_AGENTS
-        self.is_multiagent = True
-        self.env_id = env_id
-        self.counter = 0
+        super().__init__(env_id)
         self.episode_step = np.zeros(self.num_agents, dtype=np.int64)
         self.episodes = np.zeros(self.num_agents, dtype=np.int64)
         self.lengths = 2 + np.arange(self.num_agents)

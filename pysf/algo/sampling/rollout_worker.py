@@ -390,38 +390,22 @@ class RolloutWorker:
         envs.new_episodes()
         if envs.batched:
             return self._reset_batched_split(split, block)
-        if envs.multi_agent:
-            return self._reset_multi_agent_split(split, block)
         observations = []
         for i, env in enumerate(envs.envs):
             obs = env.reset(seed=assignment["env_seeds"][i])[0]
+            agent_obs = self._agents_values(split, i, "observations from reset()", obs) if envs.multi_agent else [obs]
             warm_up_steps = assignment["warm_up_steps"][i]
             if warm_up_steps > 0:
-                warmed_up = self._decorrelate(split, i, env, obs, warm_up_steps)
-                if warmed_up is None:
-                    return False
-                obs, episode_return, episode_length = warmed_up
-                # The episode running now started before sampling did: it is reported whole.
-                envs.episode_reward[i] = episode_return
-                envs.episode_start[i] = envs.steps_taken - episode_length
-            observations.append(obs)
-        self._store_observations(observations, self._rows(block), 0, split)
-        return True
-
-    def _reset_multi_agent_split(self, split: int, block: int) -> bool:
-        """reset_split for multi-agent envs: one observation per agent; the warm-up steps every agent."""
-        envs = self.splits[split]
-        assignment = envs.assignment
-        observations = []
-        for i, env in enumerate(envs.envs):
-            agent_obs = self._agents_values(split, i, "observations from reset()", env.reset(seed=assignment["env_seeds"][i])[0])
-            rows = slice(i * envs.agents, (i + 1) * envs.agents)
-            warm_up_steps = assignment["warm_up_steps"][i]
-            if warm_up_steps > 0:
-                warmed_up = self._decorrelate_agents(split, i, env, agent_obs, warm_up_steps)
+                if envs.multi_agent:
+                    warmed_up = self._decorrelate_agents(split, i, env, agent_obs, warm_up_steps)
+                else:
+                    warmed_up = self._decorrelate(split, i, env, obs, warm_up_steps)
+                    warmed_up = None if warmed_up is None else ([warmed_up[0]], *warmed_up[1:])
                 if warmed_up is None:
                     return False
                 agent_obs, returns, lengths = warmed_up
+                # The episodes running now started before sampling did: they are reported whole.
+                rows = slice(i * envs.agents, (i + 1) * envs.agents)
                 envs.episode_reward[rows] = returns
                 envs.episode_start[rows] = envs.steps_taken - lengths
             observations.extend(agent_obs)
