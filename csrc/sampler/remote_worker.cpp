@@ -132,8 +132,10 @@ bool RemoteWorker::watch_until_lifeline_readable() {
     on_error_(description_ + (now.attached ? " made no progress for " : " did not finish starting within ") + seconds +
               " s: it owes the sampler a report, so an env call (step, reset or creation) did not return, or the "
               "process is frozen (limit: --heartbeat_reporting_interval=" +
-              std::to_string(static_cast<long long>(stall_limits_.stuck_after_seconds)) +
-              (now.attached ? "" : " x3 while starting") + " s)");
+              std::to_string(static_cast<long long>(stall_limits_.stuck_after_seconds)) + " s" +
+              (now.attached ? "" : ", x" + std::to_string(static_cast<long long>(stall_limits_.starting_factor)) +
+                                       " while starting") +
+              ")");
     return false;
   }
   return true;
