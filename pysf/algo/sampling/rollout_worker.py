@@ -424,36 +424,54 @@ class RolloutWorker:
             obs = env.reset(seed=assignment["env_seeds"][i])[0]
             warm_up_steps = assignment["warm_up_steps"][i]
             if warm_up_steps > 0:
-                obs = self._decorrelate_batched(split, i, env, obs, warm_up_steps)
-                if obs is None:
+                warmed_up = self._decorrelate_batched(split, i, env, obs, warm_up_steps)
+                if warmed_up is None:
                     return False
+                obs, returns, lengths = warmed_up
+                # The episodes running now started before sampling did: they are reported whole.
+                agents = slice(i * envs.agents, (i + 1) * envs.agents)
+                envs.episode_reward[agents] = returns
+                envs.episode_start[agents] = envs.steps_taken - lengths
             env_rows = slice(rows.start + i * envs.agents, rows.start + (i + 1) * envs.agents)
             self._store_observations(obs, env_rows, 0, split, by_key=True)
         return True
 
-    def _decorrelate_batched(self, split: int, i: int, env, obs: Any, num_steps: int) -> Optional[Any]:
+    def _decorrelate_batched(self, split: int, i: int, env, obs: Any, num_steps: int) -> Optional[tuple]:
         """The decorrelation warm-up of a batched env: ``num_steps`` steps with random actions for all its agents
-        (it resets itself). Returns the last observations, or None if stop() was requested meanwhile. Episodes
-        running at the end are counted from the first sampled step."""
+        (it resets itself). Returns ``(last observations, per-agent return and length of the episodes running at
+        the end)``, or None if stop() was requested meanwhile.
+
+        The actions come from the env's warm-up stream as in :meth:`_decorrelate` (for a Discrete space the same
+        draws, agent after agent within a step), so a batched 1-agent env warms up exactly as the per-env path."""
         envs = self.splits[split]
+        agents = envs.agents
         space = copy.deepcopy(env.action_space)
         space.seed(envs.assignment["warm_up_seeds"][i])
-        decode = envs.decode_actions
-        num_actions = self.actions.shape[-1]
-        encoded = np.zeros((envs.agents, num_actions), dtype=np.float32)
+        if type(space) is spaces.Discrete:  # exactly: a subclass may sample differently
+            draws = space.np_random.integers(int(space.n), size=(num_steps, agents)).astype(np.float32)[:, :, None]
+            rows_at = lambda t: draws[t]  # noqa: E731 - the buffer's encoding: the index from the space's start
+        else:
+            def rows_at(t: int) -> np.ndarray:
+                return np.stack([np.concatenate([np.ravel(np.asarray(a, dtype=np.float32))
+                                                 for a in _flat_action(space.sample(), space)]) for _ in range(agents)])
+        returns, lengths = np.zeros(agents), np.zeros(agents, dtype=np.int64)
+        during = "during its decorrelation warm-up (--decorrelate_envs_on_one_worker)"
         try:
             for t in range(num_steps):
                 if t % 64 == 0 and self.mailbox.stop_requested():
                     return None
-                for agent in range(envs.agents):
-                    encoded[agent] = np.concatenate([np.ravel(np.asarray(a, dtype=np.float32)) for a in _flat_action(space.sample(), space)])
-                obs = env.step(decode(encoded))[0]
+                obs, rewards, terminated, truncated, _ = env.step(envs.decode_actions(rows_at(t)))
+                returns += np.asarray(rewards, dtype=np.float64).reshape(agents)
+                lengths += 1
+                done = np.logical_or(np.asarray(terminated), np.asarray(truncated)).reshape(agents)
+                returns[done], lengths[done] = 0.0, 0
         except Exception as exc:  # noqa: BLE001 - reported like a fault during sampling, naming the env
-            during = "during its decorrelation warm-up (--decorrelate_envs_on_one_worker)"
             raise EnvOutputError(
-                _error_report(f"{self.describe(split, i * envs.agents)} raised {_exception_line(exc)} {during}", exc)
+                _error_report(f"{self.describe(split, i * agents)} raised {_exception_line(exc)} {during}", exc)
             ) from exc
-        return obs
+        if not np.isfinite(returns).all():
+            raise EnvOutputError(f"{self.describe(split, i * agents)} returned a non-finite reward {during}")
+        return obs, returns, lengths
 
     def _agents_values(self, split: int, i: int, what: str, values: Any) -> list:
         """``values`` (one per agent of env ``i`` of ``split``: a list, tuple, array or tensor) as a list."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from helpers import sampler_test_envs
-from helpers.sampling import small_cfg
+from helpers.sampling import collect_from_every_env, small_cfg
 from pysf.algo.sampling.sync_sampling_api import SyncSamplingAPI
 from pysf.envs.env_utils import register_env
 
@@ -19,12 +19,13 @@ pytestmark = pytest.mark.usefixtures("fresh_context")  # tests/conftest.py
 AGENTS = sampler_test_envs.MultiAgentCountingEnv.NUM_AGENTS
 
 
-def _sample(num_batches: int, **overrides):
+def _sample(**overrides):
+    """Batches until every env contributed a few trajectories (of each of its agents), and the episode stats."""
     register_env("multi_agent_counting", sampler_test_envs.make_multi_agent_counting_env)
     cfg = small_cfg("multi_agent_counting", **overrides)
     with SyncSamplingAPI(cfg) as sampling:
         assert sampling.env_info.num_agents == AGENTS and sampling.sampler.block_rows == 2 * AGENTS  # 2 envs per split
-        batches = [sampling.get_trajectories_sync(timeout=30) for _ in range(num_batches)]
+        batches = collect_from_every_env(sampling, cfg.num_workers * cfg.num_envs_per_worker)
         time.sleep(0.2)
         stats = sampling.episode_stats()
     return cfg, batches, stats
@@ -32,7 +33,7 @@ def _sample(num_batches: int, **overrides):
 
 @pytest.mark.parametrize("serial_mode", [False, True])
 def test_every_agent_step_is_in_its_own_row_exactly_once(serial_mode):
-    cfg, batches, _ = _sample(12, serial_mode=serial_mode, decorrelate_envs_on_one_worker=False)
+    cfg, batches, _ = _sample(serial_mode=serial_mode, decorrelate_envs_on_one_worker=False)
     seen = defaultdict(list)
     for batch in batches:
         obs, dones = batch["obs"]["obs"].numpy(), batch["dones"].numpy()
@@ -59,7 +60,7 @@ def test_every_agent_step_is_in_its_own_row_exactly_once(serial_mode):
 
 
 def test_each_agent_reports_its_own_episodes():
-    _, _, stats = _sample(12)
+    _, _, stats = _sample()
     assert stats
     by_env = defaultdict(list)
     for s in stats:
@@ -68,19 +69,22 @@ def test_each_agent_reports_its_own_episodes():
         by_env[s.env_id].append(s)
         if s.extra_stats:  # agent 2's episodes (the stats queue); the others come as plain records
             assert s.reward == 3.0 * length and "agent_counter" in s.extra_stats
-    for env_id, episodes in by_env.items():
-        rewards = sorted({s.reward for s in episodes})
-        assert set(rewards) <= {1.0 * (3 + env_id % 4), 2.0 * (3 + env_id % 4), 3.0 * (3 + env_id % 4)}
+    assert sorted(by_env) == list(range(8))
+    for env_id, episodes in by_env.items():  # every agent's episodes, each with its own return
+        length = 3 + env_id % 4
+        assert {s.reward for s in episodes} == {1.0 * length, 2.0 * length, 3.0 * length}, env_id
+    assert any(s.extra_stats for s in stats) and any(not s.extra_stats for s in stats)  # both reporting routes
 
 
 def test_decorrelation_warm_up_steps_every_agent():
-    cfg, batches, _ = _sample(4, decorrelate_envs_on_one_worker=True)
+    cfg, batches, _ = _sample(decorrelate_envs_on_one_worker=True)
     first = {}
     for batch in batches:
         obs = batch["obs"]["obs"].numpy()
         for row in range(obs.shape[0]):
             key = (int(obs[row, 0, 0]), int(obs[row, 0, 1]))
             first[key] = min(first.get(key, np.inf), obs[row, 0, 2])
+    assert len(first) == cfg.num_workers * cfg.num_envs_per_worker * AGENTS
     for (env_id, agent), counter in first.items():
         assert counter == cfg.rollout * (env_id % cfg.num_envs_per_worker), (env_id, agent, counter)
 
