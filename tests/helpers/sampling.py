@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import defaultdict
 
 import numpy as np
@@ -65,3 +66,8 @@ def collect_from_every_env(sampling, num_envs: int, min_rows_per_env: int = 3, m
         if len(rows_per_env) == num_envs and min(rows_per_env.values()) >= min_rows_per_env:
             break
     return batches
+
+
+def alive_env_workers():
+    """This process's env worker processes that are still alive."""
+    return [p for p in multiprocessing.active_children() if p.name.startswith("pysf-env-worker")]

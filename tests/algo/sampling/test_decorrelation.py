@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 
@@ -16,14 +15,10 @@ from pysf.algo.sampling.sync_sampling_api import SyncSamplingAPI
 from pysf.envs.env_utils import register_env
 
 from helpers import sampler_test_envs
-from helpers.sampling import check_counting_trajectories, collect_from_every_env, small_cfg
+from helpers.sampling import alive_env_workers, check_counting_trajectories, collect_from_every_env, small_cfg
 
 
 pytestmark = pytest.mark.usefixtures("fresh_context")  # tests/conftest.py
-
-
-def _alive_children():
-    return [p for p in multiprocessing.active_children() if p.name.startswith("pysf-env-worker")]
 
 
 def native_truncations_per_rollout(decorrelate: bool, rollouts: int = 7):
@@ -205,7 +200,7 @@ def test_env_fault_during_decorrelation_names_env_and_worker():
     assert "worker 1" in message and "env_id 5" in message and "early_faulty_env" in message
     assert "decorrelation" in message
     assert stop_seconds < 5
-    assert not _alive_children()
+    assert not alive_env_workers()
 
 
 def test_stop_during_decorrelation_is_prompt(tmp_path):
@@ -228,7 +223,7 @@ def test_stop_during_decorrelation_is_prompt(tmp_path):
         stop_seconds = time.monotonic() - start
     assert sampling.sampler.samples_collected == 0, "stopped during the warm-up, before any sampling"
     assert stop_seconds < 2, f"stop took {stop_seconds:.2f} s during the decorrelation warm-up"
-    assert not _alive_children()
+    assert not alive_env_workers()
     assert os.path.exists(marker)
 
 

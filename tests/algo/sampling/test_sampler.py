@@ -15,7 +15,7 @@ from pysf.algo.sampling.sync_sampling_api import SyncSamplingAPI
 from pysf.envs.env_utils import register_env
 
 from helpers import sampler_test_envs
-from helpers.sampling import check_counting_trajectories, collect_from_every_env, small_cfg
+from helpers.sampling import alive_env_workers, check_counting_trajectories, collect_from_every_env, small_cfg
 
 pytestmark = pytest.mark.usefixtures("fresh_context")  # tests/conftest.py
 
@@ -89,10 +89,6 @@ def test_native_sync_sampling_is_reproducible():
     assert not torch.equal(first[0]["obs"]["obs"], other[0]["obs"]["obs"])
 
 
-def _alive_children():
-    return [p for p in multiprocessing.active_children() if p.name.startswith("pysf-env-worker")]
-
-
 @pytest.mark.parametrize(
     "failure, expected",
     [
@@ -125,7 +121,7 @@ def test_env_faults_end_with_a_clear_error(failure, expected):
     if failure != "crash":
         assert env_name in message
     assert elapsed < 30 and stop_seconds < 5
-    assert not _alive_children()
+    assert not alive_env_workers()
 
 
 def test_stop_while_everything_is_blocked():
@@ -138,7 +134,7 @@ def test_stop_while_everything_is_blocked():
     start = time.monotonic()
     sampling.stop()
     assert time.monotonic() - start < 3
-    assert not _alive_children()
+    assert not alive_env_workers()
 
 
 @pytest.mark.parametrize("num_workers, pinned", [(2, True), (2, False), (1, True)])
@@ -152,7 +148,7 @@ def test_worker_processes_get_sample_factorys_cores_and_niceness(num_workers, pi
     with SyncSamplingAPI(cfg) as sampling:
         # With one block per split every worker has stepped its envs once a batch of all splits arrived.
         sampling.get_trajectories_sync(num_blocks=sampling.sampler.num_splits, timeout=30)
-        workers = sorted(_alive_children(), key=lambda p: p.name)
+        workers = sorted(alive_env_workers(), key=lambda p: p.name)
         assert len(workers) == num_workers
         for index, worker in enumerate(workers):
             process = psutil.Process(worker.pid)
@@ -182,7 +178,7 @@ def test_hung_env_does_not_hang_shutdown():
     start = time.monotonic()
     sampling.stop()
     assert time.monotonic() - start < 10
-    assert not _alive_children()
+    assert not alive_env_workers()
 
 
 def test_release_twice_is_rejected():
@@ -241,7 +237,7 @@ def test_killed_worker_is_detected_within_milliseconds():
     finally:
         sampling.stop()
     assert detected < 0.5, f"a dead worker was noticed after {detected:.3f} s"
-    assert not _alive_children()
+    assert not alive_env_workers()
 
 
 def test_stop_while_workers_are_still_starting():
@@ -252,7 +248,7 @@ def test_stop_while_workers_are_still_starting():
     start = time.monotonic()
     sampling.stop()
     assert time.monotonic() - start < 2
-    assert not _alive_children()
+    assert not alive_env_workers()
 
 
 def test_serial_mode_runs_env_workers_as_threads():
