@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from pysf.algo.inference.policy_module import make_inference_module
-from pysf.algo.sampling.rollout_worker import ActionDecoder
+from pysf.algo.sampling.rollout_worker import ActionDecoder, per_agent_infos
 from pysf.algo.utils.checkpoints import UnreadableCheckpointsError, checkpoint_dir, checkpoints, load_latest_checkpoint
 from pysf.algo.utils.env_info import obtain_env_info
+from pysf.algo.utils.make_env import BatchedVecEnv, make_env_func_batched
 from pysf.algo.utils.misc import ExperimentStatus
 from pysf.model.actor_critic import create_actor_critic
 from pysf.model.model_utils import get_rnn_size
@@ -33,11 +34,10 @@ from pysf.utils.typing import Config
 log = logging.getLogger("pysf")
 
 
-def make_env(cfg: Config, render_mode: Optional[str] = None) -> Any:
-    """One env for evaluation: the registered/gymnasium env, or gymnasium's twin of a native env."""
-    from pysf.envs.create_env import create_env
-
-    return create_env(cfg.env, cfg=cfg, env_config=AttrDict(worker_index=0, vector_index=0, env_id=0), render_mode=render_mode)
+def make_env(cfg: Config, render_mode: Optional[str] = None) -> BatchedVecEnv:
+    """The env to evaluate in, as Sample Factory's enjoy makes it: the registered/gymnasium env (a native env's
+    gymnasium twin) as a batched multi-agent env that resets itself (``make_env_func_batched``)."""
+    return make_env_func_batched(cfg, AttrDict(worker_index=0, vector_index=0, env_id=0), render_mode=render_mode)
 
 
 def _write_video(frames: List[np.ndarray], path: str, fps: int) -> None:
@@ -140,64 +140,78 @@ def enjoy(cfg: Config) -> Tuple[int, float]:
     env = make_env(cfg, render_mode=render_mode)
     if hasattr(env.unwrapped, "reset_on_init"):
         env.unwrapped.reset_on_init = False  # a reset here would spoil e.g. VizDoom's demo recording
-    wrap = not env_info.obs_is_dict
-    rnn_states = torch.zeros(1, get_rnn_size(cfg))
+    num_agents = env.num_agents
+    decoder = ActionDecoder(env_info.action_space)
+    # What the env's step takes, as the env workers pass it: one batch with --batched_sampling, else one
+    # action per agent (the 1-agent wrapper of a single-agent env steps it with the first).
+    decode_actions = decoder.batch_decoder() if env.is_multiagent and cfg.batched_sampling else decoder.rows_decoder()
+    rnn_states = torch.zeros(num_agents, get_rnn_size(cfg))
     frames: List[np.ndarray] = []
-    episode_rewards: Deque[float] = deque(maxlen=100)
-    true_objectives: Deque[float] = deque(maxlen=100)
-    episode_reward, num_frames, num_episodes = 0.0, 0, 0
-    decode_action = ActionDecoder(env_info.action_space).one  # what the env workers pass to env.step
+    episode_rewards: List[Deque[float]] = [deque(maxlen=100) for _ in range(num_agents)]
+    true_objectives: List[Deque[float]] = [deque(maxlen=100) for _ in range(num_agents)]
+    running_reward = np.zeros(num_agents)
+    finished_episode = np.zeros(num_agents, dtype=bool)
+    num_frames, num_episodes = 0, 0
     obs, _ = env.reset(seed=cfg.seed)
     last_render = time.time()
     with torch.no_grad():
         while num_frames <= cfg.max_num_frames:
-            obs_dict = {"obs": obs} if wrap else obs
-            batch = {k: torch.as_tensor(np.asarray(v))[None] for k, v in obs_dict.items()}
-            result = policy(batch, rnn_states, bool(cfg.eval_deterministic))
-            rnn_states = result["new_rnn_states"]
-            action = decode_action(result["actions"][0].float().reshape(-1).numpy())
+            result = policy(obs, rnn_states, bool(cfg.eval_deterministic))
+            rnn_states = result["new_rnn_states"].clone()
+            actions = decode_actions(result["actions"].float().reshape(num_agents, -1).numpy())
             for _ in range(action_repeat):
                 last_render = _render(cfg, env, render_mode, frames, num_episodes, last_render)
-                obs, reward, terminated, truncated, info = env.step(action)
-                episode_reward += float(reward)
+                # The env resets itself at an episode's end; remaining repeats of this action go to the new
+                # episode, as in Sample Factory.
+                obs, rewards, terminated, truncated, infos = env.step(actions)
+                running_reward += rewards.double().numpy()
                 num_frames += 1
                 if num_frames % 100 == 0:
                     log.debug("Num frames %d...", num_frames)
-                if not (terminated or truncated):
+                dones = np.logical_or(terminated.numpy(), truncated.numpy())
+                if not dones.any():
                     continue
-                true_objective = info.get("true_objective", episode_reward) if isinstance(info, dict) else episode_reward
-                episode_rewards.append(episode_reward)
-                true_objectives.append(float(true_objective))
-                if not cfg.use_record_episode_statistics:
-                    num_episodes += 1
-                elif isinstance(info, dict) and "episode" in info:  # whole games, not single lives
-                    num_episodes += 1
-                log.info(
-                    "Avg episode rewards: #0: %.3f, true rewards: #0: %.3f",
-                    float(np.mean(episode_rewards)), float(np.mean(true_objectives)),
-                )
-                log.info(
-                    "Avg episode reward: %.3f, avg true_objective: %.3f",
-                    float(np.mean(episode_rewards)), float(np.mean(true_objectives)),
-                )
-                episode_reward = 0.0
-                rnn_states = torch.zeros_like(rnn_states)
-                _render(cfg, env, render_mode, frames, num_episodes, last_render)
-                if render_mode == "human":
-                    time.sleep(0.05)  # a short pause between episodes on screen
-                # The env restarts at once; remaining repeats of this action go to the new episode (as in Sample
-                # Factory, whose env wrapper resets automatically).
-                obs, _ = env.reset()
+                infos = per_agent_infos(infos, num_agents)
+                for agent in np.flatnonzero(dones):
+                    info = infos[agent] if isinstance(infos[agent], dict) else {}
+                    episode_rewards[agent].append(float(running_reward[agent]))
+                    true_objectives[agent].append(float(info.get("true_objective", running_reward[agent])))
+                    running_reward[agent] = 0.0
+                    rnn_states[agent] = 0.0
+                    finished_episode[agent] = True
+                    # With --use_record_episode_statistics an episode is a whole game, not one of its lives.
+                    if not cfg.use_record_episode_statistics or "episode" in info or "episode/r" in info:
+                        num_episodes += 1
+                if dones.all():
+                    _render(cfg, env, render_mode, frames, num_episodes, last_render)
+                    if render_mode == "human":
+                        time.sleep(0.05)  # a short pause between episodes on screen
+                if finished_episode.all():
+                    finished_episode[:] = False
+                    _log_averages(episode_rewards, true_objectives)
             if num_episodes >= cfg.max_num_episodes:
                 break
     env.close()
     if cfg.save_video and frames:
         _write_video(frames, os.path.join(experiment_dir, cfg.video_name or "replay.mp4"), cfg.fps if cfg.fps > 0 else 30)
     log.info("Num frames %d...", num_frames)
-    if not episode_rewards:
+    finished = sum(len(rewards) for rewards in episode_rewards)
+    if finished == 0:
         log.warning("No episode finished within --max_num_frames=%d frames: no average reward", cfg.max_num_frames)
         return ExperimentStatus.SUCCESS, float("nan")
-    return ExperimentStatus.SUCCESS, float(np.mean(episode_rewards))
+    return ExperimentStatus.SUCCESS, sum(sum(rewards) for rewards in episode_rewards) / finished
+
+
+def _log_averages(episode_rewards: List[Deque[float]], true_objectives: List[Deque[float]]) -> None:
+    """Sample Factory's two lines: each agent's average of its last 100 episodes, then the mean over agents."""
+    def per_agent(values: List[Deque[float]]) -> str:
+        return ", ".join(f"#{agent}: {np.mean(v):.3f}" for agent, v in enumerate(values) if v)
+
+    log.info("Avg episode rewards: %s, true rewards: %s", per_agent(episode_rewards), per_agent(true_objectives))
+    log.info(
+        "Avg episode reward: %.3f, avg true_objective: %.3f",
+        float(np.mean([np.mean(v) for v in episode_rewards])), float(np.mean([np.mean(v) for v in true_objectives])),
+    )
 
 
 def main(argv: Optional[List[str]] = None) -> int:

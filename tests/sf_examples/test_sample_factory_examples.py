@@ -48,15 +48,16 @@ def sf_examples(tmp_path_factory) -> Path:
     return root
 
 
-def _run_example(sf_examples: Path, module: str, *flags: str, timeout: float = 300) -> str:
+def _run_example(sf_examples: Path, module: str, *flags: str, timeout: float = 300, returncode: int = 0) -> str:
     result = subprocess.run([sys.executable, "-m", module, *flags], cwd=sf_examples, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, timeout=timeout)
-    assert result.returncode == 0, result.stdout[-4000:]
+    assert result.returncode == returncode, result.stdout[-4000:]
     return result.stdout
 
 
-def test_the_multi_agent_example_trains(sf_examples, tmp_path):
-    """``train_custom_multi_env``: a 2-agent env with inactive agents and per-agent reward shaping."""
+def test_the_multi_agent_example_trains_and_enjoys(sf_examples, tmp_path):
+    """``train_custom_multi_env``: a 2-agent env with inactive agents and per-agent reward shaping; then
+    ``enjoy_custom_multi_env`` evaluates both agents."""
     output = _run_example(
         sf_examples, "sf_examples.train_custom_multi_env", "--env=my_custom_multi_env_v1", "--experiment=example_multi",
         f"--train_dir={tmp_path}", "--train_for_env_steps=8000", "--num_workers=2", "--num_envs_per_worker=2",
@@ -64,3 +65,10 @@ def test_the_multi_agent_example_trains(sf_examples, tmp_path):
     )
     assert "Result:" in output and "Avg episode reward" in output, output[-3000:]
     assert list((tmp_path / "example_multi" / "checkpoint_p0").glob("checkpoint_*.pth"))
+    # The script returns enjoy's (status, reward) tuple to sys.exit, which prints it and exits with 1.
+    output = _run_example(
+        sf_examples, "sf_examples.enjoy_custom_multi_env", "--env=my_custom_multi_env_v1", "--experiment=example_multi",
+        f"--train_dir={tmp_path}", "--no_render", "--max_num_episodes=4", "--device=cpu", returncode=1,
+    )
+    assert "Avg episode rewards: #0: " in output and ", #1: " in output, output[-3000:]
+    assert output.rstrip().splitlines()[-1].startswith("(0, "), output[-3000:]

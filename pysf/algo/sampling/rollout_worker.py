@@ -663,7 +663,7 @@ class RolloutWorker:
                     raise EnvOutputError(f"{self.describe(split, i * agents)} returned {what} of shape {batch.shape}; "
                                          f"a batched env returns one per agent ({agents})")
                 out.append(batch)
-            infos.extend(_per_agent_infos(info, agents))
+            infos.extend(per_agent_infos(info, agents))
         flags = lambda parts: np.concatenate(parts).astype(bool)  # noqa: E731
         return np.concatenate(rewards), flags(terminated), flags(truncated), infos
 
@@ -931,7 +931,7 @@ def _flat_action(action: Any, space: spaces.Space) -> List[Any]:
     return [action]
 
 
-def _per_agent_infos(info: Any, agents: int) -> List[Any]:
+def per_agent_infos(info: Any, agents: int) -> List[Any]:
     """A batched env's infos as one dict per agent. A list or tuple is that already. A dict of batches (vectorized
     infos) is read as Sample Factory's batched sampling reads it: every number in it, and every entry of an array or
     tensor with one value per agent, is an episode statistic of the agents that finish an episode (nested keys
