@@ -7,7 +7,7 @@ Runs ``python -m pysf.train --env CartPole-v1 --env_backend gym --num_workers 2 
 --train_for_seconds <minutes * 60>`` (gymnasium's CartPole in env worker processes, not pysf's C++ env) in a
 scratch train_dir, through benchmarks/process_monitor.py (output captured, peak tree RSS/PSS every 0.2 s, the
 process group killed if it overruns). Every ``--interval`` seconds the RSS, PSS and USS of each process of the
-trainer's tree (main process, each env worker, multiprocessing's resource tracker) are recorded with the
+trainer's tree (main process, each env worker, the forkserver, multiprocessing's resource tracker) are recorded with the
 1-minute load average.
 
 Growth is measured after a warm-up (default: the larger of 1 minute and 10% of the run, and never before the
@@ -114,9 +114,15 @@ class TreeSampler:
                 label = "main"
             else:
                 command = " ".join(process.cmdline())
+                try:  # env workers are forked by pysf's forkserver (which runs the same command line) or spawned
+                    forked = process.ppid() != self.main_pid and "forkserver" in " ".join(process.parent().cmdline())
+                except (psutil.Error, AttributeError):
+                    forked = False
                 if "resource_tracker" in command:
                     label = "resource tracker"
-                elif "spawn_main" in command:
+                elif "forkserver" in command and not forked:
+                    label = "forkserver"
+                elif forked or "spawn_main" in command:
                     label = f"env worker {sum(1 for v in self.labels.values() if v.startswith('env worker')) + 1}"
                 else:
                     label = f"other {process.name()}"

@@ -59,6 +59,20 @@ def _pids_with_marker(marker: str) -> List[int]:
     return pids
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _parent_pid(pid: int) -> Optional[int]:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _default_signal_actions() -> None:
     """In the child: Ctrl-C and SIGTERM act by default even when the tests run as a script's background job
     (which ignores SIGINT; an ignored signal stays ignored in children)."""
@@ -116,16 +130,14 @@ class TrainingRun:
         return self.process.returncode
 
     def worker_pids(self) -> List[int]:
-        """Processes spawned by the trainer (env workers, the env-info process), not multiprocessing's tracker."""
-        pids = []
-        for pid in _pids_with_marker(self.marker):
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"spawn_main" in cmdline:
-                pids.append(pid)
-        return pids
+        """Processes the trainer started (env workers, the env-info process): the children of its forkserver,
+        or spawned ones; not the forkserver itself or multiprocessing's resource tracker."""
+        def forked_by_a_forkserver(pid: int) -> bool:  # a forkserver's children run its command line too
+            parent = _parent_pid(pid)
+            return parent is not None and b"forkserver" in _cmdline(parent)
+
+        return [pid for pid in _pids_with_marker(self.marker)
+                if forked_by_a_forkserver(pid) or b"spawn_main" in _cmdline(pid)]
 
     def signal_group(self, signum: int) -> None:
         """What a terminal's Ctrl-C (or `timeout`, Slurm) does: the signal to every process of the group."""

@@ -10,7 +10,6 @@ shared trajectory buffers.
 
 from __future__ import annotations
 
-import multiprocessing.reduction
 import os
 import socket
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from typing import Tuple
 
 import numpy as np
 import torch
+
+from pysf.algo.utils.multiprocessing_utils import InheritedFd
 
 
 def _mailbox_class():
@@ -46,34 +47,6 @@ def allocate_mailbox(num_splits: int, block_rows: int) -> torch.Tensor:
     """A zeroed mailbox for one worker, in shared memory (pickled to the child like the buffers)."""
     words = _mailbox_class().words(num_splits, block_rows)
     return torch.zeros(words, dtype=torch.int64).share_memory_()
-
-
-class InheritedFd:
-    """A file descriptor that survives pickling into a spawned child, as multiprocessing Connections do.
-
-    Pickling (``Process.start`` under the spawn method) registers a duplicate for the child through
-    ``multiprocessing.reduction.DupFd``; the child's copy owns the descriptor it receives. The parent's
-    object still owns the original: close it after the child started.
-    """
-
-    def __init__(self, fd: int):
-        self.fd = fd
-
-    def __reduce__(self):
-        return _rebuild_inherited_fd, (multiprocessing.reduction.DupFd(self.fd),)
-
-    def detach(self) -> int:
-        """The descriptor, which the caller now owns."""
-        fd, self.fd = self.fd, -1
-        return fd
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.detach())
-
-
-def _rebuild_inherited_fd(dup_fd) -> InheritedFd:
-    return InheritedFd(dup_fd.detach())
 
 
 def new_eventfd() -> InheritedFd:

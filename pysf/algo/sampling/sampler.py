@@ -31,7 +31,7 @@ from pysf.algo.sampling.rollout_worker import WorkerSpec, rollout_worker_main, r
 from pysf.algo.sampling.training_info import SharedTrainingInfo
 from pysf.algo.utils.context import sf_global_context
 from pysf.algo.utils.env_info import EnvInfo
-from pysf.algo.utils.multiprocessing_utils import start_child_process
+from pysf.algo.utils.multiprocessing_utils import get_mp_ctx, new_child_process, start_child_process
 from pysf.algo.utils.tensor_dict import TensorDict
 from pysf.utils.typing import Config
 
@@ -161,8 +161,7 @@ class Sampler:
         self.training_info.publish(info)
 
     def _start_worker_processes(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._stats_queue = ctx.Queue()
+        self._stats_queue = get_mp_ctx(False).Queue()
         shared = {k: self.buffers[k] for k in env_worker_fields()}
         shared["obs"] = dict(self.buffers["obs"])
         splits_per_worker = int(self.cfg.worker_num_splits)
@@ -207,12 +206,8 @@ class Sampler:
                 process.start()
                 process.pid = "this process, thread"
             else:
-                process = ctx.Process(
-                    target=rollout_worker_main,
-                    args=(spec, shared, endpoint, self._stats_queue),
-                    name=f"pysf-env-worker-{worker_index}",
-                    daemon=True,
-                )
+                process = new_child_process(rollout_worker_main, (spec, shared, endpoint, self._stats_queue),
+                                            name=f"pysf-env-worker-{worker_index}")
                 try:
                     start_child_process(process)
                 except BaseException:

@@ -10,7 +10,6 @@ either interface cost nothing.
 from __future__ import annotations
 
 import ctypes
-import multiprocessing
 import pickle
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -21,6 +20,7 @@ from pysf.envs.env_utils import (
     set_reward_shaping,
     set_training_info,
 )
+from pysf.algo.utils.multiprocessing_utils import get_mp_ctx
 from pysf.utils.typing import PolicyID
 
 TRAINING_INFO_INTERVAL_SECONDS = 5.0
@@ -41,7 +41,7 @@ class SharedTrainingInfo:
     CAPACITY_BYTES = 1 << 16
 
     def __init__(self, context: Any = None):
-        context = context or multiprocessing.get_context("spawn")
+        context = context or get_mp_ctx(False)
         self._version = context.Value(ctypes.c_int64, 0)  # its lock guards the payload too
         self._payload = context.Array(ctypes.c_char, self.CAPACITY_BYTES, lock=False)
         self._size = context.Value(ctypes.c_int64, 0, lock=False)

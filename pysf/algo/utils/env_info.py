@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
-import multiprocessing
 import os
 import pickle
 import queue
@@ -47,7 +46,7 @@ from pysf.algo.utils.make_env import (
     _DictObservationsWrapper,
     get_multiagent_info,
 )
-from pysf.algo.utils.multiprocessing_utils import die_with_parent, start_child_process
+from pysf.algo.utils.multiprocessing_utils import die_with_parent, get_mp_ctx, new_child_process, start_child_process
 from pysf.envs.env_utils import get_default_reward_shaping, wrapper_layers
 from pysf.utils.typing import ActionSpace, Config, ObsSpace
 from pysf.utils.utils import log, project_tmp_dir
@@ -253,11 +252,9 @@ def spawn_tmp_env_and_get_info(sf_context: SampleFactoryContext, res_queue: Any,
 
 
 def _env_info_in_a_spawned_process(cfg: Config) -> EnvInfo:
-    ctx = multiprocessing.get_context("spawn")
-    res_queue = ctx.Queue()
-    process = ctx.Process(
-        target=spawn_tmp_env_and_get_info, args=(sf_global_context(), res_queue, cfg, os.getpid()), name="pysf-env-info"
-    )
+    res_queue = get_mp_ctx(False).Queue()
+    process = new_child_process(spawn_tmp_env_and_get_info, (sf_global_context(), res_queue, cfg, os.getpid()),
+                                name="pysf-env-info")
     start_child_process(process)
     try:
         result = None

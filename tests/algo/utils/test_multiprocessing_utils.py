@@ -1,4 +1,4 @@
-"""pysf.algo.utils.multiprocessing_utils: Sample Factory's spawn context and lock helpers."""
+"""pysf.algo.utils.multiprocessing_utils: the children's context (a preloading forkserver), signals, locks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pysf.algo.utils.multiprocessing_utils import FakeLock, get_lock, get_mp_ctx
 def test_get_mp_ctx():
     assert get_mp_ctx(serial=True) is None
     ctx = get_mp_ctx(False)
-    assert ctx.get_start_method() == "spawn"
+    assert ctx.get_start_method() == "forkserver"
     assert get_mp_ctx(False) is ctx, "one context per process"
     assert get_mp_ctx.mp_ctx is ctx
 
@@ -53,6 +53,50 @@ def test_children_ignore_ctrl_c_and_sigterm_from_their_start():
     assert queue.get(timeout=60) == (signal.SIG_IGN, signal.SIG_IGN)  # inherited, before any of its imports
     process.join(timeout=60)
     assert signal.getsignal(signal.SIGINT) is handler_before  # this process's handler is back
+
+
+def _report_environment_variable(queue, name) -> None:
+    import os
+
+    queue.put(os.environ.get(name))
+
+
+def test_children_see_the_environment_at_their_start_not_the_forkservers(monkeypatch):
+    from pysf.algo.utils.multiprocessing_utils import new_child_process, start_child_process
+
+    queue = get_mp_ctx(False).Queue()
+    for value in ("first", "second"):  # the forkserver runs from the first child on
+        monkeypatch.setenv("PYSF_TEST_CHILD_VARIABLE", value)
+        process = new_child_process(_report_environment_variable, (queue, "PYSF_TEST_CHILD_VARIABLE"), name="pysf-test")
+        start_child_process(process)
+        assert queue.get(timeout=60) == value
+        process.join(timeout=60)
+
+
+def _signals_ignored_by(pid: int) -> set:
+    with open(f"/proc/{pid}/status") as status:
+        mask = int(next(line for line in status if line.startswith("SigIgn:")).split()[1], 16)
+    return {sig for sig in range(1, 64) if mask & (1 << (sig - 1))}
+
+
+def test_the_forkserver_ignores_the_signals_the_parent_handles():
+    import multiprocessing.forkserver
+    import signal
+    import sys
+
+    import pytest
+
+    from pysf.algo.utils.multiprocessing_utils import new_child_process, start_child_process
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc")
+    queue = get_mp_ctx(False).Queue()
+    process = new_child_process(_report_signal_handlers, (queue,), name="pysf-test")
+    start_child_process(process)
+    queue.get(timeout=60)
+    process.join(timeout=60)
+    forkserver_pid = multiprocessing.forkserver._forkserver._forkserver_pid
+    assert {signal.SIGINT, signal.SIGTERM} <= _signals_ignored_by(forkserver_pid)
 
 
 def test_a_signal_during_the_start_reaches_this_process(monkeypatch):
