@@ -30,7 +30,8 @@ def run_script(tmp_path, *flags: str) -> str:
 
 @pytest.mark.slow
 def test_trains_near_the_optimum_and_enjoys(tmp_path):
-    output = run_script(tmp_path, "--train_for_env_steps=90000")
+    # Adam at 1e-3 (the default is 1e-4) gets there in a third of the steps: 89.4-89.7 in three runs of 30k steps.
+    output = run_script(tmp_path, "--train_for_env_steps=30000", "--learning_rate=0.001")
     assert "Result:" in output
     enjoy_output = run_script(tmp_path, "--evaluate", "--no_render", "--max_num_frames=1000")
     reward = float(enjoy_output.rsplit("enjoy reward:", 1)[1].split()[0])
