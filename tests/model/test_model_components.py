@@ -357,6 +357,20 @@ def test_conv_architectures_layers():
         ConvEncoder(make_cfg(encoder_conv_architecture="convnet_nope"), img_space()["obs"])
 
 
+@pytest.mark.parametrize("arch", ["convnet_simple", "resnet_impala"])
+def test_conv_encoders_compute_what_their_layers_compute_in_nchw(arch):
+    """The channels-last input layout is a speed matter only: the same features as the plain NCHW layers
+    flattened in C, H, W order (what the MLP after them, and every checkpoint, was trained on)."""
+    cls = ResnetEncoder if arch.startswith("resnet") else ConvEncoder
+    enc = cls(make_cfg(True, encoder_conv_architecture=arch), img_space((3, 64, 64))["obs"]).eval()
+    impl = enc.enc if cls is ConvEncoder else enc
+    obs = torch.rand(5, 3, 64, 64)
+    with torch.no_grad():
+        reference = impl.mlp_layers(impl.conv_head(obs).reshape(5, -1))
+        torch.testing.assert_close(enc(obs), reference, rtol=1e-5, atol=1e-5)
+        assert impl.conv_head[0].weight.is_contiguous(), "the weights keep their layout"
+
+
 DICT_CASES = [
     ("gru", True, "discrete", "convnet_simple"),
     ("lstm2", False, "tuple", "convnet_simple"),
