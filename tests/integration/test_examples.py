@@ -56,3 +56,38 @@ def test_atari_example_trains_pong_both_ways(tmp_path, vector_envs):
     )
     assert "encoder_conv_architecture=convnet_atari" in output and "obs_scale=255.0" in output
     assert f"batched_sampling={vector_envs > 0}" in output
+
+
+def _random_policy_return(env_id: str, episodes: int, seed: int = 0) -> float:
+    import gymnasium as gym
+    import numpy as np
+
+    env = gym.make(env_id)
+    env.action_space.seed(seed)
+    returns = []
+    for episode in range(episodes):
+        env.reset(seed=seed + episode)
+        total, done = 0.0, False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return float(np.mean(returns))
+
+
+def test_mujoco_example_learns_halfcheetah(tmp_path):
+    """Sample Factory's MuJoCo settings on HalfCheetah-v5, 2 workers instead of 8: the policy beats random
+    actions clearly within 200k env steps (measured: -316 -> +290 in 300k steps, about 6k frames/s here). The
+    result averages the last 16 episodes (--stats_avg), one per env: the policy at the end, not its history."""
+    pytest.importorskip("mujoco")
+    output = run_example(
+        tmp_path, "train_mujoco.py", "--env", "mujoco_halfcheetah", "--num_workers", "2", "--seed", "0",
+        "--train_for_env_steps", "200000", "--stats_avg", "16",
+    )
+    assert "env=mujoco_halfcheetah" in output and "nonlinearity=tanh" in output and "async_rl=False" in output
+    final = float(output.split("final 16-episode mean reward ", 1)[1].split()[0])
+    random_return = _random_policy_return("HalfCheetah-v5", episodes=3)
+    assert final > random_return + 100.0, (final, random_return)  # random actions: -210 to -255, sd 45 per episode
+    print(f"HalfCheetah-v5: {final} after 200k steps, random actions {random_return:.1f}")
