@@ -160,20 +160,26 @@ def clean_shm():
 
 def _shm_in_use() -> Set[str]:
     """The /dev/shm entries some live process maps or holds open (this run's or another's: other tests of a
-    parallel session create their own)."""
-    in_use = set()
+    parallel session create their own). Matched by inode: a POSIX semaphore is mapped under the temporary name
+    glibc created it with (shown as deleted), then linked to its final name."""
+    inodes = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/maps") as maps:
-                in_use.update(line.rsplit("/dev/shm/", 1)[1].split(" (deleted)")[0].strip()
-                              for line in maps if "/dev/shm/" in line)
+                inodes.update(int(line.split()[4]) for line in maps if "/dev/shm/" in line)
             for fd in os.listdir(f"/proc/{entry}/fd"):
-                target = os.readlink(f"/proc/{entry}/fd/{fd}")
-                if target.startswith("/dev/shm/"):
-                    in_use.add(target[len("/dev/shm/"):])
+                if os.readlink(f"/proc/{entry}/fd/{fd}").startswith("/dev/shm/"):
+                    inodes.add(os.stat(f"/proc/{entry}/fd/{fd}").st_ino)
         except OSError:  # gone meanwhile, or not ours to read
+            continue
+    in_use = set()
+    for name in _shm_entries():
+        try:
+            if os.stat(f"/dev/shm/{name}").st_ino in inodes:
+                in_use.add(name)
+        except OSError:
             continue
     return in_use
 
