@@ -3,9 +3,10 @@
 pysf starts its own child processes (env workers, the env-info process) from a ``forkserver`` that has imported
 torch and pysf once (Sample Factory spawns each child, and each imports torch for seconds: 2-3 CPU-s here). Each
 child is prepared as a spawned one would be (the parent's ``sys.path``, working directory, ``__main__`` module
-and, unlike a plain forkserver child, its environment variables at the child's start). User code that shares
-objects with them (e.g. a lock guarding a level cache, as Sample Factory's DMLab example does) should create
-those objects from the same context, :func:`get_mp_ctx`. Where ``forkserver`` is not available, ``spawn``.
+and, unlike a plain forkserver child, its environment variables, stdout and stderr at the child's start). User
+code that shares objects with them (e.g. a lock guarding a level cache, as Sample Factory's DMLab example does)
+should create those objects from the same context, :func:`get_mp_ctx`. Where ``forkserver`` is not available,
+``spawn``.
 
 Every child process pysf starts is made by :func:`new_child_process`, started by :func:`start_child_process`
 and calls :func:`die_with_parent` first thing: the parent owns Ctrl-C and SIGTERM (it stops its children
