@@ -107,7 +107,7 @@ class ActionDecoder:
         """A function turning ``[n, num_actions]`` action rows into one batched env's action argument, as Sample
         Factory's batched sampling passes it: discrete actions as int32 (``[n]`` when there is one per agent,
         offset by the space's start), continuous ones as ``[n, ...]`` arrays of the space's dtype, and a Tuple
-        space as a list with one such batch per component."""
+        space as a tuple with one such batch per component (a 1-agent wrapper takes each component's first)."""
         space = self.action_space
         if isinstance(space, spaces.Discrete):
             start = int(space.start)
@@ -118,7 +118,7 @@ class ActionDecoder:
             return lambda rows: rows.astype(space.dtype).reshape((len(rows), *space.shape))
         if isinstance(space, spaces.Tuple):
             parts = [part.batch_decoder() for part in self.parts]
-            return lambda rows: [part(chunk) for part, chunk in zip(parts, np.split(rows, self.splits, axis=1))]
+            return lambda rows: tuple(part(chunk) for part, chunk in zip(parts, np.split(rows, self.splits, axis=1)))
         raise NotImplementedError(f"action space {space}")
 
     def rows_decoder(self, numpy_scalars: bool = False) -> Callable[[np.ndarray], List[Any]]:

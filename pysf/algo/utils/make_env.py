@@ -161,10 +161,18 @@ class BatchedMultiAgentWrapper(Wrapper):
         return self._obs(obs), [info]
 
     def step(self, action: Any) -> Tuple[DictOfListsObservations, List, List[bool], List[bool], List[Dict]]:
-        obs, rew, terminated, truncated, info = self.env.step(action[0])
+        obs, rew, terminated, truncated, info = self.env.step(_first_agents_action(action))
         if terminated or truncated:
             obs, info["reset_info"] = self.env.reset()
         return self._obs(obs), [rew], [terminated], [truncated], [info]
+
+
+def _first_agents_action(actions: Any) -> Any:
+    """The first agent's action of a batch: ``actions[0]``, or for a Tuple action space's batch (a tuple with
+    one batch per component) the tuple of each component's first."""
+    if isinstance(actions, tuple):
+        return tuple(component[0] for component in actions)
+    return actions[0]
 
 
 class BatchedListToDictWrapper(Wrapper):

@@ -358,3 +358,37 @@ def test_conversion_of_each_kind_of_output():
     assert convert((1.5, 2.5))((1.5, 2.5)).tolist() == [1.5, 2.5]
     with pytest.raises(RuntimeError, match="Cannot convert a str"):
         convert("text")
+
+
+class TupleActionEnv(gym.Env):
+    """Checks that every action it gets is one of its Tuple space's (a Discrete and a Box component)."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = spaces.Tuple([spaces.Discrete(3), spaces.Box(-1.0, 1.0, (2,), np.float32)])
+
+    def __init__(self):
+        self.received = []
+
+    def reset(self, seed=None, options=None):
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        assert self.action_space.contains(action), action
+        self.received.append(action)
+        return np.zeros(2, np.float32), 0.0, False, False, {}
+
+
+def test_a_single_agent_env_gets_its_tuple_action_from_the_workers_batch():
+    """The env workers' batched decoding gives a Tuple space one batch per component; the 1-agent wrapper
+    hands the env each component's first entry, as the per-agent decoding does."""
+    from pysf.algo.sampling.rollout_worker import ActionDecoder
+
+    raw = TupleActionEnv()
+    env = BatchedVecEnv(raw)
+    env.reset()
+    rows = np.array([[2.0, 0.5, -0.5]], np.float32)
+    decoder = ActionDecoder(raw.action_space)
+    env.step(decoder.batch_decoder()(rows))
+    env.step(decoder.rows_decoder()(rows))
+    for action in raw.received:
+        assert action[0] == 2 and np.allclose(action[1], [0.5, -0.5])
