@@ -77,7 +77,7 @@ def _random_policy_return(env_id: str, episodes: int, seed: int = 0) -> float:
     return float(np.mean(returns))
 
 
-def test_mujoco_example_learns_halfcheetah(tmp_path):
+def test_mujoco_example_learns_halfcheetah(tmp_path, monkeypatch):
     """Sample Factory's MuJoCo settings on HalfCheetah-v5, 2 workers instead of 8: the policy beats random
     actions clearly within 200k env steps (measured: -316 -> +290 in 300k steps, about 6k frames/s here). The
     result averages the last 16 episodes (--stats_avg), one per env: the policy at the end, not its history."""
@@ -88,6 +88,7 @@ def test_mujoco_example_learns_halfcheetah(tmp_path):
     )
     assert "env=mujoco_halfcheetah" in output and "nonlinearity=tanh" in output and "async_rl=False" in output
     final = float(output.split("final 16-episode mean reward ", 1)[1].split()[0])
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes MUJOCO_LOG.TXT into the working directory
     random_return = _random_policy_return("HalfCheetah-v5", episodes=3)
     assert final > random_return + 100.0, (final, random_return)  # random actions: -210 to -255, sd 45 per episode
     print(f"HalfCheetah-v5: {final} after 200k steps, random actions {random_return:.1f}")
