@@ -454,23 +454,39 @@ class RolloutWorker:
             def rows_at(t: int) -> np.ndarray:
                 return np.stack([np.concatenate([np.ravel(np.asarray(a, dtype=np.float32))
                                                  for a in _flat_action(space.sample(), space)]) for _ in range(agents)])
+
+        def read_step(result: tuple) -> tuple:
+            obs, rewards, terminated, truncated, _ = result
+            done = np.logical_or(np.asarray(terminated), np.asarray(truncated)).reshape(agents)
+            return obs, np.asarray(rewards, dtype=np.float64).reshape(agents), done
+
+        return self._warm_up_agents(split, i, env, obs, num_steps, lambda t: envs.decode_actions(rows_at(t)), read_step)
+
+    def _warm_up_agents(self, split: int, i: int, env, obs: Any, num_steps: int,
+                        actions_at: Callable[[int], Any], read_step: Callable[[tuple], tuple]) -> Optional[tuple]:
+        """The warm-up loop of env ``i`` of ``split`` with one row per agent (batched or multi-agent; it resets
+        itself): ``num_steps`` steps of ``env.step(actions_at(t))``, each result read by ``read_step`` as
+        ``(observations, per-agent rewards, per-agent done flags)``. Returns ``(last observations, per-agent
+        return and length of the episodes running at the end)``, or None if stop() was requested meanwhile."""
+        agents = self.splits[split].agents
+        stop_requested = self.mailbox.stop_requested
         returns, lengths = np.zeros(agents), np.zeros(agents, dtype=np.int64)
-        during = "during its decorrelation warm-up (--decorrelate_envs_on_one_worker)"
         try:
             for t in range(num_steps):
-                if t % 64 == 0 and self.mailbox.stop_requested():
+                if t % 64 == 0 and stop_requested():
                     return None
-                obs, rewards, terminated, truncated, _ = env.step(envs.decode_actions(rows_at(t)))
-                returns += np.asarray(rewards, dtype=np.float64).reshape(agents)
+                obs, rewards, done = read_step(env.step(actions_at(t)))
+                returns += rewards
                 lengths += 1
-                done = np.logical_or(np.asarray(terminated), np.asarray(truncated)).reshape(agents)
                 returns[done], lengths[done] = 0.0, 0
+        except EnvOutputError:
+            raise
         except Exception as exc:  # noqa: BLE001 - reported like a fault during sampling, naming the env
             raise EnvOutputError(
-                _error_report(f"{self.describe(split, i * agents)} raised {_exception_line(exc)} {during}", exc)
+                _error_report(f"{self.describe(split, i * agents)} raised {_exception_line(exc)} {_DURING_WARM_UP}", exc)
             ) from exc
         if not np.isfinite(returns).all():
-            raise EnvOutputError(f"{self.describe(split, i * agents)} returned a non-finite reward {during}")
+            raise EnvOutputError(f"{self.describe(split, i * agents)} returned a non-finite reward {_DURING_WARM_UP}")
         return obs, returns, lengths
 
     def _agents_values(self, split: int, i: int, what: str, values: Any) -> list:
@@ -495,30 +511,17 @@ class RolloutWorker:
         agents = self.splits[split].agents
         space = copy.deepcopy(env.action_space)
         space.seed(self.splits[split].assignment["warm_up_seeds"][i])
-        stop_requested = self.mailbox.stop_requested
-        returns, lengths = np.zeros(agents), np.zeros(agents, dtype=np.int64)
-        during = "during its decorrelation warm-up (--decorrelate_envs_on_one_worker)"
-        try:
-            for t in range(num_steps):
-                if t % 64 == 0 and stop_requested():
-                    return None
-                obs, rewards, terminated, truncated, _ = env.step([space.sample() for _ in range(agents)])
-                agent_obs = self._agents_values(split, i, "observations", obs)
-                done = np.logical_or(self._agents_values(split, i, "terminated flags", terminated),
-                                     self._agents_values(split, i, "truncated flags", truncated))
-                returns += _real_rewards(self._agents_values(split, i, "rewards", rewards),
-                                         lambda agent: self.describe(split, i * agents + agent))
-                lengths += 1
-                returns[done], lengths[done] = 0.0, 0
-        except EnvOutputError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported like a fault during sampling, naming the env
-            raise EnvOutputError(
-                _error_report(f"{self.describe(split, i * agents)} raised {_exception_line(exc)} {during}", exc)
-            ) from exc
-        if not np.isfinite(returns).all():
-            raise EnvOutputError(f"{self.describe(split, i * agents)} returned a non-finite reward {during}")
-        return agent_obs, returns, lengths
+
+        def read_step(result: tuple) -> tuple:
+            obs, rewards, terminated, truncated, _ = result
+            done = np.logical_or(self._agents_values(split, i, "terminated flags", terminated),
+                                 self._agents_values(split, i, "truncated flags", truncated))
+            rewards = _real_rewards(self._agents_values(split, i, "rewards", rewards),
+                                    lambda agent: self.describe(split, i * agents + agent))
+            return self._agents_values(split, i, "observations", obs), rewards, done
+
+        return self._warm_up_agents(split, i, env, agent_obs, num_steps,
+                                    lambda t: [space.sample() for _ in range(agents)], read_step)
 
     def _decorrelate(self, split: int, i: int, env, obs: Any, num_steps: int) -> Optional[tuple]:
         """Sample Factory's decorrelation warm-up of one env (``NonBatchedVectorEnvRunner._reset`` in
@@ -549,10 +552,7 @@ class RolloutWorker:
                 obs, reward, terminated, truncated, _ = step(action)
                 reward = float(reward)
                 if not math.isfinite(reward):
-                    raise EnvOutputError(
-                        f"{self.describe(split, i)} returned a non-finite reward {reward} during its decorrelation "
-                        f"warm-up (--decorrelate_envs_on_one_worker)"
-                    )
+                    raise EnvOutputError(f"{self.describe(split, i)} returned a non-finite reward {reward} {_DURING_WARM_UP}")
                 episode_return += reward
                 episode_length += 1
                 if terminated or truncated:
@@ -561,7 +561,6 @@ class RolloutWorker:
         except EnvOutputError:
             raise
         except Exception as exc:  # noqa: BLE001 - reported like a fault during sampling, naming the env
-            during = "during its decorrelation warm-up (--decorrelate_envs_on_one_worker)"
             if exc.__traceback__.tb_next is None:
                 # Raised by this function's own code, not the env's: its step result did not convert (float()
                 # of the reward, or the unpacking, which leaves the last step's float in ``reward``).
@@ -570,9 +569,9 @@ class RolloutWorker:
                 except NameError:  # the first step's result did not unpack
                     problem = None
                 if problem is not None:
-                    raise EnvOutputError(f"{self.describe(split, i)} returned {problem}; this was {during}") from None
+                    raise EnvOutputError(f"{self.describe(split, i)} returned {problem}; this was {_DURING_WARM_UP}") from None
             raise EnvOutputError(
-                _error_report(f"{self.describe(split, i)} raised {_exception_line(exc)} {during}", exc)
+                _error_report(f"{self.describe(split, i)} raised {_exception_line(exc)} {_DURING_WARM_UP}", exc)
             ) from exc
         return obs, episode_return, episode_length
 
@@ -804,6 +803,8 @@ def _exit_now(status: int) -> None:
 
 
 # ---- validation of env outputs (observations, rewards) and error reports ---------------------------------------
+
+_DURING_WARM_UP = "during its decorrelation warm-up (--decorrelate_envs_on_one_worker)"
 
 _log = logging.getLogger(__name__)
 
