@@ -57,4 +57,4 @@ esac
 log "building the tests in $BUILD_DIR (also scripts the fixtures with $VENV/bin/python)"
 cmake --build "$BUILD_DIR" --target pysf_cpp_tests
 log "build ready in $(( $(date +%s) - start )) s; running the tests"
-ctest --test-dir "$BUILD_DIR" --output-on-failure
+ctest --test-dir "$BUILD_DIR" --output-on-failure --parallel "$(nproc)"
