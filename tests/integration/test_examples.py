@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from helpers import REPO_ROOT
@@ -94,3 +95,96 @@ def test_mujoco_example_learns_halfcheetah(tmp_path, monkeypatch):
     random_return = _random_policy_return("HalfCheetah-v5", episodes=3)
     assert final > random_return + 100.0, (final, random_return)  # random actions: -210 to -255, sd 45 per episode
     print(f"HalfCheetah-v5: {final} after 200k steps, random actions {random_return:.1f}")
+
+
+# ---- VizDoom ----------------------------------------------------------------------------------------------
+
+
+def _vizdoom_example():
+    pytest.importorskip("vizdoom")
+    sys.path.insert(0, str(REPO_ROOT / "examples"))
+    try:
+        import train_vizdoom
+    finally:
+        sys.path.pop(0)
+    return train_vizdoom
+
+
+def test_vizdoom_example_trains_doom_basic(tmp_path):
+    pytest.importorskip("vizdoom")
+    output = run_example(
+        tmp_path, "train_vizdoom.py", "--env", "doom_basic", "--num_workers", "1", "--num_envs_per_worker", "4",
+        "--batch_size", "256", "--train_for_env_steps", "4096",
+    )
+    assert "exploration_loss=symmetric_kl" in output and "obs_scale=255.0" in output and "res_w=128" in output
+
+
+def test_vizdoom_envs_are_sample_factorys_doom_stack():
+    example = _vizdoom_example()
+    cfg = example.parse_doom_args(["--env", "doom_basic", "--experiment", "x"])
+    env = example.make_doom_env("doom_basic", cfg)
+    try:
+        assert env.observation_space.shape == (3, 72, 128) and env.observation_space.dtype == np.uint8
+        assert env.action_space.n == 4  # nothing, then MOVE_LEFT, MOVE_RIGHT, ATTACK alone
+        obs, _ = env.reset(seed=3)
+        assert obs.shape == (3, 72, 128) and obs.dtype == np.uint8 and obs.max() > obs.min()
+        obs, reward, terminated, truncated, info = env.step(0)
+        # basic.cfg: a living reward of -1 per tic, 4 tics per step, scaled by 0.01
+        assert reward == pytest.approx(-0.04) and info["num_frames"] == 4 and not (terminated or truncated)
+        steps = 1
+        while not (terminated or truncated):
+            obs, reward, terminated, truncated, info = env.step(0)
+            steps += 1
+        assert truncated and not terminated and steps == 300 // 4  # episode_timeout = 300 tics, an idle player
+        assert obs.shape == (3, 72, 128)
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="unknown Doom env 'doom_nope'; this example has doom_basic, "):
+        example.make_doom_env("doom_nope", cfg)
+
+
+def test_health_gathering_shaping_rewards_each_health_gain_and_reports_the_unshaped_return():
+    example = _vizdoom_example()
+    import gymnasium as gym
+
+    class HealthScript(gym.Env):
+        observation_space = gym.spaces.Box(0, 1, (1,))
+        action_space = gym.spaces.Discrete(1)
+        healths = [100.0, 92.0, 100.0, 100.0, 84.0, 96.0]
+
+        def reset(self, *, seed=None, options=None):
+            self.t = 0
+            return np.zeros(1, np.float32), {"HEALTH": self.healths[0]}
+
+        def step(self, action):
+            self.t += 1
+            done = self.t == len(self.healths) - 1
+            return np.zeros(1, np.float32), 1.0, done, False, {"HEALTH": self.healths[self.t]}
+
+    env = example.HealthGatheringShaping(HealthScript())
+    env.reset()
+    rewards, info = [], {}
+    for _ in range(5):
+        _, reward, terminated, _, info = env.step(0)
+        rewards.append(reward)
+    assert rewards == [1.0, 2.0, 1.0, 1.0, 1.0]  # +1 when health rose (92 -> 100); none on the final step
+    assert terminated and info["true_objective"] == 5.0
+
+
+def test_doom_health_gathering_steps_with_its_shaping():
+    example = _vizdoom_example()
+    cfg = example.parse_doom_args(["--env", "doom_health_gathering", "--experiment", "x", "--res_w", "64", "--res_h", "48"])
+    env = example.make_doom_env("doom_health_gathering", cfg)
+    try:
+        assert env.observation_space.shape == (3, 48, 64) and env.action_space.n == 4
+        _, info = env.reset(seed=0)
+        assert 0 < info["HEALTH"] <= 100.0
+        total, true_objective, done = 0.0, None, False
+        while not done:
+            _, reward, terminated, truncated, info = env.step(3)  # forward, into the acid floor and the medkits
+            total += reward
+            done = terminated or truncated
+        true_objective = info["true_objective"]
+        assert terminated and true_objective > 0 and total >= true_objective
+    finally:
+        env.close()

@@ -37,14 +37,18 @@ def _sample_factory_wheel() -> Path:
 
 @pytest.fixture(scope="module")
 def sf_examples(tmp_path_factory) -> Path:
-    """A folder holding Sample Factory's ``sf_examples`` package, ``sample_factory`` renamed to ``pysf``."""
+    """A folder holding Sample Factory's ``sf_examples`` package (its data files too), ``sample_factory`` renamed to
+    ``pysf`` in the code."""
     root = tmp_path_factory.mktemp("sf_examples")
     with zipfile.ZipFile(_sample_factory_wheel()) as wheel:
         for name in wheel.namelist():
-            if name.startswith("sf_examples/") and name.endswith(".py"):
+            if name.startswith("sf_examples/") and not name.endswith("/"):
                 target = root / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(wheel.read(name).decode("utf-8").replace("sample_factory", "pysf"))
+                if name.endswith(".py"):
+                    target.write_text(wheel.read(name).decode("utf-8").replace("sample_factory", "pysf"))
+                else:  # data: VizDoom's scenarios
+                    target.write_bytes(wheel.read(name))
     return root
 
 
@@ -72,3 +76,15 @@ def test_the_multi_agent_example_trains_and_enjoys(sf_examples, tmp_path):
     )
     assert "Avg episode rewards: #0: " in output and ", #1: " in output, output[-3000:]
     assert output.rstrip().splitlines()[-1].startswith("(0, "), output[-3000:]
+
+
+def test_the_vizdoom_example_trains_doom_basic(sf_examples, tmp_path):
+    """``vizdoom/train_vizdoom``: Sample Factory's own Doom env stack (its scenarios, wrappers and encoder)."""
+    pytest.importorskip("vizdoom")
+    output = _run_example(
+        sf_examples, "sf_examples.vizdoom.train_vizdoom", "--env=doom_basic", "--experiment=doom",
+        f"--train_dir={tmp_path}", "--train_for_env_steps=4096", "--num_workers=1", "--num_envs_per_worker=4",
+        "--batch_size=256", "--device=cpu",
+    )
+    assert "Result:" in output and "Doom resolution: 160x120, resize resolution: (128, 72)" in output, output[-3000:]
+    assert list((tmp_path / "doom" / "checkpoint_p0").glob("checkpoint_*.pth"))
