@@ -11,9 +11,9 @@ frames are counted in tics. Actions are Sample Factory's flat sets: 0 does nothi
 ``k``-th button alone. The health-gathering scenarios add Sample Factory's shaping (+1 whenever health goes up) and
 report the unshaped episode reward as ``true_objective``; ``doom_basic``'s rewards are scaled by 0.01.
 
-The scenarios are vizdoom's own ``.cfg``/``.wad`` files (``vizdoom.scenarios_path``). Sample Factory ships its own
-copies: they differ in details (e.g. its ``health_gathering.cfg`` has a fourth button), so scores are comparable
-in kind, not to the digit.
+The scenarios are vizdoom's own ``.cfg``/``.wad`` files (``vizdoom.scenarios_path``), with the buttons and rewards
+that Sample Factory's copies of the ``.cfg`` files set differently (:data:`SCENARIOS`); other details (e.g. the
+HUD, rendered in its ``basic``) may still differ, so scores are comparable in kind, not to the digit.
 """
 
 from __future__ import annotations
@@ -37,16 +37,25 @@ GAME_WIDTH, GAME_HEIGHT = 160, 120  # the game renders this; the model sees --re
 
 @dataclass(frozen=True)
 class DoomScenario:
+    """A vizdoom scenario and what Sample Factory's copy of its ``.cfg`` sets differently (None: as vizdoom's)."""
+
     config_file: str  # in vizdoom.scenarios_path
     reward_scale: float = 1.0
     health_shaping: bool = False  # +1 whenever health goes up; the unshaped return is the true objective
+    buttons: Optional[Tuple[str, ...]] = None  # vizdoom.Button names, in action order
+    living_reward: Optional[float] = None
+    death_penalty: Optional[float] = None
 
 
+# Sample Factory's gathering scenarios reward little but the medkits (its shaping): vizdoom's give +1 per tic alive
+# and -100 for dying, which swamps the shaping (a 500k-frame run stayed at random's return).
+_GATHERING = dict(health_shaping=True, buttons=("TURN_LEFT", "TURN_RIGHT", "MOVE_FORWARD", "MOVE_BACKWARD"),
+                  living_reward=0.01, death_penalty=0.0)
 SCENARIOS: Dict[str, DoomScenario] = {
     "doom_basic": DoomScenario("basic.cfg", reward_scale=0.01),
-    "doom_health_gathering": DoomScenario("health_gathering.cfg", health_shaping=True),
-    "doom_health_gathering_supreme": DoomScenario("health_gathering_supreme.cfg", health_shaping=True),
-    "doom_my_way_home": DoomScenario("my_way_home.cfg"),
+    "doom_health_gathering": DoomScenario("health_gathering.cfg", **_GATHERING),
+    "doom_health_gathering_supreme": DoomScenario("health_gathering_supreme.cfg", **_GATHERING),
+    "doom_my_way_home": DoomScenario("my_way_home.cfg", buttons=("TURN_LEFT", "TURN_RIGHT", "MOVE_FORWARD", "MOVE_BACKWARD")),
     "doom_defend_the_center": DoomScenario("defend_the_center.cfg"),
     "doom_defend_the_line": DoomScenario("defend_the_line.cfg"),
 }
@@ -67,7 +76,7 @@ class DoomEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"]}
 
-    def __init__(self, config_path: str, skip_frames: int = 4, render_mode: Optional[str] = None):
+    def __init__(self, scenario: DoomScenario, skip_frames: int = 4, render_mode: Optional[str] = None):
         import vizdoom
 
         if render_mode not in (None, "rgb_array"):
@@ -77,7 +86,13 @@ class DoomEnv(gym.Env):
         self.render_mode = render_mode
         self._skip_frames = skip_frames
         self._game = vizdoom.DoomGame()
-        self._game.load_config(config_path)
+        self._game.load_config(os.path.join(vizdoom.scenarios_path, scenario.config_file))
+        if scenario.buttons is not None:
+            self._game.set_available_buttons([getattr(vizdoom.Button, name) for name in scenario.buttons])
+        if scenario.living_reward is not None:
+            self._game.set_living_reward(scenario.living_reward)
+        if scenario.death_penalty is not None:
+            self._game.set_death_penalty(scenario.death_penalty)
         self._game.set_window_visible(False)
         self._game.set_mode(vizdoom.Mode.PLAYER)
         self._game.set_screen_format(vizdoom.ScreenFormat.RGB24)
@@ -155,11 +170,9 @@ class HealthGatheringShaping(gym.Wrapper):
 
 def make_doom_env(env_name: str, cfg=None, env_config=None, render_mode: Optional[str] = None) -> gym.Env:
     """The env ``env_name`` (a key of :data:`SCENARIOS`) with Sample Factory's Doom wrapper stack."""
-    import vizdoom
-
     scenario = doom_scenario(env_name)
     skip_frames = int(cfg.env_frameskip) if cfg is not None else 4
-    env: gym.Env = DoomEnv(os.path.join(vizdoom.scenarios_path, scenario.config_file), skip_frames, render_mode)
+    env: gym.Env = DoomEnv(scenario, skip_frames, render_mode)
     width, height = (cfg.res_w, cfg.res_h) if cfg is not None else (128, 72)
     if (width, height) != (GAME_WIDTH, GAME_HEIGHT):
         env = ResizeWrapper(env, width, height, grayscale=False, area_interpolation=True)

@@ -200,6 +200,15 @@ def _add_system_args(p: ArgumentParser) -> None:
         "AOTInductor ahead-of-time compiled model (not available yet).",
     )
     p.add_argument(
+        "--torch_threads",
+        type=int,
+        default=0,
+        help="pysf-specific: PyTorch's intra-op threads in the training process, shared by the learner and "
+        "inference (one setting per process). 0 (default): one per CPU core available to the process when the "
+        "model has a conv encoder (image observations: the learner's convolutions then bound the run), else 1, "
+        "as Sample Factory's learner and inference workers use. Env worker processes always use 1.",
+    )
+    p.add_argument(
         "--num_workers",
         type=int,
         default=multiprocessing.cpu_count(),

@@ -120,6 +120,8 @@ def _verify_cfg(cfg: Config, env_info: "EnvInfo", recurrence_is_auto: bool) -> N
     non_positive = [f"--{name}={getattr(cfg, name)}" for name in _POSITIVE_INT_FLAGS if int(getattr(cfg, name)) < 1]
     if non_positive:
         errors.append(f"{', '.join(non_positive)}: these flags must be positive integers (>= 1).")
+    if int(cfg.torch_threads) < 0:
+        errors.append(f"--torch_threads={cfg.torch_threads}: use a number of threads, or 0 for the automatic choice.")
     if num_agents < 1:
         errors.append(f"The env reports num_agents={num_agents}; an env must have at least one agent.")
     if num_agents > 1 and getattr(cfg, "episode_counter", False):

@@ -407,3 +407,8 @@ def test_close_matches_is_case_insensitive_and_ordered() -> None:
     matches = close_matches("cartpole-v1", ["Pendulum-v1", "CartPole-v0", "CartPole-v1"])
     assert matches[:2] == ["CartPole-v1", "CartPole-v0"]
     assert close_matches("abc", []) == []
+
+
+def test_negative_torch_threads_are_rejected():
+    with pytest.raises(ValueError, match=r"--torch_threads=-1: use a number of threads, or 0 for the automatic choice"):
+        verify_cfg(make_cfg("--torch_threads=-1"), ENV_INFO)

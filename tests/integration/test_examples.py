@@ -100,8 +100,11 @@ def test_mujoco_example_learns_halfcheetah(tmp_path, monkeypatch):
 # ---- VizDoom ----------------------------------------------------------------------------------------------
 
 
-def _vizdoom_example():
+@pytest.fixture
+def vizdoom_example(tmp_path, monkeypatch):
+    """examples/train_vizdoom.py as a module, run from a scratch folder (vizdoom writes _vizdoom.ini there)."""
     pytest.importorskip("vizdoom")
+    monkeypatch.chdir(tmp_path)
     sys.path.insert(0, str(REPO_ROOT / "examples"))
     try:
         import train_vizdoom
@@ -119,8 +122,8 @@ def test_vizdoom_example_trains_doom_basic(tmp_path):
     assert "exploration_loss=symmetric_kl" in output and "obs_scale=255.0" in output and "res_w=128" in output
 
 
-def test_vizdoom_envs_are_sample_factorys_doom_stack():
-    example = _vizdoom_example()
+def test_vizdoom_envs_are_sample_factorys_doom_stack(vizdoom_example):
+    example = vizdoom_example
     cfg = example.parse_doom_args(["--env", "doom_basic", "--experiment", "x"])
     env = example.make_doom_env("doom_basic", cfg)
     try:
@@ -143,8 +146,8 @@ def test_vizdoom_envs_are_sample_factorys_doom_stack():
         example.make_doom_env("doom_nope", cfg)
 
 
-def test_health_gathering_shaping_rewards_each_health_gain_and_reports_the_unshaped_return():
-    example = _vizdoom_example()
+def test_health_gathering_shaping_rewards_each_health_gain_and_reports_the_unshaped_return(vizdoom_example):
+    example = vizdoom_example
     import gymnasium as gym
 
     class HealthScript(gym.Env):
@@ -171,20 +174,22 @@ def test_health_gathering_shaping_rewards_each_health_gain_and_reports_the_unsha
     assert terminated and info["true_objective"] == 5.0
 
 
-def test_doom_health_gathering_steps_with_its_shaping():
-    example = _vizdoom_example()
+def test_doom_health_gathering_steps_with_its_shaping(vizdoom_example):
+    example = vizdoom_example
     cfg = example.parse_doom_args(["--env", "doom_health_gathering", "--experiment", "x", "--res_w", "64", "--res_h", "48"])
     env = example.make_doom_env("doom_health_gathering", cfg)
     try:
-        assert env.observation_space.shape == (3, 48, 64) and env.action_space.n == 4
+        # nothing, then TURN_LEFT, TURN_RIGHT, MOVE_FORWARD, MOVE_BACKWARD alone (Sample Factory's buttons)
+        assert env.observation_space.shape == (3, 48, 64) and env.action_space.n == 5
         _, info = env.reset(seed=0)
         assert 0 < info["HEALTH"] <= 100.0
-        total, true_objective, done = 0.0, None, False
+        total, steps, done = 0.0, 0, False
         while not done:
-            _, reward, terminated, truncated, info = env.step(3)  # forward, into the acid floor and the medkits
-            total += reward
+            _, reward, terminated, truncated, info = env.step(3)  # forward, over the acid floor and into medkits
+            total, steps = total + reward, steps + 1
             done = terminated or truncated
-        true_objective = info["true_objective"]
-        assert terminated and true_objective > 0 and total >= true_objective
+        # Sample Factory's rewards: 0.01 per tic alive, nothing for dying, +1 per medkit (the shaping)
+        assert terminated and info["true_objective"] == pytest.approx(0.01 * 4 * steps, abs=0.05)
+        assert total == pytest.approx(info["true_objective"] + round(total - info["true_objective"]))
     finally:
         env.close()
