@@ -162,6 +162,7 @@ REFERENCE_TRAINING_DEFAULTS: Dict[str, Any] = {
 PYSF_TRAINING_DEFAULTS: Dict[str, Any] = {
     "inference_backend": "auto",
     "env_backend": "auto",
+    "torch_threads": 0,
 }
 
 # Evaluation-only flags (parse_sf_args(evaluation=True)).
