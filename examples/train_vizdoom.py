@@ -4,6 +4,7 @@
     pip install 'pysf[vizdoom]'
     python examples/train_vizdoom.py --env doom_basic --experiment doom_basic
     python examples/train_vizdoom.py --env doom_health_gathering --experiment health --train_for_env_steps 5000000
+    python examples/enjoy_vizdoom.py --env doom_basic --experiment doom_basic --no_render --max_num_episodes 10
 
 Each env is one ``vizdoom.DoomGame`` (no window) rendering 160x120 RGB frames, resized to ``--res_w`` x ``--res_h``
 (128x72) and handed to the model as uint8 CHW images; ``--env_frameskip`` (4) game tics pass per action, and env

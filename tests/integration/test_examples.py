@@ -120,6 +120,13 @@ def test_vizdoom_example_trains_doom_basic(tmp_path):
         "--batch_size", "256", "--train_for_env_steps", "4096",
     )
     assert "exploration_loss=symmetric_kl" in output and "obs_scale=255.0" in output and "res_w=128" in output
+    evaluation = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "examples" / "enjoy_vizdoom.py"), "--env", "doom_basic", "--experiment", "ex",
+         "--train_dir", str(tmp_path), "--no_render", "--max_num_episodes", "2"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert evaluation.returncode == 0, evaluation.stdout[-3000:] + evaluation.stderr[-3000:]
+    assert "Avg episode rewards" in evaluation.stdout + evaluation.stderr
 
 
 def test_vizdoom_envs_are_sample_factorys_doom_stack(vizdoom_example):
