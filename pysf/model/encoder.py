@@ -213,7 +213,7 @@ class MultiInputEncoder(Encoder):
             shape = obs_space[obs_key].shape
             if len(shape) == 1:
                 encoder_fn = MlpEncoder
-            elif len(shape) > 1:
+            elif _is_image_shape(shape):
                 encoder_fn = make_img_encoder
             else:
                 raise NotImplementedError(
@@ -234,6 +234,17 @@ class MultiInputEncoder(Encoder):
 
     def get_out_size(self) -> int:
         return self.encoder_out_size
+
+
+def _is_image_shape(shape: Sequence[int]) -> bool:
+    """The rule the default encoder picks convolutions by: 2 or more dimensions."""
+    return len(shape) > 1
+
+
+def has_conv_encoder(obs_space: spaces.Space) -> bool:
+    """Whether the default encoder of ``obs_space`` (a Dict, or one space) has convolutions: some entry is an image."""
+    subspaces = obs_space.spaces.values() if isinstance(obs_space, spaces.Dict) else [obs_space]
+    return any(_is_image_shape(subspace.shape or ()) for subspace in subspaces)
 
 
 def default_make_encoder_func(cfg: Config, obs_space: ObsSpace) -> Encoder:

@@ -31,7 +31,7 @@ from pysf.model.actor_critic import (
 )
 from pysf.model.core import ModelCoreIdentity, ModelCoreRNN, default_make_core_func
 from pysf.model.decoder import MlpDecoder
-from pysf.model.encoder import ConvEncoder, MlpEncoder, MultiInputEncoder, ResnetEncoder
+from pysf.model.encoder import ConvEncoder, MlpEncoder, MultiInputEncoder, ResnetEncoder, has_conv_encoder
 from pysf.model.model_utils import get_rnn_size
 
 OUTPUT_KEYS = {"values", "action_logits", "actions", "log_prob_actions", "new_rnn_states"}
@@ -755,3 +755,14 @@ def test_eager_only_attributes_are_ignored_by_torchscript():
         assert "action_space" in m.__jit_ignored_attributes__
     scripted = torch.jit.script(model)
     assert set(scripted.state_dict()) == set(model.state_dict())
+
+
+@pytest.mark.parametrize("space, conv", [
+    (spaces.Dict(obs=spaces.Box(0, 255, (3, 72, 128), dtype=np.uint8)), True),
+    (spaces.Dict(obs=spaces.Box(-1, 1, (4,))), False),
+    (spaces.Box(0, 255, (84, 84)), True),  # a bare (not Dict) space counts too
+    (spaces.Dict(obs=spaces.Box(-1, 1, (4,)), screen=spaces.Box(0, 1, (1, 8, 8))), True),
+    (spaces.Dict(obs=spaces.Box(-1, 1, (4,)), action_mask=spaces.MultiBinary(3)), False),
+])
+def test_conv_models_are_recognised_by_their_observation_shapes(space, conv):
+    assert has_conv_encoder(space) is conv

@@ -34,6 +34,7 @@ from pysf.algo.utils.env_info import EnvInfo, obtain_env_info
 from pysf.algo.utils.misc import ExperimentStatus
 from pysf.algo.utils.multiprocessing_utils import signal_name, stop_signals_handled_by
 from pysf.algo.utils.torch_utils import init_torch_runtime
+from pysf.model.encoder import has_conv_encoder
 from pysf.model.model_utils import get_rnn_size
 from pysf.utils.atomic_files import FileWriteError, write_atomically
 from pysf.utils.typing import Config, PolicyID
@@ -201,7 +202,7 @@ class Runner:
 
         if cfg.device == "gpu":  # Sample Factory's default; on a machine with a GPU verify_cfg stopped already
             log.info("--device=gpu: this machine has no CUDA device; the learner and inference run on the CPU")
-        threads = init_torch_runtime(cfg, self.env_info.obs_space)
+        threads = init_torch_runtime(cfg, conv_model=has_conv_encoder(self.env_info.obs_space))
         log.debug("PyTorch uses %d thread(s) in this process (--torch_threads=%d)", threads, cfg.torch_threads)
         set_main_process_niceness(cfg)
         if cfg.seed is not None:

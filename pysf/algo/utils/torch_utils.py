@@ -6,7 +6,6 @@ import os
 from typing import Sequence
 
 import torch
-from gymnasium import spaces
 from torch import Tensor, nn
 
 from pysf.utils.typing import Config
@@ -28,27 +27,22 @@ def masked_select(x: Tensor, mask: Tensor, num_non_mask: int) -> Tensor:
     return torch.masked_select(x, mask)
 
 
-def has_conv_encoder(obs_space: spaces.Space) -> bool:
-    """Whether the default encoder of ``obs_space`` has convolutions: some entry has 2 or more dimensions (the
-    rule :class:`pysf.model.encoder.MultiInputEncoder` picks its encoders by)."""
-    subspaces = obs_space.spaces.values() if isinstance(obs_space, spaces.Dict) else [obs_space]
-    return any(len(subspace.shape or ()) > 1 for subspace in subspaces)
 
-
-def torch_threads(cfg: Config, obs_space: spaces.Space) -> int:
+def torch_threads(cfg: Config, conv_model: bool) -> int:
     """The intra-op threads of the training process: ``--torch_threads``, or with 0 one per available core for a
-    conv model and 1 otherwise. Measured on 2 cores (benchmarks/RESULTS.md, "Threads of the training process"):
-    the learner bounds conv runs and gains from the second core; small MLPs lose to OpenMP's hand-offs."""
+    conv model (:func:`pysf.model.encoder.has_conv_encoder`) and 1 otherwise. Measured on 2 cores
+    (benchmarks/RESULTS.md, "Threads of the training process"): the learner bounds conv runs and gains from the
+    second core; small MLPs lose to OpenMP's hand-offs."""
     if int(cfg.torch_threads) > 0:
         return int(cfg.torch_threads)
-    if not has_conv_encoder(obs_space):
+    if not conv_model:
         return 1
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def init_torch_runtime(cfg: Config, obs_space: spaces.Space) -> int:
+def init_torch_runtime(cfg: Config, conv_model: bool) -> int:
     """Set the training process's PyTorch threads (:func:`torch_threads`); returns the count. Process-wide: the
     learner and the inference threads share it (PyTorch keeps one intra-op setting per process)."""
-    threads = torch_threads(cfg, obs_space)
+    threads = torch_threads(cfg, conv_model)
     torch.set_num_threads(threads)
     return threads
