@@ -120,6 +120,13 @@ class ActorCritic(nn.Module, Configurable):
             return encoder.type_for_input_tensor(input_tensor_name)
         return torch.float32
 
+    def memory_format_for_input_tensor(self, input_tensor_name: str) -> torch.memory_format:
+        """Memory order of a learner batch of observation key ``input_tensor_name`` (see ``Encoder``)."""
+        encoder = self._input_encoder()
+        if encoder is not None and hasattr(encoder, "memory_format_for_input_tensor"):
+            return encoder.memory_format_for_input_tensor(input_tensor_name)
+        return torch.contiguous_format
+
     def normalize_obs(self, obs: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """Observation normalization (updates running statistics in training mode)."""
         return self.obs_normalizer(obs)

@@ -47,6 +47,11 @@ class Encoder(ModelModule):
         """Dtype observation ``input_tensor_name`` is converted to before the model (float32 by default)."""
         return torch.float32
 
+    def memory_format_for_input_tensor(self, input_tensor_name: str) -> torch.memory_format:
+        """Memory order the learner lays a batch of observation ``input_tensor_name`` out in, once per batch
+        (contiguous by default; pysf's conv encoders take channels-last images, see ``channels_last``)."""
+        return torch.contiguous_format
+
 
 class MlpEncoder(Encoder):
     """Linear + activation per ``--encoder_mlp_layers`` entry over a 1-D observation tensor."""
@@ -135,6 +140,9 @@ class ConvEncoder(Encoder):
         """``[B, C, H, W] -> [B, F]``."""
         return self.enc(obs)
 
+    def memory_format_for_input_tensor(self, input_tensor_name: str) -> torch.memory_format:
+        return torch.channels_last
+
     def get_out_size(self) -> int:
         return self.encoder_out_size
 
@@ -191,6 +199,9 @@ class ResnetEncoder(Encoder):
     def get_out_size(self) -> int:
         return self.encoder_out_size
 
+    def memory_format_for_input_tensor(self, input_tensor_name: str) -> torch.memory_format:
+        return torch.channels_last
+
 
 def make_img_encoder(cfg: Config, obs_space: ObsSpace) -> Encoder:
     """Conv net or ResNet image encoder according to ``--encoder_conv_architecture``."""
@@ -231,6 +242,12 @@ class MultiInputEncoder(Encoder):
         if len(encodings) == 1:
             return encodings[0]
         return torch.cat(encodings, 1)
+
+    def memory_format_for_input_tensor(self, input_tensor_name: str) -> torch.memory_format:
+        encoder = self.encoders[input_tensor_name] if input_tensor_name in self.encoders else None
+        if isinstance(encoder, Encoder):
+            return encoder.memory_format_for_input_tensor(input_tensor_name)
+        return torch.contiguous_format
 
     def get_out_size(self) -> int:
         return self.encoder_out_size

@@ -160,7 +160,7 @@ def test_prepare_batch_gae_returns():
         assert torch.allclose(returns, torch.tensor(expected) + values[n, :-1], atol=1e-5)
 
 
-def test_prepare_batch_copies_nothing_the_loss_does_not_need_and_minibatches_gather_once():
+def test_prepare_batch_copies_only_what_the_loss_reads_and_consecutive_minibatches_are_views():
     cfg = small_cfg(normalize_input=False, normalize_returns=False)
     learner = Learner(cfg, ENV_INFO)
     batch = fake_batch(cfg)
@@ -168,10 +168,8 @@ def test_prepare_batch_copies_nothing_the_loss_does_not_need_and_minibatches_gat
     shares = lambda a, b: a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()  # noqa: E731
     for key in ("actions", "action_logits", "log_prob_actions"):
         assert shares(data.steps[key], batch[key]), key
-    for key in ("rnn_states", "values"):
-        assert shares(data.with_bootstrap[key], batch[key]), key
-    assert shares(data.with_bootstrap["obs"]["obs"], batch["obs"]["obs"])  # float32 and not normalized: no copy
-    assert set(data.steps) == {"actions", "action_logits", "log_prob_actions", "valids", "advantages", "returns"}
+    assert set(data.steps) == {"actions", "action_logits", "log_prob_actions", "valids", "advantages", "returns",
+                               "rnn_states", "values", "obs"}
 
     t = cfg.rollout
     indices = torch.tensor([0, 3, 4, 9, 31, 17])
@@ -181,6 +179,32 @@ def test_prepare_batch_copies_nothing_the_loss_does_not_need_and_minibatches_gat
     assert torch.equal(mb["values"], batch["values"][traj, step]) and torch.equal(mb["actions"], batch["actions"][traj, step])
     assert torch.equal(mb["rnn_states"], batch["rnn_states"][traj, step])
     assert torch.equal(mb["advantages"], data.steps["advantages"].view(8, t)[traj, step])
+
+    consecutive = data.minibatch(slice(t, 3 * t))  # trajectories 1 and 2: views, the same values
+    assert shares(consecutive["obs"]["obs"], data.steps["obs"]["obs"])
+    assert torch.equal(consecutive["obs"]["obs"], batch["obs"]["obs"][1:3, :t].reshape(2 * t, -1))
+    assert torch.equal(consecutive["values"], batch["values"][1:3, :t].reshape(-1))
+
+
+def test_image_batches_are_laid_out_for_their_encoder_and_normalized_like_an_nchw_batch():
+    info = EnvInfo(obs_space=spaces.Dict(obs=spaces.Box(0, 255, (3, 40, 40), dtype=np.uint8)), action_space=spaces.Discrete(3))
+    cfg = small_cfg(normalize_input=True, obs_scale=255.0, encoder_conv_architecture="convnet_simple")
+    learner = Learner(cfg, info)
+    assert learner.actor_critic.memory_format_for_input_tensor("obs") == torch.channels_last
+    n, t = 4, cfg.rollout
+    frames = torch.randint(0, 255, (n, t + 1, 3, 40, 40), dtype=torch.uint8)
+    batch = fake_batch(cfg, num_traj=n)
+    batch["obs"] = TensorDict(obs=frames)
+    data = learner.prepare_batch(batch)
+    images = data.steps["obs"]["obs"]
+    assert images.dtype == torch.float32 and images.is_contiguous(memory_format=torch.channels_last)
+    scaled = frames.double() / 255.0
+    rows = n * (t + 1)  # the statistics cover all T+1 steps, merged with the prior (mean 0, variance 1, count 1)
+    batch_mean, batch_var = scaled.mean(dim=(0, 1)), scaled.var(dim=(0, 1), unbiased=False)
+    mean = batch_mean * rows / (rows + 1)
+    std = ((1.0 + batch_var * rows + batch_mean**2 * rows / (rows + 1)) / (rows + 1) + 1e-5).sqrt()
+    expected = ((scaled[:, :t] - mean) / std).clamp(-5, 5).reshape(n * t, 3, 40, 40).float()
+    torch.testing.assert_close(images, expected, atol=2e-5, rtol=1e-5)
 
 
 def test_prepare_batch_keeps_dones_and_rewards_only_where_they_are_read():
@@ -382,11 +406,14 @@ def parity_fingerprint(stats, learner: Learner) -> dict:
 # Recorded on 2026-12-01 from the learner at commit 0fa9859 (before the issue-11 rewrite) by running
 # run_parity + parity_fingerprint for each config on an x86-64 CPU where
 # torch.backends.cpu.get_cpu_capability() == 'AVX2' (torch 2.13.0+cpu); same on 1 and 2 threads.
+# Re-recorded on 2026-12-02 when the observation statistics became float64 moments merged chunk by chunk
+# (running_mean_std.py) over step-rows-first batches: the digests changed, while every last_stats figure and
+# param_abs_sum stayed equal to the 0fa9859 record within 3e-16 relative (float64 rounding).
 RECORDED_CPU_CAPABILITY = "AVX2"
 RECORDED = {
     'ff_gae': dict(
-        stats_sha256='5aacd723464c7dbfdb37620f786569213b57d7449a867d75ed6c16601ff25eef',
-        state_sha256='a3a7c45b7413eb970abe1d5b7ea59b4924a6c0472a671d89167575ef97191e16',
+        stats_sha256='32d552dcd3e82ec76d9551f31f9bc034762500653ff20f68178f18f4de899c9c',
+        state_sha256='cbe80c68567f3f36cf83ecf0b63044457e053b1d9ca88e3737cd1570bdb8dc11',
         param_abs_sum=22.796388839837164,
         lrs=[0.0001, 0.0001, 0.0001],
         last_stats=dict(
@@ -397,15 +424,15 @@ RECORDED = {
             kl_divergence=0.31374749541282654, kl_divergence_max=0.6237105131149292, value_delta=0.8410955667495728,
             value_delta_max=2.4381141662597656, fraction_clipped=0.875, ratio_mean=1.959754467010498,
             ratio_min=0.41848403215408325, ratio_max=8.3960542678833, max_abs_logprob=1.6382646560668945, lr=0.0001,
-            actual_lr=0.0001, num_sgd_steps=4, valids_fraction=1.0, same_policy_fraction=0.25,
-            version_diff_avg=2.125, version_diff_min=0.0, version_diff_max=5.0,
-            obs_running_mean=0.006924800109118223, obs_running_std=0.5783625841140747,
-            returns_running_mean=1.482718345891569, returns_running_std=0.9281618849084684,
+            actual_lr=0.0001, num_sgd_steps=4, valids_fraction=1.0, same_policy_fraction=0.25, version_diff_avg=2.125,
+            version_diff_min=0.0, version_diff_max=5.0, obs_running_mean=0.006924800109118223,
+            obs_running_std=0.5783625841140747, returns_running_mean=1.4827183458915694,
+            returns_running_std=0.9281618849084684,
         ),
     ),
     'ff_stale_kl': dict(
-        stats_sha256='bf41bb0b516c5c197c23d2e16760e3d8d3dcfa704636ff604c98922e4dfabca5',
-        state_sha256='de93b8a027a65d3d24adf360f6942302bdedd3b1399bd5d1cd9cbb5fb34c5b64',
+        stats_sha256='c19761dce5cd96918317fd15254da993fe46b9670338689396365773bea88e3a',
+        state_sha256='84fc0a5b991882ebab3ae160c8450d12d177b5d892e2ec4529a700e8e2656133',
         param_abs_sum=22.7958846690226,
         lrs=[1.9753086419753087e-05, 3.901844231062338e-06, 1e-06],
         last_stats=dict(
@@ -418,50 +445,50 @@ RECORDED = {
             ratio_min=0.42101243138313293, ratio_max=19.2900333404541, max_abs_logprob=1.6379952430725098, lr=1e-06,
             actual_lr=1e-06, num_sgd_steps=4, valids_fraction=0.5, same_policy_fraction=0.25, version_diff_avg=2.125,
             version_diff_min=0.0, version_diff_max=5.0, obs_running_mean=0.006924800109118223,
-            obs_running_std=0.5783625841140747, returns_running_mean=0.6646882573661116,
-            returns_running_std=0.7541191912342252,
+            obs_running_std=0.5783625841140747, returns_running_mean=0.6646882573661115,
+            returns_running_std=0.7541191912342251,
         ),
     ),
     'gru_vtrace': dict(
         stats_sha256='99797ef5c22ae82e92e8bad6f1dea77b28e7f13c2cad77636846db4e8b57067a',
-        state_sha256='b7b2b8a1b456a12993160c49383773d1a719c604be63a61f1acc0c23d72f6c82',
+        state_sha256='21875cbd26425ec28173fd26c662c727046f4e00f690f970b8665630267bdef2',
         param_abs_sum=132.9915040958731,
         lrs=[2.962962962962963e-05, 8.77914951989026e-06, 2.601229487374892e-06],
         last_stats=dict(
             loss=1.771299123764038, policy_loss=1.3648405075073242, value_loss=0.40970784425735474,
-            exploration_loss=-0.0032491714227944613, kl_loss=0.0, entropy=1.083057165145874,
-            value=0.1537473350763321, grad_norm=1.7897555828094482, adv_mean=2.9802322387695312e-08,
-            adv_min=-1.4801913499832153, adv_max=1.8389288187026978, adv_std=1.0327955484390259,
-            kl_divergence=0.4065711498260498, kl_divergence_max=1.0797302722930908, value_delta=1.0333852767944336,
-            value_delta_max=2.7843222618103027, fraction_clipped=0.875, ratio_mean=2.361114501953125,
-            ratio_min=0.4214887320995331, ratio_max=16.02058219909668, max_abs_logprob=1.466787576675415,
-            lr=2.601229487374892e-06, actual_lr=2.601229487374892e-06, num_sgd_steps=6, valids_fraction=1.0,
-            same_policy_fraction=0.25, version_diff_avg=2.125, version_diff_min=0.0, version_diff_max=5.0,
-            obs_running_mean=0.006924800109118223, obs_running_std=0.5783625841140747,
+            exploration_loss=-0.0032491714227944613, kl_loss=0.0, entropy=1.083057165145874, value=0.1537473350763321,
+            grad_norm=1.7897555828094482, adv_mean=2.9802322387695312e-08, adv_min=-1.4801913499832153,
+            adv_max=1.8389288187026978, adv_std=1.0327955484390259, kl_divergence=0.4065711498260498,
+            kl_divergence_max=1.0797302722930908, value_delta=1.0333852767944336, value_delta_max=2.7843222618103027,
+            fraction_clipped=0.875, ratio_mean=2.361114501953125, ratio_min=0.4214887320995331,
+            ratio_max=16.02058219909668, max_abs_logprob=1.466787576675415, lr=2.601229487374892e-06,
+            actual_lr=2.601229487374892e-06, num_sgd_steps=6, valids_fraction=1.0, same_policy_fraction=0.25,
+            version_diff_avg=2.125, version_diff_min=0.0, version_diff_max=5.0, obs_running_mean=0.006924800109118223,
+            obs_running_std=0.5783625841140747,
         ),
     ),
     'box_linear_decay': dict(
-        stats_sha256='c831acc185d8e6b7b641798a6f509ca6fc4eaf89b2ca0e55856e0dc81fc42020',
-        state_sha256='9e51dbc411c6f45f086ffe328ee1a8dad723df6064f29861dea5fa286a4fe60b',
+        stats_sha256='10fd5e2d4f4374d3eedee374a815260205ed79a1e9e6a2eae70a10e175680f04',
+        state_sha256='a87704a80da189656f474938afd96e3a3f6d11c58e3b93b24d18f5159aa899d4',
         param_abs_sum=25.843577279541933,
         lrs=[9.166666666666667e-05, 7.500000000000001e-05, 5.8333333333333326e-05],
         last_stats=dict(
             loss=0.7957504391670227, policy_loss=0.22594940662384033, value_loss=0.5788477063179016,
-            exploration_loss=-0.009046693332493305, kl_loss=0.0, entropy=3.015564441680908,
-            value=0.03711334243416786, grad_norm=0.0, adv_mean=-5.960464477539063e-08, adv_min=-2.098529100418091,
-            adv_max=1.7864185571670532, adv_std=1.0327955484390259, kl_divergence=0.7989758849143982,
-            kl_divergence_max=3.2726643085479736, value_delta=0.9202532768249512, value_delta_max=1.8713501691818237,
-            fraction_clipped=0.9375, ratio_mean=0.6665734052658081, ratio_min=0.05000000074505806,
-            ratio_max=0.9667834043502808, max_abs_logprob=10.696837425231934, lr=5.8333333333333326e-05,
-            actual_lr=5.8333333333333326e-05, num_sgd_steps=2, valids_fraction=1.0, same_policy_fraction=0.125,
-            version_diff_avg=3.0, version_diff_min=1.0, version_diff_max=5.0, obs_running_mean=0.006924800109118223,
-            obs_running_std=0.5783625841140747, returns_running_mean=1.48226789845941,
-            returns_running_std=0.8993401808544935,
+            exploration_loss=-0.009046693332493305, kl_loss=0.0, entropy=3.015564441680908, value=0.03711334243416786,
+            grad_norm=0.0, adv_mean=-5.960464477539063e-08, adv_min=-2.098529100418091, adv_max=1.7864185571670532,
+            adv_std=1.0327955484390259, kl_divergence=0.7989758849143982, kl_divergence_max=3.2726643085479736,
+            value_delta=0.9202532768249512, value_delta_max=1.8713501691818237, fraction_clipped=0.9375,
+            ratio_mean=0.6665734052658081, ratio_min=0.05000000074505806, ratio_max=0.9667834043502808,
+            max_abs_logprob=10.696837425231934, lr=5.8333333333333326e-05, actual_lr=5.8333333333333326e-05,
+            num_sgd_steps=2, valids_fraction=1.0, same_policy_fraction=0.125, version_diff_avg=3.0,
+            version_diff_min=1.0, version_diff_max=5.0, obs_running_mean=0.006924800109118223,
+            obs_running_std=0.5783625841140747, returns_running_mean=1.4822678984594098,
+            returns_running_std=0.8993401808544936,
         ),
     ),
     'action_mask': dict(
         stats_sha256='e33bf19247eb6e884471c196ca724fca614adfa12a748b0149074c5e452ab340',
-        state_sha256='383f3fd9f05b44e4f50535a022a3e7152a7de482d65e90c077469cf3bc552501',
+        state_sha256='45d00b00a8c48e82d9b0bfe2a791f5d01bb5f82d5da7f0219a85bdf49ced5799',
         param_abs_sum=22.803411626526213,
         lrs=[0.0001, 0.0001, 0.0001],
         last_stats=dict(
