@@ -18,10 +18,11 @@ test:  ## the whole test suite (C++ tests included)
 	@$(SETUP)
 	@bash scripts/run_tests.sh
 
-bench:  ## pysf vs Sample Factory vs Stable-Baselines3 on this machine (installs the peers; ~25 min)
+bench:  ## pysf vs Sample Factory vs Stable-Baselines3 on this machine: CartPole, then Pong and HalfCheetah (~50 min)
 	@$(SETUP)
 	@bash benchmarks/peers/setup_peers.sh || echo "[pysf bench] a peer failed to install; it is reported as not installed"
 	@$(PY) -m benchmarks.compare $(BENCH_ARGS)
+	@$(PY) -m benchmarks.suites $(SUITES_ARGS)
 
 wheel:  ## build a wheel into dist/
 	@$(SETUP)

@@ -42,6 +42,7 @@ from benchmarks.report import machine_description, machine_line, markdown_table,
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 THRESHOLD = 475.0
+SECONDS_PAST_TIME_LIMIT = 30.0  # start-up allowance of a run the benchmark ends itself (System.ignores_time_limit)
 DEFAULT_PEERS_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pysf" / "peers"
 Curve = List[Tuple[float, int, float]]  # (seconds since process start, env steps, 100-episode mean reward)
 
@@ -110,13 +111,16 @@ class System:
     describe: str  # the command, for RESULTS.md
     command: Callable[[int, int, float, Path], List[str]]  # (seed, env_steps, time limit, run dir) -> argv
     parse: Callable[[ProcessRun, Path, "TrainingRun"], None]  # fills the run's figures
+    # Sample Factory 2.1.1 accepts --train_for_seconds but never counts its training seconds (its runner's
+    # total_train_seconds stays 0), so the benchmark ends such a run itself, SECONDS_PAST_TIME_LIMIT after the limit.
+    ignores_time_limit: bool = False
 
     def missing(self) -> Optional[str]:
         """Why this system cannot run here (None when it can)."""
         return None if self.python.exists() else f"not installed ({self.python.parent.parent} missing)"
 
 
-def _parse_pysf(process: ProcessRun, run_dir: Path, run: TrainingRun) -> None:
+def parse_pysf_result(process: ProcessRun, run_dir: Path, run: TrainingRun) -> None:
     """pysf reports its own figures in ``<experiment>/result.json``."""
     result = json.loads((run_dir / "exp" / "result.json").read_text())
     run.env_steps = result["env_steps"]
@@ -133,7 +137,7 @@ _SF_REWARD = re.compile(r"Avg episode reward: \[\(0, '(-?[\d.]+|nan)'\)\]")
 _SF_COLLECTED = re.compile(r"Collected \{0: (\d+)\}")
 
 
-def _parse_sample_factory(process: ProcessRun, run_dir: Path, run: TrainingRun) -> None:
+def parse_sample_factory_console(process: ProcessRun, run_dir: Path, run: TrainingRun) -> None:
     """Sample Factory's console: every 5 s a "Fps is (...). Total num frames: N" line, then the 100-episode
     "Avg episode reward"; each point is stamped when its line arrived."""
     frames = 0
@@ -195,11 +199,11 @@ def make_systems(pysf_python: Path, peers_dir: Path) -> Dict[str, System]:
     return {
         "pysf-native": System(
             "pysf-native", pysf_python, "python -m pysf.train --env CartPole-v1 --train_for_env_steps N",
-            pysf_command(), _parse_pysf,
+            pysf_command(), parse_pysf_result,
         ),
         "pysf-gym": System(
             "pysf-gym", pysf_python, "python -m pysf.train --env CartPole-v1 --env_backend gym --train_for_env_steps N",
-            pysf_command("--env_backend", "gym"), _parse_pysf,
+            pysf_command("--env_backend", "gym"), parse_pysf_result,
         ),
         "sample-factory": System(
             "sample-factory", sf_python, "python -m sf_examples.train_gym_env " + " ".join(sf_flags) + " --train_for_env_steps=N",
@@ -207,7 +211,7 @@ def make_systems(pysf_python: Path, peers_dir: Path) -> Dict[str, System]:
                 str(sf_python), "-m", "sf_examples.train_gym_env", *sf_flags, f"--train_for_env_steps={steps}",
                 f"--train_for_seconds={int(seconds)}", f"--seed={seed}", "--experiment=exp", f"--train_dir={run_dir}",
             ],
-            _parse_sample_factory,
+            parse_sample_factory_console, ignores_time_limit=True,
         ),
         "sb3": System(
             "sb3", sb3_python, "python benchmarks/peers/sb3_cartpole.py --env_steps N  (PPO, rl-zoo hyperparameters)",
@@ -227,9 +231,11 @@ def train_once(system: System, rep: int, seed: int, env_steps: int, time_limit: 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("PYTHONPATH", None)  # peers must not see pysf's source tree
     # The hard limit leaves room for start-up and the final checkpoint after the trainer's own time limit.
-    process = run_monitored(system.command(seed, env_steps, time_limit, run_dir), cwd=scratch, env=env, timeout=time_limit + 120)
+    timeout = time_limit + (SECONDS_PAST_TIME_LIMIT if system.ignores_time_limit else 120)
+    process = run_monitored(system.command(seed, env_steps, time_limit, run_dir), cwd=scratch, env=env, timeout=timeout)
     run.wall_seconds, run.peak_rss_mb, run.peak_pss_mb = process.wall_seconds, process.peak_rss_mb, process.peak_pss_mb
-    if process.returncode != 0:
+    ended_by_us = system.ignores_time_limit and process.timed_out
+    if process.returncode != 0 and not ended_by_us:
         run.error = f"exit status {process.returncode}{' (killed at the time limit)' if process.timed_out else ''}:\n{process.tail()}"
         return run
     try:
@@ -237,7 +243,7 @@ def train_once(system: System, rep: int, seed: int, env_steps: int, time_limit: 
     except (OSError, ValueError, KeyError) as exc:
         run.error = f"could not read its output ({exc}):\n{process.tail()}"
         return run
-    run.stopped_at_time_limit = run.stopped_at_time_limit or run.env_steps < env_steps
+    run.stopped_at_time_limit = run.stopped_at_time_limit or ended_by_us or run.env_steps < env_steps
     run.ok = True
     return run
 
@@ -339,8 +345,9 @@ def run_section_script(module: str, args: List[str], pysf_python: Path, json_pat
     return json.loads(json_path.read_text())
 
 
-def peer_versions(systems: Dict[str, System]) -> Dict[str, str]:
-    """Package versions in each venv, read by its own interpreter."""
+def peer_versions(systems: Dict[str, System], extra: Sequence[str] = ()) -> Dict[str, str]:
+    """Package versions in each venv (of the systems given), read by its own interpreter; ``extra`` packages are
+    listed where they are installed."""
     packages = {
         "pysf": ["torch", "numpy", "gymnasium"],
         "sample-factory": ["sample-factory", "torch", "numpy", "gymnasium"],
@@ -348,15 +355,20 @@ def peer_versions(systems: Dict[str, System]) -> Dict[str, str]:
     }
     out = {}
     for name, names in packages.items():
-        system = systems["pysf-native" if name == "pysf" else name]
-        if system.missing():
+        system = systems.get("pysf-native" if name == "pysf" else name)
+        if system is None or system.missing():
             continue
-        code = ("import importlib.metadata as m, json, sys; "
-                f"print(json.dumps({{p: m.version(p) for p in {names!r}}}))")
+        code = ("import importlib.metadata as m, json\n"
+                "def version(p):\n"
+                "    try:\n"
+                "        return m.version(p)\n"
+                "    except m.PackageNotFoundError:\n"
+                "        return None\n"
+                f"print(json.dumps({{p: version(p) for p in {[*names, *extra]!r}}}))")
         completed = subprocess.run([str(system.python), "-c", code], capture_output=True, text=True)
         if completed.returncode == 0:
             versions = json.loads(completed.stdout)
-            out[name] = ", ".join(f"{k} {v}" for k, v in versions.items())
+            out[name] = ", ".join(f"{k} {v}" for k, v in versions.items() if v is not None)
     return out
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create (or reuse) one venv per peer, outside the source tree, installed from the package registry.
 # torch==2.13.0 goes in first so that no peer can pull another torch build.
-#   Sample Factory:     sample-factory==2.1.1 with gymnasium==0.29.1, numpy==1.26.4
+#   Sample Factory:     sample-factory==2.1.1 with gymnasium==0.29.1, numpy==1.26.4, and for benchmarks/suites.py
+#                       ale-py==0.9.0 (the last for gymnasium 0.29; ships the ROMs) and mujoco==3.1.6 (HalfCheetah-v4)
 #   Stable-Baselines3:  stable-baselines3==2.9.2 with gymnasium 1.x
 # Usage: setup_peers.sh [sf|sb3 ...]   (default: both). A failing peer is reported and skipped.
 # The venvs live under $PYSF_PEERS_DIR (default ~/.cache/pysf/peers); each records a stamp when complete.
@@ -18,7 +19,7 @@ pip_install() {
 }
 
 declare -A PACKAGES=(
-  [sf]="sample-factory==2.1.1 gymnasium==0.29.1 numpy==1.26.4"
+  [sf]="sample-factory==2.1.1 gymnasium==0.29.1 numpy==1.26.4 ale-py==0.9.0 mujoco==3.1.6 imageio opencv-python-headless"
   [sb3]="stable-baselines3==2.9.2 gymnasium>=1.0,<2 numpy"
 )
 

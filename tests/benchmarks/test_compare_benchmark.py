@@ -24,7 +24,7 @@ SF_CONSOLE = """\
 def test_sample_factory_console_is_parsed_into_curve_and_progress():
     lines = [(10.0 + 5 * (i // 2), line) for i, line in enumerate(SF_CONSOLE.splitlines())]
     run = compare.TrainingRun(system="sample-factory", rep=0, seed=0, ok=False)
-    compare._parse_sample_factory(ProcessRun(returncode=0, wall_seconds=30.0, lines=lines), Path("."), run)
+    compare.parse_sample_factory_console(ProcessRun(returncode=0, wall_seconds=30.0, lines=lines), Path("."), run)
     assert run.curve == [(10.0, 31744, 128.24), (15.0, 97280, 455.0), (20.0, 163840, 495.0)]
     assert run.progress == [(10.0, 31744), (15.0, 97280), (20.0, 163840)]
     assert run.env_steps == 200704
