@@ -61,7 +61,7 @@ class Workload:
     # Flags both systems get on top of their example's defaults: 2 workers in 2 splits (double-buffered sampling),
     # as many envs as one synchronous training iteration takes (its dataset is a multiple of one rollout of all envs).
     shared_flags: List[str]
-    systems: Dict[str, List[str]]  # pysf system name -> extra flags of the example script
+    systems: Dict[str, List[str]]  # pysf system name -> extra flags of the example script (they replace shared ones)
     sf_example: str  # Sample Factory's example module
     describe: str
 
@@ -98,7 +98,9 @@ def make_systems(workload: Workload, peers_dir: Path) -> Dict[str, System]:
     """pysf's variants of the workload and Sample Factory's run of its own example."""
     systems: Dict[str, System] = {}
     for name, extra in workload.systems.items():
-        flags = [f"--env={workload.env_name}", *workload.shared_flags, *extra]
+        overridden = {flag.split("=")[0] for flag in extra}
+        shared = [flag for flag in workload.shared_flags if flag.split("=")[0] not in overridden]
+        flags = [f"--env={workload.env_name}", *shared, *extra]
 
         def command(seed: int, env_steps: int, seconds: float, run_dir: Path, flags: List[str] = flags) -> List[str]:
             return [
@@ -260,7 +262,7 @@ def summary_rows(result: dict) -> List[List[str]]:
     stages, runs = result["stages"], result["runs"]
     sf = median_of([r for r in runs if r.system == "sample-factory"], "steady_fps")
     rows = []
-    for name, system in result["systems"].items():
+    for name in result["systems"]:
         if name in result["unavailable"]:
             rows.append([name, result["unavailable"][name], "", "", "", "", ""])
             continue
