@@ -278,6 +278,27 @@ def make_counting_vector_env(full_env_name, cfg=None, env_config=None, render_mo
     return gym.vector.SyncVectorEnv(fns, autoreset_mode=full_env_name.rsplit("__", 1)[1])
 
 
+class NextStepCountingVectorEnv(gym.vector.VectorEnv):
+    """A vector env of 3 CountingEnvs that is none of gymnasium's and declares autoreset mode NEXT_STEP: pysf
+    refuses it before it steps, so it has no step()."""
+
+    metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+
+    def __init__(self):
+        self.num_envs = 3
+        self.envs = [CountingEnv(k) for k in range(self.num_envs)]
+        self.single_observation_space = self.envs[0].observation_space
+        self.single_action_space = self.envs[0].action_space
+
+
+def make_envpool_cartpole(full_env_name, cfg=None, env_config=None, render_mode=None):
+    """EnvPool's CartPole-v1, 4 envs, seeded from the env id as EnvPool wants (at creation)."""
+    import envpool
+
+    seed = 0 if env_config is None else env_config.env_id
+    return envpool.make("CartPole-v1", env_type="gymnasium", num_envs=4, num_threads=1, seed=seed)
+
+
 def make_pong_vector_env(full_env_name, cfg=None, env_config=None, render_mode=None):
     """ale_py's AtariVectorEnv: 2 Pong sub-envs (84x84x4 grayscale, frameskip 4), reset in the step that ends them."""
     from ale_py.vector_env import AtariVectorEnv

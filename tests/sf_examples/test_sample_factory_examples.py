@@ -88,3 +88,19 @@ def test_the_vizdoom_example_trains_doom_basic(sf_examples, tmp_path):
     )
     assert "Result:" in output and "Doom resolution: 160x120, resize resolution: (128, 72)" in output, output[-3000:]
     assert list((tmp_path / "doom" / "checkpoint_p0").glob("checkpoint_*.pth"))
+
+
+@pytest.mark.parametrize("module, flags", [
+    ("sf_examples.envpool.mujoco.train_envpool_mujoco", ["--env=mujoco_halfcheetah", "--envpool_num_threads=1"]),
+    ("sf_examples.envpool.atari.train_envpool_atari", ["--env=atari_pong"]),
+])
+def test_the_envpool_examples_train(sf_examples, tmp_path, module, flags):
+    """``envpool/*/train_envpool_*``: Sample Factory's EnvPool envs (one EnvPool of --env_agents envs per worker,
+    batched sampling), wrapped in its own reset fix."""
+    pytest.importorskip("envpool")
+    output = _run_example(
+        sf_examples, module, *flags, "--experiment=envpool", f"--train_dir={tmp_path}", "--train_for_env_steps=8192",
+        "--num_workers=1", "--env_agents=8", "--device=cpu", "--batch_size=1024", "--rollout=64",
+    )
+    assert "Result:" in output and "batched_sampling=True" in output, output[-3000:]
+    assert list((tmp_path / "envpool" / "checkpoint_p0").glob("checkpoint_*.pth"))
