@@ -51,21 +51,27 @@ class PythonPolicyRunner final : public PolicyRunner {
   }
 
   void thread_started() override {
-    // Create this thread's Python thread state once, then let go of the GIL while keeping the state.
+    // Create this thread's Python thread state once, then let go of the GIL while keeping the state. With
+    // several Python policies, a thread is started once per policy: the state is shared, counted.
+    if (thread_users_++ > 0) return;
     acquire_ = std::make_unique<py::gil_scoped_acquire>();
     release_ = std::make_unique<py::gil_scoped_release>();
   }
   void thread_stopping() override {
+    if (--thread_users_ > 0) return;
     release_.reset();
     acquire_.reset();
   }
 
  private:
   py::object policy_;
-  // thread_local would be cleaner, but each runner instance needs its own per-thread state.
+  // One Python thread state per OS thread, whichever Python policies that thread runs.
   static thread_local std::unique_ptr<py::gil_scoped_acquire> acquire_;
   static thread_local std::unique_ptr<py::gil_scoped_release> release_;
+  static thread_local int thread_users_;
 };
+
+thread_local int PythonPolicyRunner::thread_users_ = 0;
 
 thread_local std::unique_ptr<py::gil_scoped_acquire> PythonPolicyRunner::acquire_;
 thread_local std::unique_ptr<py::gil_scoped_release> PythonPolicyRunner::release_;
@@ -101,6 +107,7 @@ void for_each_setting(Config& config, Visit&& visit) {
   visit("agents_per_env", config.agents_per_env);
   visit("seed", config.seed);
   visit("decorrelate_envs_on_one_worker", config.decorrelate_envs_on_one_worker);
+  visit("mix_policies_in_one_env", config.mix_policies_in_one_env);
   visit("reward_scale", config.reward_shaping.scale);
   visit("reward_clip", config.reward_shaping.clip);
   visit("num_inference_threads", config.inference.num_threads);
@@ -256,8 +263,16 @@ The native sampling engine: env runner threads (native envs), proxies of Python 
 inference threads and the trajectory block queues. See csrc/sampler/sampler.h.
 )doc")
       .def(py::init([](const py::dict& config, const py::dict& buffers, const py::object& policy) {
+             // One policy, or a list of them: policy p acts for the agents mapped to p (split_assignment.h).
+             std::vector<std::shared_ptr<PolicyRunner>> policies;
+             if (py::isinstance<py::list>(policy) || py::isinstance<py::tuple>(policy)) {
+               for (const py::handle item : policy) policies.push_back(make_runner(py::reinterpret_borrow<py::object>(item)));
+             } else {
+               policies.push_back(make_runner(policy));
+             }
              return std::unique_ptr<Sampler, ReleaseGilDeleter>(
-                 std::make_unique<Sampler>(config_from_dict(config), pysf::python::buffers_from_dict(buffers), make_runner(policy)).release());
+                 std::make_unique<Sampler>(config_from_dict(config), pysf::python::buffers_from_dict(buffers),
+                                           std::move(policies)).release());
            }),
            py::arg("config"), py::arg("buffers"), py::arg("policy"))
       .def(

@@ -14,11 +14,13 @@ using inference::PolicyOutput;
 
 using buffers::block_step;
 
-InferenceServer::InferenceServer(InferenceServerConfig config, std::shared_ptr<inference::PolicyRunner> policy,
-                                 buffers::TrajectoryBuffers buffers, ActionsReady on_actions_ready,
-                                 ErrorHandler on_error)
+InferenceServer::InferenceServer(InferenceServerConfig config,
+                                 std::vector<std::shared_ptr<inference::PolicyRunner>> policies,
+                                 buffers::TrajectoryBuffers buffers,
+                                 std::vector<std::vector<std::int32_t>> split_policy_ids,
+                                 ActionsReady on_actions_ready, ErrorHandler on_error)
     : config_(config),
-      policy_(std::move(policy)),
+      policies_(std::move(policies)),
       buffers_(std::move(buffers)),
       on_actions_ready_(std::move(on_actions_ready)),
       on_error_(std::move(on_error)),
@@ -30,6 +32,28 @@ InferenceServer::InferenceServer(InferenceServerConfig config, std::shared_ptr<i
     }
   }
   if (config_.num_threads < 1) throw std::invalid_argument("InferenceServer: num_threads must be >= 1");
+  if (policies_.empty()) throw std::invalid_argument("InferenceServer: no policy");
+  if (policies_.size() > 1 || !split_policy_ids.empty()) {
+    if (static_cast<int>(split_policy_ids.size()) != config_.num_splits) {
+      throw std::invalid_argument("InferenceServer: policy ids for " + std::to_string(split_policy_ids.size()) +
+                                  " splits, but there are " + std::to_string(config_.num_splits));
+    }
+    const c10::InferenceMode inference_mode;
+    for (const std::vector<std::int32_t>& ids : split_policy_ids) {
+      if (static_cast<std::int64_t>(ids.size()) != buffers_.block_rows) {
+        throw std::invalid_argument("InferenceServer: a split has " + std::to_string(ids.size()) +
+                                    " policy ids, but a block has " + std::to_string(buffers_.block_rows) + " rows");
+      }
+      const auto [lowest, highest] = std::minmax_element(ids.begin(), ids.end());
+      if (*lowest < 0 || *highest >= static_cast<std::int32_t>(policies_.size())) {
+        throw std::invalid_argument("InferenceServer: policy id " +
+                                    std::to_string(*lowest < 0 ? *lowest : *highest) + " is not one of the " +
+                                    std::to_string(policies_.size()) + " policies");
+      }
+      split_policy_ids_.push_back(at::tensor(c10::ArrayRef<std::int32_t>(ids), at::kInt).to(at::kLong));
+      split_single_policy_.push_back(*lowest == *highest ? std::optional<std::int32_t>(*lowest) : std::nullopt);
+    }
+  }
   if (config_.serial_order && config_.num_threads != 1) {
     throw std::invalid_argument("InferenceServer: serial_order needs exactly one inference thread");
   }
@@ -101,10 +125,10 @@ void InferenceServer::run_batch(const std::vector<InferenceRequest>& batch) {
   for (const auto& [key, tensor] : buffers_.obs) obs.insert_or_assign(key, gather(tensor));
   const at::Tensor rnn_states = gather(buffers_.rnn_states);
 
-  PolicyOutput output = policy_->forward(obs, rnn_states, config_.deterministic_actions);
+  auto [outputs, versions] = forward_by_policy(batch, obs, rnn_states);
 
   for (const OutputSlot& slot : output_slots_) {
-    const at::Tensor& produced = output.outputs.at(slot.output);
+    const at::Tensor& produced = outputs.at(slot.output);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const InferenceRequest& request = batch[i];
       at::Tensor destination = block_step(*slot.buffer, buffers_, request.block, request.step + slot.step_offset);
@@ -112,16 +136,63 @@ void InferenceServer::run_batch(const std::vector<InferenceRequest>& batch) {
       destination.copy_(produced.narrow(0, static_cast<std::int64_t>(i) * rows, rows).reshape(destination.sizes()));
     }
   }
-  for (const auto& request : batch) {
-    block_step(buffers_.policy_version, buffers_, request.block, request.step).fill_(output.policy_version);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    at::Tensor destination = block_step(buffers_.policy_version, buffers_, batch[i].block, batch[i].step);
+    if (versions.dim() == 0) {
+      destination.fill_(versions);
+    } else {
+      destination.copy_(versions.narrow(0, static_cast<std::int64_t>(i) * rows, rows));
+    }
   }
   batches_.fetch_add(1);
   rows_.fetch_add(static_cast<std::int64_t>(batch.size()) * rows);
   for (const auto& request : batch) on_actions_ready_(request);
 }
 
+std::pair<TensorMap, at::Tensor> InferenceServer::forward_by_policy(const std::vector<InferenceRequest>& batch,
+                                                                    const TensorMap& obs, const at::Tensor& rnn_states) {
+  // The policy of the whole batch, when there is one (always with a single policy).
+  std::optional<std::int32_t> single = 0;
+  if (!split_single_policy_.empty()) {
+    single = split_single_policy_[static_cast<std::size_t>(batch[0].split)];
+    for (const auto& request : batch) {
+      if (split_single_policy_[static_cast<std::size_t>(request.split)] != single) single.reset();
+    }
+  }
+  if (single) {
+    PolicyOutput output = policies_[static_cast<std::size_t>(*single)]->forward(obs, rnn_states, config_.deterministic_actions);
+    return {std::move(output.outputs), at::scalar_tensor(output.policy_version, at::kInt)};
+  }
+
+  std::vector<at::Tensor> parts;
+  parts.reserve(batch.size());
+  for (const auto& request : batch) parts.push_back(split_policy_ids_[static_cast<std::size_t>(request.split)]);
+  const at::Tensor row_policies = at::cat(parts, 0);
+  const std::int64_t total_rows = row_policies.size(0);
+  TensorMap merged;
+  at::Tensor versions = at::empty({total_rows}, at::kInt);
+  for (std::size_t p = 0; p < policies_.size(); ++p) {
+    const at::Tensor rows = at::nonzero(row_policies == static_cast<std::int64_t>(p)).squeeze(1);
+    if (rows.numel() == 0) continue;
+    TensorMap policy_obs;
+    policy_obs.reserve(obs.size());
+    for (const auto& [key, tensor] : obs) policy_obs.insert_or_assign(key, tensor.index_select(0, rows));
+    PolicyOutput output = policies_[p]->forward(policy_obs, rnn_states.index_select(0, rows), config_.deterministic_actions);
+    for (const auto& [name, produced] : output.outputs) {
+      if (!merged.contains(name)) {
+        std::vector<std::int64_t> shape(produced.sizes().begin(), produced.sizes().end());
+        shape[0] = total_rows;
+        merged.insert_or_assign(name, at::empty(shape, produced.options()));
+      }
+      merged.find(name)->index_copy_(0, rows, produced);
+    }
+    versions.index_fill_(0, rows, output.policy_version);
+  }
+  return {std::move(merged), versions};
+}
+
 void InferenceServer::thread_main() {
-  policy_->thread_started();
+  for (const auto& policy : policies_) policy->thread_started();
   std::vector<InferenceRequest> batch;
   try {
     while (!stopping_.load()) {
@@ -139,7 +210,7 @@ void InferenceServer::thread_main() {
   } catch (const std::exception& error) {
     on_error_(std::string("inference failed: ") + error.what());
   }
-  policy_->thread_stopping();
+  for (const auto& policy : policies_) policy->thread_stopping();
 }
 
 }  // namespace pysf::sampler

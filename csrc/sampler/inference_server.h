@@ -5,8 +5,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "buffers/bounded_queue.h"
@@ -29,9 +31,13 @@ struct InferenceServerConfig {
 /// Dynamic batching: a thread waits for one request, then takes every other request already queued
 /// (up to `max_batch_rows` rows), so batches grow with load without waiting on a deadline. For each
 /// batch it gathers the observations and RNN states of every request from the trajectory buffers,
-/// runs the policy once, copies each policy output that kTrajectoryFields maps to a buffer into its
-/// step (t, or t+1 for the new RNN states) and the weights' version into policy_version, then calls
-/// `on_actions_ready(request)` per request.
+/// runs each policy once on the rows that act for it, copies each policy output that kTrajectoryFields
+/// maps to a buffer into its step (t, or t+1 for the new RNN states) and the acting weights' version into
+/// policy_version, then calls `on_actions_ready(request)` per request.
+///
+/// Several policies: `policies[p]` acts for the rows whose entry in `split_policy_ids[split]` (one int32 per
+/// block row, the split's SplitAssignment::policy_ids) is p, so agents of different policies can share a
+/// request, an env and a vector env. A batch whose rows all act for one policy costs what one policy costs.
 ///
 /// Threads start in `start()` and are joined by `stop()` (also from the destructor); `stop()` returns
 /// promptly even while threads wait for requests. A policy error is reported through `on_error` and
@@ -41,7 +47,10 @@ class InferenceServer {
   using ActionsReady = std::function<void(const InferenceRequest&)>;
   using ErrorHandler = std::function<void(const std::string&)>;
 
-  InferenceServer(InferenceServerConfig config, std::shared_ptr<inference::PolicyRunner> policy, buffers::TrajectoryBuffers buffers,
+  /// `split_policy_ids` may be empty with one policy (every row acts for it); otherwise it has one entry per
+  /// split (config.num_splits), each block_rows ids below policies.size().
+  InferenceServer(InferenceServerConfig config, std::vector<std::shared_ptr<inference::PolicyRunner>> policies,
+                  buffers::TrajectoryBuffers buffers, std::vector<std::vector<std::int32_t>> split_policy_ids,
                   ActionsReady on_actions_ready, ErrorHandler on_error);
   ~InferenceServer();
   InferenceServer(const InferenceServer&) = delete;
@@ -65,10 +74,17 @@ class InferenceServer {
   void collect_batch(std::vector<InferenceRequest>& batch);
   void collect_serial(std::vector<InferenceRequest>& batch);
   void run_batch(const std::vector<InferenceRequest>& batch);
+  /// The batch's outputs (by output name) and the version of the weights that produced each row ([rows] int32),
+  /// each row from the policy it acts for.
+  std::pair<core::TensorMap, at::Tensor> forward_by_policy(const std::vector<InferenceRequest>& batch,
+                                                           const core::TensorMap& obs, const at::Tensor& rnn_states);
 
   const InferenceServerConfig config_;
-  std::shared_ptr<inference::PolicyRunner> policy_;
+  std::vector<std::shared_ptr<inference::PolicyRunner>> policies_;
   const buffers::TrajectoryBuffers buffers_;
+  // Per split: which policy each block row acts for (int64, for index ops), and that policy when there is one.
+  std::vector<at::Tensor> split_policy_ids_;
+  std::vector<std::optional<std::int32_t>> split_single_policy_;
   // The buffers that policy outputs go to (from kTrajectoryFields).
   struct OutputSlot {
     const at::Tensor* buffer;

@@ -11,12 +11,16 @@
 namespace pysf::sampler {
 
 Sampler::Sampler(SamplerConfig config, buffers::TrajectoryBuffers buffers,
-                 std::shared_ptr<inference::PolicyRunner> policy)
+                 std::vector<std::shared_ptr<inference::PolicyRunner>> policies)
     : config_(std::move(config)),
       buffers_(std::move(buffers)),
-      policy_(std::move(policy)),
+      policies_(std::move(policies)),
       completed_blocks_(static_cast<std::size_t>(std::max<std::int64_t>(1, buffers_.rewards.defined() ? buffers_.rewards.size(0) : 1))) {
   buffers_.validate();
+  if (policies_.empty()) throw std::invalid_argument("the sampler needs at least one policy");
+  for (const auto& policy : policies_) {
+    if (!policy) throw std::invalid_argument("the sampler was given a null policy");
+  }
   if (config_.worker_num_splits < 1) throw std::invalid_argument("worker_num_splits must be >= 1");
   if (config_.agents_per_env < 1 || buffers_.block_rows % config_.agents_per_env != 0) {
     throw std::invalid_argument("the trajectory block rows (" + std::to_string(buffers_.block_rows) +
@@ -52,7 +56,9 @@ AssignmentRules Sampler::assignment_rules() const {
       .seed = config_.seed,
       .envs_per_split = buffers_.block_rows / config_.agents_per_env,
       .agents_per_env = config_.agents_per_env,
-      .warm_up_steps_per_index = config_.decorrelate_envs_on_one_worker ? buffers_.rollout() : 0};
+      .warm_up_steps_per_index = config_.decorrelate_envs_on_one_worker ? buffers_.rollout() : 0,
+      .num_policies = static_cast<std::int32_t>(policies_.size()),
+      .mix_policies_in_one_env = config_.mix_policies_in_one_env};
 }
 
 std::vector<SplitAssignment> Sampler::worker_assignments(int first_split, int count) const {
@@ -101,9 +107,24 @@ void Sampler::start() {
 
   InferenceServerConfig server_config = config_.inference;
   server_config.num_splits = total_splits;
+  // Which policy each row of each split acts for: the native workers' splits come first, then the remote ones'.
+  std::vector<std::vector<std::int32_t>> split_policy_ids;
+  if (policies_.size() > 1) {
+    const int native_workers = config_.native_env_name.empty() ? 0 : config_.num_native_workers;
+    for (int worker = 0; worker < native_workers; ++worker) {
+      for (const SplitAssignment& assignment :
+           worker_assignments(worker * config_.worker_num_splits, config_.worker_num_splits)) {
+        split_policy_ids.push_back(assignment.policy_ids);
+      }
+    }
+    for (const auto& pending : pending_remote_) {
+      for (const SplitAssignment& assignment : pending.assignments) split_policy_ids.push_back(assignment.policy_ids);
+    }
+  }
   auto on_error = [this](const std::string& message) { fail(message); };
   server_ = std::make_unique<InferenceServer>(
-      server_config, policy_, buffers_, [this](const InferenceRequest& r) { on_actions_ready(r); }, on_error);
+      server_config, policies_, buffers_, std::move(split_policy_ids),
+      [this](const InferenceRequest& r) { on_actions_ready(r); }, on_error);
 
   split_owners_.assign(static_cast<std::size_t>(total_splits), SplitOwner{});
   int next_split = 0;

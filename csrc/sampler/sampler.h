@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "buffers/block_pool.h"
@@ -47,6 +48,9 @@ struct SamplerConfig {
   std::uint64_t seed = 0;            // env seeds derive from it and the global env id (split_assignment.h)
   // --decorrelate_envs_on_one_worker: random warm-up steps after the first reset (split_assignment.h)
   bool decorrelate_envs_on_one_worker = false;
+  // --pbt_mix_policies_in_one_env: with several policies, the agents of one env may act for different ones
+  // (split_assignment.h has the mapping)
+  bool mix_policies_in_one_env = true;
   RewardShaping reward_shaping;
   InferenceServerConfig inference;  // num_splits is filled in by the Sampler
   // Python path: when a worker process counts as stuck (remote_worker.h)
@@ -65,7 +69,11 @@ struct SamplerConfig {
 /// wins), stop sampling, and are rethrown as std::runtime_error by `get_trajectories` / `check`.
 class Sampler {
  public:
-  Sampler(SamplerConfig config, buffers::TrajectoryBuffers buffers, std::shared_ptr<inference::PolicyRunner> policy);
+  /// `policies[p]` acts for the agents mapped to policy p (split_assignment.h): one or more.
+  Sampler(SamplerConfig config, buffers::TrajectoryBuffers buffers,
+          std::vector<std::shared_ptr<inference::PolicyRunner>> policies);
+  Sampler(SamplerConfig config, buffers::TrajectoryBuffers buffers, std::shared_ptr<inference::PolicyRunner> policy)
+      : Sampler(std::move(config), std::move(buffers), std::vector<std::shared_ptr<inference::PolicyRunner>>{std::move(policy)}) {}
   ~Sampler();
   Sampler(const Sampler&) = delete;
   Sampler& operator=(const Sampler&) = delete;
@@ -128,7 +136,7 @@ class Sampler {
 
   SamplerConfig config_;
   buffers::TrajectoryBuffers buffers_;
-  std::shared_ptr<inference::PolicyRunner> policy_;
+  std::vector<std::shared_ptr<inference::PolicyRunner>> policies_;
   std::unique_ptr<buffers::BlockPool> free_blocks_;  // created in start(), when the splits are known
   buffers::BoundedQueue<std::int64_t> completed_blocks_;
   EpisodeStatsSink episode_stats_;

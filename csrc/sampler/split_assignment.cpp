@@ -17,6 +17,7 @@ SplitAssignment assign_split(const AssignmentRules& rules, int split_id, int ind
   if (rules.envs_per_split < 1) throw std::invalid_argument("assign_split: envs_per_split must be >= 1");
   if (rules.agents_per_env < 1) throw std::invalid_argument("assign_split: agents_per_env must be >= 1");
   if (split_id < 0 || index_in_worker < 0) throw std::invalid_argument("assign_split: negative split index");
+  if (rules.num_policies < 1) throw std::invalid_argument("assign_split: num_policies must be >= 1");
   SplitAssignment assignment;
   assignment.split_id = split_id;
   assignment.index_in_worker = index_in_worker;
@@ -26,7 +27,14 @@ SplitAssignment assign_split(const AssignmentRules& rules, int split_id, int ind
   assignment.env_seeds.resize(envs);
   assignment.warm_up_steps.resize(envs);
   assignment.warm_up_seeds.resize(envs);
-  assignment.policy_ids.assign(envs * static_cast<std::size_t>(rules.agents_per_env), 0);
+  assignment.policy_ids.resize(envs * static_cast<std::size_t>(rules.agents_per_env));
+  for (std::size_t row = 0; row < assignment.policy_ids.size(); ++row) {
+    const auto row_id = static_cast<std::int64_t>(row);
+    const std::int64_t unit = rules.mix_policies_in_one_env
+                                  ? assignment.first_env_id * rules.agents_per_env + row_id
+                                  : assignment.env_of_row(row_id);
+    assignment.policy_ids[row] = static_cast<std::int32_t>(unit % rules.num_policies);
+  }
   const std::uint64_t warm_up_base = envs::derive_env_seed(rules.seed, kWarmUpStream);
   for (std::size_t i = 0; i < envs; ++i) {
     const auto env_id = static_cast<std::uint64_t>(assignment.first_env_id) + i;

@@ -12,6 +12,8 @@ struct AssignmentRules {
   std::int64_t envs_per_split = 0;     ///< envs per split: the trajectory block rows / agents_per_env
   std::int64_t agents_per_env = 1;     ///< a multi-agent env's num_agents: one trajectory row per agent
   std::int64_t warm_up_steps_per_index = 0;  ///< --decorrelate_envs_on_one_worker: --rollout, else 0
+  std::int32_t num_policies = 1;       ///< the policies agents are mapped to (the Sampler's policies)
+  bool mix_policies_in_one_env = true;  ///< --pbt_mix_policies_in_one_env: agents of one env may act for different policies
 };
 
 /// Decided once by the Sampler for each split and handed to whichever runner steps it (a NativeRunner thread
@@ -25,9 +27,12 @@ struct AssignmentRules {
 ///  - Sample Factory's decorrelation: the env with index k in its worker (counted over the worker's splits)
 ///    takes warm_up_steps_per_index * k random steps after its first reset, with actions drawn from its own
 ///    stream warm_up_seeds[i] (unrelated to the env's);
-///  - policy_ids[r]: the policy acting for row r (the agent -> policy mapping; with one policy all 0). The
-///    rollout split writes it into the policy_id buffer of every block it fills. (A Python worker overwrites
-///    the steps of an agent its env reports inactive with -1, which the learners skip.)
+///  - policy_ids[r]: the policy acting for row r (the agent -> policy mapping; with one policy all 0). Agent a
+///    of env e acts for policy (e * agents_per_env + a) % num_policies when policies mix in one env, else the
+///    whole env for e % num_policies (Sample Factory's fixed mapping of its sync mode, global env index %
+///    num_policies, made per agent where its flag allows mixing). The inference server runs each row's policy;
+///    the rollout split writes the ids into the policy_id buffer of every block it fills. (A Python worker
+///    overwrites the steps of an agent its env reports inactive with -1, which the learners skip.)
 struct SplitAssignment {
   int split_id = 0;
   int index_in_worker = 0;

@@ -909,7 +909,7 @@ def add_pbt_args(p: ArgumentParser) -> None:
     p.add_argument(
         "--pbt_mix_policies_in_one_env",
         type=str2bool,
-        default=True,
+        default=_SAMPLER_DEFAULTS["mix_policies_in_one_env"],
         help="In multi-agent envs, let agents of the same env be controlled by different policies.",
     )
     p.add_argument(

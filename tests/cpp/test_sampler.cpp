@@ -78,23 +78,30 @@ class CounterDynamics {
   std::vector<std::array<std::int64_t, 3>> state_;
 };
 
-/// actions = counter % 2 (so rewards reveal that the right action reached the right env), values =
-/// counter, new RNN state = old state + 1 (so the sampler's reset-on-done of RNN states is visible).
+/// Policy p: actions = (counter + p) % 2 (so rewards reveal that the right policy's action reached the right
+/// env), values = counter, new RNN state = old state + 1 (so the sampler's reset-on-done of RNN states is
+/// visible), weights version 7 + p.
 class EchoPolicy final : public PolicyRunner {
  public:
+  explicit EchoPolicy(int policy_id = 0) : policy_id_(policy_id) {}
   PolicyOutput forward(const TensorMap& obs, const at::Tensor& rnn_states, bool /*deterministic*/) override {
     const at::Tensor counters = obs.at("obs").select(1, 1);
     PolicyOutput output;
-    output.outputs.insert_or_assign("actions", at::remainder(counters, 2).to(at::kLong));
+    output.outputs.insert_or_assign("actions", at::remainder(counters + policy_id_, 2).to(at::kLong));
     output.outputs.insert_or_assign("action_logits", at::zeros({counters.size(0), 2}));
     output.outputs.insert_or_assign("log_prob_actions", at::zeros({counters.size(0)}));
     output.outputs.insert_or_assign("values", counters.clone());
     output.outputs.insert_or_assign("new_rnn_states", rnn_states + 1.0);
-    output.policy_version = 7;
+    output.policy_version = 7 + policy_id_;
     calls.fetch_add(1);
+    rows.fetch_add(counters.size(0));
     return output;
   }
   std::atomic<int> calls{0};
+  std::atomic<std::int64_t> rows{0};
+
+ private:
+  int policy_id_;
 };
 
 TrajectoryBuffers make_buffers(std::int64_t num_blocks, std::int64_t block_rows, std::int64_t rollout) {
@@ -139,8 +146,9 @@ struct Collected {
   int blocks = 0;
 };
 
-/// Checks one block's content and records the counters it holds.
-void check_block(const TrajectoryBuffers& buffers, std::int64_t block, Collected& collected) {
+/// Checks one block's content and records the counters it holds. With several policies, env e (one agent)
+/// acts for policy e % num_policies (split_assignment.h).
+void check_block(const TrajectoryBuffers& buffers, std::int64_t block, Collected& collected, int num_policies = 1) {
   const std::int64_t rollout = buffers.rollout();
   const at::Tensor rows = at::arange(block * buffers.block_rows, (block + 1) * buffers.block_rows);
   // Copies of the block (accessors need tensors that outlive them).
@@ -165,8 +173,10 @@ void check_block(const TrajectoryBuffers& buffers, std::int64_t block, Collected
       EXPECT(obs_a[r][t][0] == static_cast<float>(env_id));
       EXPECT_MSG(static_cast<std::int64_t>(obs_a[r][t + 1][1]) == counter + 1, "counters increase by one along a row");
       EXPECT(values[r][t] == static_cast<float>(counter));
-      EXPECT(rewards[r][t] == static_cast<float>(counter % 2 + 1));  // the action chosen for this very step
-      EXPECT(policies[r][t] == 0 && versions[r][t] == 7);
+      const int policy = env_id % num_policies;
+      // the action its policy chose for this very step
+      EXPECT(rewards[r][t] == static_cast<float>((counter + policy) % 2 + 1));
+      EXPECT(policies[r][t] == policy && versions[r][t] == 7 + policy);
       const bool episode_ended = obs_a[r][t + 1][2] == 0.0F;
       EXPECT(dones[r][t] == episode_ended);
       // RNN state: +1 per step, zeroed at episode ends (and it starts at 0 for every env).
@@ -219,6 +229,38 @@ TEST_CASE(sampler_async_many_threads_every_step_exactly_once) { run_and_check(4,
 TEST_CASE(sampler_sync_one_block_per_split_exactly_once) { run_and_check(3, 6, 3, 1, 0, 90); }
 
 TEST_CASE(sampler_single_split_workers) { run_and_check(2, 3, 1, 3, 2, 60); }
+
+/// Two policies: with 2 envs per split, each request holds rows of both (split by policy inside the server);
+/// with 1, requests of different policies meet in one batch.
+void run_two_policies(int envs_per_worker, int splits) {
+  const std::int64_t rollout = 5;
+  const int workers = 2;
+  const std::int64_t block_rows = envs_per_worker / splits;
+  const int num_splits = workers * splits;
+  TrajectoryBuffers buffers = make_buffers(num_splits + 4, block_rows, rollout);
+  std::vector<std::shared_ptr<EchoPolicy>> policies{std::make_shared<EchoPolicy>(0), std::make_shared<EchoPolicy>(1)};
+  Sampler sampler(counter_config(workers, envs_per_worker, splits, 2), buffers,
+                  std::vector<std::shared_ptr<PolicyRunner>>(policies.begin(), policies.end()));
+  sampler.start();
+  Collected collected;
+  while (collected.blocks < 40) {
+    std::vector<std::int64_t> blocks = sampler.get_trajectories(num_splits, 30.0);
+    EXPECT(static_cast<int>(blocks.size()) == num_splits);
+    if (blocks.empty()) break;
+    for (std::int64_t block : blocks) check_block(buffers, block, collected, 2);
+    sampler.release(blocks);
+  }
+  sampler.stop();
+  EXPECT(!sampler.error().has_value());
+  expect_exactly_once(collected, workers * envs_per_worker, rollout);
+  // Each policy acted for exactly its half of the envs' steps (nothing served twice).
+  EXPECT(policies[0]->rows.load() > 0 && policies[1]->rows.load() > 0);
+  EXPECT(std::abs(policies[0]->rows.load() - policies[1]->rows.load()) <= 2 * workers * envs_per_worker * rollout);
+}
+
+TEST_CASE(sampler_two_policies_mixed_in_one_split) { run_two_policies(4, 2); }
+
+TEST_CASE(sampler_two_policies_one_per_split) { run_two_policies(2, 2); }
 
 TEST_CASE(sampler_stop_is_bounded_while_blocked) {
   // Nobody consumes: every split fills its block and then waits for a free one.

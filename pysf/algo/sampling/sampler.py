@@ -121,6 +121,7 @@ class Sampler:
             agents_per_env=int(env_info.num_agents),
             seed=int(cfg.seed) if cfg.seed is not None else 0,
             decorrelate_envs_on_one_worker=bool(cfg.decorrelate_envs_on_one_worker),
+            mix_policies_in_one_env=bool(cfg.pbt_mix_policies_in_one_env),
             reward_scale=float(cfg.reward_scale),
             reward_clip=float(cfg.reward_clip),
             num_inference_threads=int(cfg.policy_workers_per_policy),

@@ -275,3 +275,41 @@ def test_native_sampler_config_rejects_unknown_settings():
     with pytest.raises(KeyError, match="unknown setting 'worker_num_split'"):
         _C.Sampler({"worker_num_split": 1}, native_buffers_dict(buffers, 2), lambda *args: None)
     _C.Sampler({"worker_num_splits": 1}, native_buffers_dict(buffers, 2), lambda *args: None)
+
+
+def test_native_sampler_runs_each_rows_policy():
+    """Several policies (a list): env e acts for policy e % 2, through the eager Python runner; each row's actions,
+    policy id and weights version are its own policy's, also where one split holds rows of both."""
+    from gymnasium import spaces
+
+    from pysf import _C
+    from pysf.algo.sampling.buffers import allocate_trajectory_buffers, block_row_index, native_buffers_dict
+
+    def constant_policy(action: int, version: int):
+        def forward(obs, rnn_states, deterministic):
+            rows = rnn_states.shape[0]
+            outputs = dict(actions=torch.full((rows,), action, dtype=torch.int64), action_logits=torch.zeros(rows, 2),
+                           log_prob_actions=torch.zeros(rows), values=torch.zeros(rows), new_rnn_states=rnn_states)
+            return outputs, version
+        return forward
+
+    block_rows, rollout = 2, 8
+    buffers = allocate_trajectory_buffers(spaces.Dict(obs=spaces.Box(-np.inf, np.inf, (4,))), spaces.Discrete(2), 1,
+                                          rollout=rollout, num_blocks=4, block_rows=block_rows, shared_memory=False)
+    config = dict(native_env_name="CartPole-v1", num_native_workers=1, envs_per_native_worker=4, worker_num_splits=2)
+    sampler = _C.Sampler(config, native_buffers_dict(buffers, block_rows), [constant_policy(0, 10), constant_policy(1, 11)])
+    sampler.start()
+    try:
+        blocks = sampler.get_trajectories(2, 30.0)
+        assert len(blocks) == 2
+        rows = block_row_index(blocks, block_rows)
+        policy_ids, versions = buffers["policy_id"][rows], buffers["policy_version"][rows]
+        actions = buffers["actions"][rows].reshape(len(rows), rollout)
+        assert torch.equal(policy_ids[:, 0], torch.tensor([0, 1, 0, 1], dtype=torch.int32))
+        for row in range(len(rows)):
+            policy = int(policy_ids[row, 0])
+            assert torch.all(policy_ids[row] == policy) and torch.all(versions[row] == 10 + policy)
+            assert torch.all(actions[row] == policy)
+        sampler.release(blocks)
+    finally:
+        sampler.stop()
