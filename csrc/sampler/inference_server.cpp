@@ -125,10 +125,10 @@ void InferenceServer::run_batch(const std::vector<InferenceRequest>& batch) {
   for (const auto& [key, tensor] : buffers_.obs) obs.insert_or_assign(key, gather(tensor));
   const at::Tensor rnn_states = gather(buffers_.rnn_states);
 
-  auto [outputs, versions] = forward_by_policy(batch, obs, rnn_states);
+  const BatchOutput output = forward_by_policy(batch, obs, rnn_states);
 
   for (const OutputSlot& slot : output_slots_) {
-    const at::Tensor& produced = outputs.at(slot.output);
+    const at::Tensor& produced = output.outputs.at(slot.output);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const InferenceRequest& request = batch[i];
       at::Tensor destination = block_step(*slot.buffer, buffers_, request.block, request.step + slot.step_offset);
@@ -138,10 +138,10 @@ void InferenceServer::run_batch(const std::vector<InferenceRequest>& batch) {
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
     at::Tensor destination = block_step(buffers_.policy_version, buffers_, batch[i].block, batch[i].step);
-    if (versions.dim() == 0) {
-      destination.fill_(versions);
+    if (output.row_policy_versions.defined()) {
+      destination.copy_(output.row_policy_versions.narrow(0, static_cast<std::int64_t>(i) * rows, rows));
     } else {
-      destination.copy_(versions.narrow(0, static_cast<std::int64_t>(i) * rows, rows));
+      destination.fill_(output.policy_version);
     }
   }
   batches_.fetch_add(1);
@@ -149,8 +149,8 @@ void InferenceServer::run_batch(const std::vector<InferenceRequest>& batch) {
   for (const auto& request : batch) on_actions_ready_(request);
 }
 
-std::pair<TensorMap, at::Tensor> InferenceServer::forward_by_policy(const std::vector<InferenceRequest>& batch,
-                                                                    const TensorMap& obs, const at::Tensor& rnn_states) {
+InferenceServer::BatchOutput InferenceServer::forward_by_policy(const std::vector<InferenceRequest>& batch,
+                                                                const TensorMap& obs, const at::Tensor& rnn_states) {
   // The policy of the whole batch, when there is one (always with a single policy).
   std::optional<std::int32_t> single = 0;
   if (!split_single_policy_.empty()) {
@@ -161,7 +161,7 @@ std::pair<TensorMap, at::Tensor> InferenceServer::forward_by_policy(const std::v
   }
   if (single) {
     PolicyOutput output = policies_[static_cast<std::size_t>(*single)]->forward(obs, rnn_states, config_.deterministic_actions);
-    return {std::move(output.outputs), at::scalar_tensor(output.policy_version, at::kInt)};
+    return BatchOutput{std::move(output.outputs), output.policy_version, at::Tensor()};
   }
 
   std::vector<at::Tensor> parts;
@@ -188,7 +188,7 @@ std::pair<TensorMap, at::Tensor> InferenceServer::forward_by_policy(const std::v
     }
     versions.index_fill_(0, rows, output.policy_version);
   }
-  return {std::move(merged), versions};
+  return BatchOutput{std::move(merged), 0, versions};
 }
 
 void InferenceServer::thread_main() {

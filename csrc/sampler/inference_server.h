@@ -8,7 +8,6 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <utility>
 #include <vector>
 
 #include "buffers/bounded_queue.h"
@@ -74,10 +73,15 @@ class InferenceServer {
   void collect_batch(std::vector<InferenceRequest>& batch);
   void collect_serial(std::vector<InferenceRequest>& batch);
   void run_batch(const std::vector<InferenceRequest>& batch);
-  /// The batch's outputs (by output name) and the version of the weights that produced each row ([rows] int32),
-  /// each row from the policy it acts for.
-  std::pair<core::TensorMap, at::Tensor> forward_by_policy(const std::vector<InferenceRequest>& batch,
-                                                           const core::TensorMap& obs, const at::Tensor& rnn_states);
+  /// The batch's outputs (by output name), each row from the policy it acts for, and the version of the weights
+  /// that produced them: one for the whole batch, or one per row ([rows] int32) when several policies acted.
+  struct BatchOutput {
+    core::TensorMap outputs;
+    std::int64_t policy_version = 0;
+    at::Tensor row_policy_versions;  // undefined when one policy acted for every row
+  };
+  BatchOutput forward_by_policy(const std::vector<InferenceRequest>& batch, const core::TensorMap& obs,
+                                const at::Tensor& rnn_states);
 
   const InferenceServerConfig config_;
   std::vector<std::shared_ptr<inference::PolicyRunner>> policies_;
