@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
 
+import torch
+
 from pysf.algo.sampling.sampler import Sampler
 from pysf.algo.utils.tensor_dict import TensorDict, cat_tensordicts
 
@@ -70,3 +72,68 @@ class TrajectoryBatcher:
         rows = self.trajectories_per_batch
         self._carried = data[rows:] if data["rewards"].shape[0] > rows else None
         return (data[:rows] if self._carried is not None else data), blocks
+
+
+def rows_by_policy(data: TensorDict, num_policies: int) -> List[TensorDict]:
+    """``data``'s trajectories (rows) split by the policy that acted in them: entry ``p`` holds, in order, the rows
+    whose ``policy_id`` is ``p``. A row acts for one policy for a whole rollout (the sampler's agent -> policy
+    mapping); steps an inactive agent took are marked -1, and a row with no acting step belongs to nobody."""
+    row_policy = data["policy_id"].amax(dim=1)
+    return [data[torch.nonzero(row_policy == policy).squeeze(1)] for policy in range(num_policies)]
+
+
+class PolicyTrajectoryBatcher:
+    """Training batches for each of ``num_policies`` policies, from blocks whose rows act for different policies
+    (asynchronous mode). A block is copied and freed as soon as it arrives; its rows join their policy's pool, and a
+    policy's batch is ready once its pool holds ``trajectories_per_batch`` trajectories. Policies whose agents are
+    fewer get their batches less often, as in Sample Factory."""
+
+    def __init__(self, sampler: Sampler, trajectories_per_batch: int, num_policies: int):
+        if trajectories_per_batch < 1:
+            raise ValueError(f"a training batch needs at least one trajectory, got {trajectories_per_batch}")
+        if num_policies < 2:
+            raise ValueError(f"PolicyTrajectoryBatcher is for several policies (got {num_policies}): use TrajectoryBatcher")
+        self.sampler = sampler
+        self.trajectories_per_batch = trajectories_per_batch
+        self.num_policies = num_policies
+        self._pools: List[List[TensorDict]] = [[] for _ in range(num_policies)]
+        self._pool_rows = [0] * num_policies
+
+    def blocks_missing(self) -> int:
+        """How many more blocks to ask for: enough for the policy nearest to a batch, were the rows spread evenly
+        over the policies (0 while a batch is ready)."""
+        if self.ready_policies():
+            return 0
+        rows_missing = min(self.trajectories_per_batch - rows for rows in self._pool_rows)
+        return blocks_per_batch(rows_missing * self.num_policies, self.sampler.block_rows)
+
+    def add(self, blocks: Sequence[int]) -> None:
+        """Completed blocks from the sampler: copied into the policies' pools, then freed."""
+        if not blocks:
+            return
+        data = self.sampler.copy_blocks(blocks)
+        self.sampler.release(blocks)
+        for policy, rows in enumerate(rows_by_policy(data, self.num_policies)):
+            count = int(rows["rewards"].shape[0])
+            if count:
+                self._pools[policy].append(rows)
+                self._pool_rows[policy] += count
+
+    def ready_policies(self) -> List[int]:
+        """The policies with a whole batch waiting, lowest first."""
+        return [p for p, rows in enumerate(self._pool_rows) if rows >= self.trajectories_per_batch]
+
+    def take(self, policy: int) -> TensorDict:
+        """Policy ``policy``'s next batch (the oldest trajectories of its pool); the rest stays for its next one."""
+        if self._pool_rows[policy] < self.trajectories_per_batch:
+            raise RuntimeError(
+                f"take({policy}): policy {policy} has {self._pool_rows[policy]} of the {self.trajectories_per_batch} "
+                f"trajectories of a batch"
+            )
+        pool = self._pools[policy]
+        data = pool[0] if len(pool) == 1 else cat_tensordicts(pool)
+        rows = self.trajectories_per_batch
+        rest = data[rows:] if data["rewards"].shape[0] > rows else None
+        self._pools[policy] = [rest] if rest is not None else []
+        self._pool_rows[policy] -= rows
+        return data[:rows] if rest is not None else data

@@ -5,20 +5,24 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pysf.algo.learning.batcher import TrajectoryBatcher, blocks_per_batch
+from pysf.algo.learning.batcher import PolicyTrajectoryBatcher, TrajectoryBatcher, blocks_per_batch, rows_by_policy
 from pysf.algo.utils.tensor_dict import TensorDict
 
 
 class FakeSampler:
-    """Blocks of ``block_rows`` trajectories whose rewards are their global trajectory number."""
+    """Blocks of ``block_rows`` trajectories whose rewards are their global trajectory number; trajectory ``n``
+    acts for policy ``n % num_policies``."""
 
-    def __init__(self, block_rows: int):
+    def __init__(self, block_rows: int, num_policies: int = 1):
         self.block_rows = block_rows
+        self.num_policies = num_policies
         self.released = []
 
     def copy_blocks(self, blocks):
         rows = torch.cat([torch.arange(b * self.block_rows, (b + 1) * self.block_rows) for b in blocks])
-        return TensorDict(rewards=rows[:, None].repeat(1, 4).float(), obs=TensorDict(obs=rows[:, None].float()))
+        policy_id = (rows % self.num_policies)[:, None].repeat(1, 4).int()
+        return TensorDict(rewards=rows[:, None].repeat(1, 4).float(), obs=TensorDict(obs=rows[:, None].float()),
+                          policy_id=policy_id)
 
     def release(self, blocks):
         self.released.extend(blocks)
@@ -60,3 +64,36 @@ def test_take_before_ready_is_an_error():
     with pytest.raises(RuntimeError, match="1 more blocks"):
         batcher.take()
     assert blocks_per_batch(16, 10) == 2 and blocks_per_batch(20, 10) == 2
+
+
+def test_rows_go_to_the_policy_that_acted_in_them_and_inactive_rows_to_none():
+    data = FakeSampler(block_rows=6, num_policies=2).copy_blocks([0])
+    data["policy_id"][1, 1:] = -1  # an agent of policy 1 that became inactive: still policy 1's row
+    data["policy_id"][3, :] = -1  # inactive for the whole rollout: nobody's
+    by_policy = rows_by_policy(data, 2)
+    assert by_policy[0]["rewards"][:, 0].tolist() == [0, 2, 4]
+    assert by_policy[1]["rewards"][:, 0].tolist() == [1, 5]
+
+
+def test_each_policy_gets_its_own_trajectories_exactly_once_in_order():
+    sampler = FakeSampler(block_rows=6, num_policies=3)
+    batcher = PolicyTrajectoryBatcher(sampler, trajectories_per_batch=4, num_policies=3)
+    seen = {0: [], 1: [], 2: []}
+    next_block = 0
+    for _ in range(9):
+        while not batcher.ready_policies():
+            wanted = batcher.blocks_missing()
+            assert wanted >= 1
+            batcher.add(list(range(next_block, next_block + wanted)))
+            next_block += wanted
+        policy = batcher.ready_policies()[0]
+        batch = batcher.take(policy)
+        assert batch["rewards"].shape == (4, 4) and torch.all(batch["policy_id"] == policy)
+        seen[policy].extend(batch["rewards"][:, 0].long().tolist())
+    assert sampler.released == list(range(next_block))  # freed as soon as copied
+    for policy, trajectories in seen.items():
+        assert trajectories == list(range(policy, 3 * len(trajectories), 3))  # its own, none twice, none skipped
+    assert sum(len(t) for t in seen.values()) == 36
+    with pytest.raises(RuntimeError, match="policy 0 has"):
+        while True:
+            batcher.take(0)
