@@ -245,8 +245,6 @@ def _backend_errors(cfg: Config) -> List[str]:
 
 # Flags whose Sample Factory default is the only value pysf implements so far, and what a user should know.
 _NOT_YET_SUPPORTED: Tuple[Tuple[str, Any, str], ...] = (
-    ("num_policies", 1, "pysf trains one policy per experiment for now (multi-policy training, self-play and PBT are "
-     "planned). Use --num_policies=1."),
     ("with_pbt", False, "population-based training is not implemented in pysf yet (it needs several policies). "
      "Use --with_pbt=False."),
     ("actor_worker_gpus", [], "pysf's env workers run on the CPU only for now. Leave --actor_worker_gpus empty."),
@@ -275,6 +273,11 @@ def not_yet_supported_errors(cfg: Config) -> List[str]:
         value = getattr(cfg, name, supported)
         if value != supported and not (isinstance(supported, list) and not value):
             errors.append(f"--{name}={value}: {explanation}")
+    if int(getattr(cfg, "num_policies", 1)) > 1 and not cfg.async_rl:
+        errors.append(
+            f"--num_policies={cfg.num_policies} with --async_rl=False: pysf trains several policies in async mode only "
+            f"for now (sync mode would hold every block until each policy in it has trained). Use --async_rl=True."
+        )
     if cfg.device == "gpu" and _cuda_available():
         errors.append(
             "--device=gpu: pysf's learner and inference run on the CPU for now (the GPU path is planned), and this "
@@ -425,17 +428,6 @@ def _log_cfg_warnings(cfg: Config, recurrence: int) -> None:
         log.warning(
             "In serial mode all components run on the same process. Only use async_rl and serial mode together for "
             "debugging."
-        )
-    if cfg.num_policies > 1 and cfg.batched_sampling:
-        log.warning(
-            "In batched mode we're using a single policy per worker which does not allow us to use multiple different "
-            "policies in the same env."
-        )
-    if not cfg.async_rl and cfg.num_policies > 1:
-        log.warning(
-            "Sync mode is not fully tested with multi-policy training. Use at your own risk. Probably requires a "
-            "deterministic policy to agent mapping to guarantee that we always collect the same amount of experience "
-            "per policy."
         )
     if not cfg.use_rnn and recurrence > 1 and not getattr(cfg, "with_vtrace", False):
         log.warning(

@@ -256,7 +256,7 @@ def test_the_episode_counter_needs_single_agent_per_env_envs() -> None:
 @pytest.mark.parametrize(
     "flag, expected",
     [
-        ("--num_policies=2", "one policy per experiment"),
+        ("--num_policies=2 --async_rl=False", "async mode only"),
         ("--with_pbt=True", "population-based training is not implemented"),
         ("--actor_worker_gpus=0", "CPU only"),
         ("--decorrelate_experience_max_seconds=10", "--decorrelate_experience_max_seconds=0"),
@@ -264,8 +264,12 @@ def test_the_episode_counter_needs_single_agent_per_env_envs() -> None:
     ],
 )
 def test_flags_pysf_cannot_honour_yet_stop_before_training(flag: str, expected: str) -> None:
-    message = cfg_error(flag)
+    message = cfg_error(*flag.split())
     assert flag.split("=")[0] in message and expected in message
+
+
+def test_several_policies_are_accepted_in_async_mode() -> None:
+    assert assert_valid("--num_policies=2", "--async_rl=True").num_policies == 2
 
 
 def test_heartbeat_flags_are_accepted() -> None:

@@ -448,10 +448,11 @@ def test_summaries_whose_writer_thread_died_are_dropped_not_waited_for(caplog):
     import threading
     from types import SimpleNamespace
 
-    from pysf.algo.runners.runner import Runner
+    from pysf.algo.runners.runner import PolicyState, Runner
     from pysf.train import parse_train_args
 
     runner = Runner(parse_train_args(["--env=CartPole-v1", "--experiment=unused"]))
+    runner.policies.append(PolicyState(0, learner=None, stats_avg=10))  # what init() would have set up
     dead = threading.Thread(target=lambda: None)
     dead.start()
     dead.join()

@@ -1,11 +1,15 @@
 """The training runner: sampler + learner in one loop, with Sample Factory's outputs and controls.
 
-The runner owns the experiment folder (``config.json``, ``sf_log.txt``, ``.summary/0`` TensorBoard events,
-``checkpoint_p0``), starts the native sampler (C++ env threads or gymnasium worker processes and the
+The runner owns the experiment folder (``config.json``, ``sf_log.txt``, ``.summary/{policy}`` TensorBoard events,
+``checkpoint_p{policy}``), starts the native sampler (C++ env threads or gymnasium worker processes and the
 inference threads), and trains: each iteration takes ``batch_size * num_batches_per_epoch`` samples of
 completed trajectories, trains on them and publishes the weights to inference after every SGD step.
 In async mode (default) the trajectory blocks are freed as soon as they are copied, so sampling goes on
 during training; in sync mode they are freed after training, so every sample comes from the current policy.
+
+With ``--num_policies`` N > 1 (async mode) each policy has its own learner, inference policy, checkpoints,
+summaries and episode statistics (``PolicyState``); the sampler maps every agent to a policy
+(csrc/sampler/split_assignment.h), and a policy trains whenever a batch of its own trajectories is there.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import numpy as np
 import torch
 
 from pysf.algo.inference.policy_backends import make_inference_policy
-from pysf.algo.learning.batcher import TrajectoryBatcher, blocks_per_batch
+from pysf.algo.learning.batcher import PolicyTrajectoryBatcher, TrajectoryBatcher, blocks_per_batch
 from pysf.algo.learning.learner import Learner
 from pysf.algo.sampling.sampler import Sampler, sampling_geometry, trajectory_blocks
 from pysf.algo.sampling.training_info import TRAINING_INFO_INTERVAL_SECONDS, training_info
@@ -127,18 +131,59 @@ class AlgoObserver:
 PolicyMsgHandler = Callable[["Runner", Dict[str, Any], PolicyID], None]
 
 
+class PolicyState:
+    """What the runner keeps for one policy: its learner, the inference policy that acts for its agents, its
+    TensorBoard writer (``.summary/{policy_id}``), episode window, best reward, checkpoints and learning curve."""
+
+    def __init__(self, policy_id: PolicyID, learner: Learner, stats_avg: int):
+        self.policy_id = policy_id
+        self.learner = learner
+        self.policy = None  # the inference policy (pysf.algo.inference.policy_backends)
+        self.writer = None
+        self.episodes = _EpisodeWindow(stats_avg)
+        self.best_mean_reward = -math.inf
+        self.threshold_reached: Optional[Tuple[int, float]] = None  # (env steps, seconds since process start)
+        self.last_checkpoint_path: Optional[str] = None
+        self.last_saved_step = -1
+        self.last_train_stats: Dict[str, float] = {}
+        self.resumed_from: Optional[Tuple[int, int]] = None  # (train_step, env_steps) of the loaded checkpoint
+        self.train_seconds_before = 0.0
+        # (seconds since process start, env steps, mean reward of the episode window) after training iterations,
+        # thinned out as the run gets longer (about 1000 points per decade of run time): the benchmarks' plots.
+        self.learning_curve: List[Tuple[float, int, float]] = []
+
+
+def _policy_zero_attribute(name: str, doc: str) -> property:
+    """A Runner attribute that is policy 0's (the only policy with --num_policies=1)."""
+
+    def get(runner: "Runner") -> Any:
+        return getattr(runner.policies[0], name) if runner.policies else None
+
+    def set_(runner: "Runner", value: Any) -> None:
+        setattr(runner.policies[0], name, value)
+
+    return property(get, set_, doc=doc)
+
+
 class Runner:
-    """Trains one policy (Sample Factory's single-policy APPO)."""
+    """Trains Sample Factory's APPO: one policy, or ``--num_policies`` of them (``PolicyState``)."""
+
+    learner = _policy_zero_attribute("learner", "Policy 0's learner.")
+    policy = _policy_zero_attribute("policy", "Policy 0's inference policy.")
+    writer = _policy_zero_attribute("writer", "Policy 0's TensorBoard writer.")
+    episodes = _policy_zero_attribute("episodes", "Policy 0's episode window.")
+    best_mean_reward = _policy_zero_attribute("best_mean_reward", "Policy 0's best windowed mean reward.")
+    threshold_reached = _policy_zero_attribute("threshold_reached", "When policy 0 reached the reward threshold.")
+    last_checkpoint_path = _policy_zero_attribute("last_checkpoint_path", "Policy 0's newest checkpoint.")
+    learning_curve = _policy_zero_attribute("learning_curve", "Policy 0's learning curve.")
+    resumed_from = _policy_zero_attribute("resumed_from", "(train_step, env_steps) policy 0 resumed from.")
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.env_info: Optional[EnvInfo] = None
-        self.learner: Optional[Learner] = None
+        self.policies: List[PolicyState] = []
         self.sampler: Optional[Sampler] = None
-        self.policy = None
-        self.writer = None
         self.experiment_dir = ""
-        self.episodes = _EpisodeWindow(int(cfg.stats_avg))
         self._stop_requested = False
         self._interrupted = False
         self._fps_history: Deque[Tuple[float, int]] = deque()
@@ -146,7 +191,6 @@ class Runner:
         # (excludes start-up: process start, compilation, the first batch).
         self._first_iteration: Optional[Tuple[float, int]] = None
         self._last_iteration: Tuple[float, int] = (0.0, 0)
-        self._train_seconds_before = 0.0
         self._run_start = time.time()
         self._last_report = 0.0
         self._last_summary = 0.0
@@ -154,24 +198,15 @@ class Runner:
         self._last_best_check = 0.0
         self._last_training_info = 0.0
         self._last_milestone = time.time()
-        self._last_train_stats: Dict[str, float] = {}
         self._last_throughput: Tuple[float, int] = (time.time(), 0)
         self._progress_line = sys.stdout.isatty()
-        self.last_checkpoint_path: Optional[str] = None
         # What the run achieved (read by tests and benchmarks, reported in the log).
         self.status: Optional[int] = None
-        self.best_mean_reward = -math.inf
-        self.threshold_reached: Optional[Tuple[int, float]] = None  # (env steps, seconds since process start)
-        # (seconds since process start, env steps, mean reward of the episode window) after training iterations,
-        # thinned out as the run gets longer (about 1000 points per decade of run time): the benchmarks' plots.
-        self.learning_curve: List[Tuple[float, int, float]] = []
-        self.resumed_from: Optional[Tuple[int, int]] = None  # (train_step, env_steps) of the loaded checkpoint
         self.max_version_diff = 0.0
         self.observers: List[AlgoObserver] = []
         self._episodic_stats_handlers: List[PolicyMsgHandler] = []
         self.training_iteration_since_resume = 0
         self._last_reported_steps = -1
-        self._last_saved_step = -1
         self._experiment_lock = None  # held from init() until the run ends (pysf.cfg.experiment.ExperimentLock)
         self._checkpoint_write_failed = False
 
@@ -209,16 +244,19 @@ class Runner:
             torch.manual_seed(cfg.seed)
             np.random.seed(cfg.seed)
 
-        self.learner = Learner(cfg, self.env_info)
-        state = load_latest_checkpoint(checkpoint_dir(self.experiment_dir), cfg.load_checkpoint_kind)
-        if state is not None:
-            self.learner.load_checkpoint_state(state)
-            self._train_seconds_before = float(state.get("train_seconds", 0.0))
-            self.last_checkpoint_path = state.get("_path")
-            self.resumed_from = (self.learner.train_step, self.learner.env_steps)
         rnn_size = get_rnn_size(cfg)
-        self.policy = make_inference_policy(self.learner.actor_critic, self.env_info.obs_space, rnn_size, backend=cfg.inference_backend)
-        self.policy.update_weights(self.learner.actor_critic, self.learner.train_step)
+        for policy_id in range(int(cfg.num_policies)):
+            state = PolicyState(policy_id, Learner(cfg, self.env_info, policy_id=policy_id), int(cfg.stats_avg))
+            self.policies.append(state)
+            checkpoint = load_latest_checkpoint(checkpoint_dir(self.experiment_dir, policy_id), cfg.load_checkpoint_kind)
+            if checkpoint is not None:
+                state.learner.load_checkpoint_state(checkpoint)
+                state.train_seconds_before = float(checkpoint.get("train_seconds", 0.0))
+                state.last_checkpoint_path = checkpoint.get("_path")
+                state.resumed_from = (state.learner.train_step, state.learner.env_steps)
+            state.policy = make_inference_policy(state.learner.actor_critic, self.env_info.obs_space, rnn_size,
+                                                 backend=cfg.inference_backend)
+            state.policy.update_weights(state.learner.actor_critic, state.learner.train_step)
 
         block_rows, num_splits = sampling_geometry(cfg, self.env_info.num_agents)
         trajectories_per_batch = int(cfg.batch_size) * int(cfg.num_batches_per_epoch) // int(cfg.rollout)
@@ -226,16 +264,21 @@ class Runner:
         batches_held = max(1, int(cfg.num_batches_to_accumulate)) if cfg.async_rl else 1
         held = blocks_per_batch(trajectories_per_batch, block_rows) * batches_held
         num_blocks = trajectory_blocks(num_splits, held, bool(cfg.async_rl))
-        self.sampler = Sampler(cfg, self.env_info, self.policy, rnn_size, num_blocks=num_blocks)
-        self.batcher = TrajectoryBatcher(self.sampler, trajectories_per_batch, free_blocks_when_copied=bool(cfg.async_rl))
+        self.sampler = Sampler(cfg, self.env_info, [state.policy for state in self.policies], rnn_size,
+                               num_blocks=num_blocks)
+        if len(self.policies) == 1:
+            self.batcher = TrajectoryBatcher(self.sampler, trajectories_per_batch, free_blocks_when_copied=bool(cfg.async_rl))
+        else:
+            self.batcher = PolicyTrajectoryBatcher(self.sampler, trajectories_per_batch, len(self.policies))
 
         try:
             from tensorboardX import SummaryWriter
 
-            # A roomy queue: one round of summaries never fills it, so a dead writer thread (see _summaries_usable)
-            # is noticed before a put could block.
-            self.writer = SummaryWriter(os.path.join(self.experiment_dir, ".summary", "0"),
-                                        flush_secs=int(cfg.flush_summaries_interval), max_queue=_SUMMARY_QUEUE_EVENTS)
+            for state in self.policies:
+                # A roomy queue: one round of summaries never fills it, so a dead writer thread (see
+                # _summaries_usable) is noticed before a put could block.
+                state.writer = SummaryWriter(os.path.join(self.experiment_dir, ".summary", str(state.policy_id)),
+                                             flush_secs=int(cfg.flush_summaries_interval), max_queue=_SUMMARY_QUEUE_EVENTS)
         except ImportError:
             log.warning("tensorboardX is not installed: no TensorBoard summaries")
         self._observers_call(AlgoObserver.on_init, self)
@@ -269,7 +312,8 @@ class Runner:
             getattr(observer, hook.__name__)(*args)
 
     def _handle_episodes(self, stats: List[Any]) -> None:
-        self.episodes.add(stats)
+        for state in self.policies:
+            state.episodes.add([s for s in stats if s.policy_id == state.policy_id])
         if not self._episodic_stats_handlers:
             return
         for s in stats:
@@ -292,12 +336,18 @@ class Runner:
         self._stop_requested = True
 
     def _train_seconds(self) -> float:
-        return self._train_seconds_before + (time.time() - self._run_start)
+        return self.policies[0].train_seconds_before + (time.time() - self._run_start)
+
+    @property
+    def env_steps(self) -> int:
+        """Env steps trained on, all policies together (Sample Factory's "Total num frames")."""
+        return sum(state.learner.env_steps for state in self.policies)
 
     def _should_stop(self) -> bool:
+        # As Sample Factory: the env-step budget is each policy's, and the run ends once every policy has spent it.
         return (
             self._stop_requested
-            or self.learner.env_steps >= self.cfg.train_for_env_steps
+            or all(state.learner.env_steps >= self.cfg.train_for_env_steps for state in self.policies)
             or self._train_seconds() >= self.cfg.train_for_seconds
         )
 
@@ -319,7 +369,7 @@ class Runner:
         self._run_start = time.time()
         self._last_throughput = (self._run_start, 0)
         self._last_save = self._last_report = self._last_summary = self._last_best_check = self._last_milestone = time.time()
-        self._fps_history.append((time.time(), self.learner.env_steps))
+        self._fps_history.append((time.time(), self.env_steps))
         try:
             self._publish_training_info()
             self.sampler.start()
@@ -327,14 +377,10 @@ class Runner:
             while not self._should_stop():
                 # Short waits so that reports, checkpoints and Ctrl-C are handled while sampling runs.
                 self.batcher.add(self.sampler.get_trajectories(self.batcher.blocks_missing(), timeout=0.5))
-                if not self.batcher.ready():
+                if not self._train_ready_policies():
                     self._periodic()
                     continue
-                batch, held_blocks = self.batcher.take()
-                self._last_train_stats = self.learner.train(batch, on_sgd_step=self._publish_weights)
-                self.sampler.release(held_blocks)  # sync mode: the policy they were collected with is trained
-                self.max_version_diff = max(self.max_version_diff, self._last_train_stats.get("version_diff_max", 0.0))
-                self._last_iteration = (time.time(), self.learner.env_steps)
+                self._last_iteration = (time.time(), self.env_steps)
                 if self._first_iteration is None:
                     self._first_iteration = self._last_iteration
                 self._handle_episodes(self.sampler.episode_stats())
@@ -359,6 +405,25 @@ class Runner:
         self.status = status = self._shutdown(status)
         return status
 
+    def _train_ready_policies(self) -> bool:
+        """Train every policy that has a whole batch; returns whether any trained."""
+        if len(self.policies) == 1:
+            if not self.batcher.ready():
+                return False
+            batch, held_blocks = self.batcher.take()
+            self._train(self.policies[0], batch)
+            self.sampler.release(held_blocks)  # sync mode: the policy they were collected with is trained
+            return True
+        ready = self.batcher.ready_policies()
+        for policy_id in ready:
+            self._train(self.policies[policy_id], self.batcher.take(policy_id))
+        return bool(ready)
+
+    def _train(self, state: PolicyState, batch: Any) -> None:
+        learner, policy = state.learner, state.policy
+        state.last_train_stats = learner.train(batch, on_sgd_step=lambda step: policy.update_weights(learner.actor_critic, step))
+        self.max_version_diff = max(self.max_version_diff, state.last_train_stats.get("version_diff_max", 0.0))
+
     def _shutdown(self, status: int) -> int:
         """The end of every run: final figures, checkpoint, ``result.json``; each step guarded (a full disk must
         not keep the others from running). Returns the status, FAILURE if a step failed."""
@@ -374,25 +439,42 @@ class Runner:
                 return False
 
         step("on_stop observer", lambda: self._observers_call(AlgoObserver.on_stop, self))
-        if self.learner.env_steps > 0:
-            if self._last_reported_steps != self.learner.env_steps:
+        if self.env_steps > 0:
+            if self._last_reported_steps != self.env_steps:
                 step("The final report", self._report)  # also for runs shorter than one report interval
             step("Writing the final summaries", self._write_summaries)
             if not self._checkpoint_write_failed:
                 step("Saving the best checkpoint", self._maybe_save_best)
-        unsaved = self._last_saved_step != self.learner.train_step or self.last_checkpoint_path is None
+        unsaved = any(state.last_saved_step != state.learner.train_step or state.last_checkpoint_path is None
+                      for state in self.policies)
         if unsaved and not self._checkpoint_write_failed:  # after a failed write the disk is full: one line is enough
             step("Saving the final checkpoint", self._save_checkpoint)
         elapsed = time.time() - self._run_start
-        steps_this_run = self.learner.env_steps - (self.resumed_from[1] if self.resumed_from else 0)
-        log.info("Collected {0: %d}, FPS: %.1f", self.learner.env_steps, steps_this_run / max(elapsed, 1e-9))
+        steps_this_run = self.env_steps - sum(state.resumed_from[1] for state in self.policies if state.resumed_from)
+        collected = ", ".join(f"{state.policy_id}: {state.learner.env_steps}" for state in self.policies)
+        log.info("Collected {%s}, FPS: %.1f", collected, steps_this_run / max(elapsed, 1e-9))
         step("Writing result.json", lambda: self._log_result(elapsed, steps_this_run, status))
         step("Closing the summaries", self._close_summaries)
         self._release_experiment()
         return status
 
+    def _policy_result(self, state: PolicyState) -> Dict[str, Any]:
+        """One policy's figures in ``result.json``."""
+        return dict(
+            env_steps=state.learner.env_steps,
+            train_step=state.learner.train_step,
+            final_reward=state.episodes.mean_reward(),
+            best_reward=None if state.best_mean_reward == -math.inf else state.best_mean_reward,
+            threshold_env_steps=state.threshold_reached[0] if state.threshold_reached else None,
+            threshold_seconds_since_process_start=state.threshold_reached[1] if state.threshold_reached else None,
+            checkpoint=state.last_checkpoint_path,
+            learning_curve=state.learning_curve,
+        )
+
     def _log_result(self, elapsed: float, steps_this_run: int, status: int = ExperimentStatus.SUCCESS) -> None:
-        """The run's figures: in the log, and in ``result.json`` for scripts (benchmarks parse it)."""
+        """The run's figures: in the log, and in ``result.json`` for scripts (benchmarks parse it). The top level
+        holds policy 0's figures (the only policy's, usually) with the run's totals; with several policies,
+        ``policies`` lists each one's."""
         final = self.episodes.mean_reward()
         steady_fps = None
         if self._first_iteration is not None:
@@ -401,20 +483,16 @@ class Runner:
                 steady_fps = (self._last_iteration[1] - steps_first) / (self._last_iteration[0] - t_first)
         result = dict(
             status=_STATUS_NAMES.get(status, str(status)),
-            env_steps=self.learner.env_steps,
-            train_step=self.learner.train_step,
+            **self._policy_result(self.policies[0]),
             seconds=elapsed,
             fps=steps_this_run / max(elapsed, 1e-9),
             steady_state_fps=steady_fps,
-            final_reward=final,
-            best_reward=None if self.best_mean_reward == -math.inf else self.best_mean_reward,
             reward_threshold=self.env_info.reward_threshold if self.env_info else None,
-            threshold_env_steps=self.threshold_reached[0] if self.threshold_reached else None,
-            threshold_seconds_since_process_start=self.threshold_reached[1] if self.threshold_reached else None,
-            checkpoint=self.last_checkpoint_path,
             peak_rss_mb=_peak_rss_mb(),
-            learning_curve=self.learning_curve,
         )
+        result["env_steps"] = self.env_steps
+        if len(self.policies) > 1:
+            result["policies"] = [self._policy_result(state) for state in self.policies]
         import json
 
         result_error = None
@@ -432,33 +510,46 @@ class Runner:
         log.info(
             "Result%s: %s env steps in %.1f s (%.0f env frames/s); final %d-episode mean reward %s (best %s); "
             "reward threshold %s %s; checkpoint %s",
-            outcome, f"{self.learner.env_steps:,}", elapsed, steps_this_run / max(elapsed, 1e-9), self.episodes.size,
+            outcome, f"{self.env_steps:,}", elapsed, steps_this_run / max(elapsed, 1e-9), self.episodes.size,
             "n/a" if final is None else f"{final:.1f}",
             "n/a" if self.best_mean_reward == -math.inf else f"{self.best_mean_reward:.1f}",
             "n/a" if threshold is None else f"{threshold:g}", reached if threshold is not None else "",
             self.last_checkpoint_path,
         )
+        for state in self.policies[1:]:
+            reward = state.episodes.mean_reward()
+            log.info("Result of policy %d: %s env steps; final %d-episode mean reward %s (best %s); checkpoint %s",
+                     state.policy_id, f"{state.learner.env_steps:,}", state.episodes.size,
+                     "n/a" if reward is None else f"{reward:.1f}",
+                     "n/a" if state.best_mean_reward == -math.inf else f"{state.best_mean_reward:.1f}",
+                     state.last_checkpoint_path)
         if result_error is not None:
             raise result_error
 
     def _track_progress(self) -> None:
-        mean = self.episodes.mean_reward()
+        for state in self.policies:
+            self._track_policy_progress(state)
+
+    def _track_policy_progress(self, state: PolicyState) -> None:
+        episodes, env_steps = state.episodes, state.learner.env_steps
+        mean = episodes.mean_reward()
         if mean is not None:
             seconds = time.time() - process_start_time()
             # Thinned by the run's own age (not the process's: a run late in a long-lived process keeps its points).
             run_seconds = time.time() - self._run_start
-            if not self.learning_curve or seconds - self.learning_curve[-1][0] >= run_seconds / 1000:
-                self.learning_curve.append((round(seconds, 3), self.learner.env_steps, mean))
-        if len(self.episodes.rewards) < self.episodes.size:
+            if not state.learning_curve or seconds - state.learning_curve[-1][0] >= run_seconds / 1000:
+                state.learning_curve.append((round(seconds, 3), env_steps, mean))
+        if len(episodes.rewards) < episodes.size:
             return
-        self.best_mean_reward = max(self.best_mean_reward, mean)
+        state.best_mean_reward = max(state.best_mean_reward, mean)
         threshold = self.env_info.reward_threshold
-        if threshold is not None and self.threshold_reached is None and mean >= threshold:
+        if threshold is not None and state.threshold_reached is None and mean >= threshold:
             seconds = time.time() - process_start_time()
-            self.threshold_reached = (self.learner.env_steps, seconds)
+            state.threshold_reached = (env_steps, seconds)
+            which = f" (policy {state.policy_id})" if len(self.policies) > 1 else ""
             log.info(
-                "Reached the reward threshold %.1f: %d-episode mean reward %.1f at %d env steps, %.1f s after process start",
-                threshold, self.episodes.size, mean, self.learner.env_steps, seconds,
+                "Reached the reward threshold %.1f%s: %d-episode mean reward %.1f at %d env steps, %.1f s after process start",
+                threshold, which, episodes.size, mean, env_steps, seconds,
             )
 
     def close(self) -> None:
@@ -473,37 +564,38 @@ class Runner:
         if self._experiment_lock is not None:
             self._experiment_lock.release()
 
-    def _summaries_usable(self) -> bool:
-        """Whether the TensorBoard writer can take events. tensorboardX writes them from a thread through a bounded
-        queue; when a write fails (a full disk) the thread dies, and once the queue is full the next add (or close)
-        would block forever. Such a writer is dropped with one error line; training goes on without summaries."""
-        if self.writer is None:
+    def _summaries_usable(self, state: Optional[PolicyState] = None) -> bool:
+        """Whether a policy's (default: policy 0's) TensorBoard writer can take events. tensorboardX writes them
+        from a thread through a bounded queue; when a write fails (a full disk) the thread dies, and once the queue
+        is full the next add (or close) would block forever. Such a writer is dropped with one error line; training
+        goes on without summaries."""
+        state = self.policies[0] if state is None else state
+        if state.writer is None:
             return False
-        worker = getattr(getattr(getattr(self.writer, "file_writer", None), "event_writer", None), "_worker", None)
+        worker = getattr(getattr(getattr(state.writer, "file_writer", None), "event_writer", None), "_worker", None)
         if isinstance(worker, threading.Thread) and not worker.is_alive():
             log.error("TensorBoard summaries stopped: their writer thread failed (a full disk?); training goes on without them")
-            self.writer = None
+            state.writer = None
             return False
         return True
 
     def _close_summaries(self) -> None:
-        """Close the TensorBoard writer, then the W&B run that mirrors it (so its last rows are synced)."""
+        """Close the TensorBoard writers, then the W&B run that mirrors them (so its last rows are synced)."""
         from pysf.utils.wandb_utils import finish_wandb
 
-        if self._summaries_usable():
-            self.writer.close()
-            self.writer = None
+        for state in self.policies:
+            if self._summaries_usable(state):
+                state.writer.close()
+                state.writer = None
         finish_wandb(self.cfg)
 
     def _publish_training_info(self) -> None:
-        """What the envs' TrainingInfoInterface / RewardShapingInterface receive (Sample Factory's dict)."""
+        """What the envs' TrainingInfoInterface / RewardShapingInterface receive (Sample Factory's dict). With
+        several policies every env gets policy 0's (pysf's envs do not tell yet which policy their agents have)."""
         self._last_training_info = time.time()
         self.sampler.set_training_info(
             training_info(0, self.learner.env_steps, self.env_info.reward_shaping_scheme if self.env_info else None)
         )
-
-    def _publish_weights(self, train_step: int) -> None:
-        self.policy.update_weights(self.learner.actor_critic, train_step)
 
     def _stop_everything(self) -> None:
         if self.sampler is not None:
@@ -535,12 +627,14 @@ class Runner:
             self._publish_training_info()
         if self.cfg.save_milestones_sec > 0 and now - self._last_milestone >= self.cfg.save_milestones_sec:
             self._last_milestone = now
-            path = self._write_checkpoint(milestones_dir(checkpoint_dir(self.experiment_dir)), keep=None)
-            log.info("Saving milestone %s", path)
+            for state in self.policies:
+                path = self._write_checkpoint(state, milestones_dir(checkpoint_dir(self.experiment_dir, state.policy_id)),
+                                              keep=None)
+                log.info("Saving milestone %s", path)
 
     def _fps(self) -> List[float]:
         now = time.time()
-        self._fps_history.append((now, self.learner.env_steps))
+        self._fps_history.append((now, self.env_steps))
         while self._fps_history and now - self._fps_history[0][0] > max(_FPS_WINDOWS) + 5:
             self._fps_history.popleft()
         result = []
@@ -560,40 +654,47 @@ class Runner:
         return (samples - last_samples) / (now - last_time) if now > last_time else math.nan
 
     def _report(self) -> None:
-        self._last_reported_steps = self.learner.env_steps
+        self._last_reported_steps = self.env_steps
         fps = self._fps()
-        stats = self._last_train_stats
+        stats = self.policies[0].last_train_stats
         lag = (stats.get("version_diff_min", 0.0), stats.get("version_diff_avg", 0.0), stats.get("version_diff_max", 0.0))
         if self._progress_line:
             sys.stdout.write("\r\033[K")
         log.info(
             "Fps is (10 sec: %.1f, 60 sec: %.1f, 300 sec: %.1f). Total num frames: %d. Throughput: 0: %.1f. "
             "Samples: %d. Policy #0 lag: (min: %.1f, avg: %.1f, max: %.1f)",
-            fps[0], fps[1], fps[2], self.learner.env_steps, self._sample_throughput(), self.sampler.samples_collected, *lag,
+            fps[0], fps[1], fps[2], self.env_steps, self._sample_throughput(), self.sampler.samples_collected, *lag,
         )
-        reward = self.episodes.mean_reward()
-        if reward is not None:
-            log.info("Avg episode reward: [(0, '%.3f')]", reward)
+        rewards = [(state.policy_id, f"{reward:.3f}") for state in self.policies
+                   if (reward := state.episodes.mean_reward()) is not None]
+        if rewards:
+            log.info("Avg episode reward: %r", rewards)
 
     def _print_progress(self) -> None:
         cfg = self.cfg
         fps = self._fps()[0]
-        steps = self.learner.env_steps
+        steps = self.env_steps
         reward = self.episodes.mean_reward()
-        eta = (cfg.train_for_env_steps - steps) / fps if fps and fps > 0 and not math.isnan(fps) else math.nan
+        eta = (cfg.train_for_env_steps * len(self.policies) - steps) / fps if fps and fps > 0 and not math.isnan(fps) else math.nan
         line = (
-            f"\r\033[K[pysf] {steps:,}/{int(cfg.train_for_env_steps):,} env steps | {fps:,.0f} FPS | "
+            f"\r\033[K[pysf] {steps:,}/{int(cfg.train_for_env_steps) * len(self.policies):,} env steps | {fps:,.0f} FPS | "
             f"reward {reward if reward is not None else float('nan'):.2f} | ETA {eta:.0f}s"
         )
         sys.stdout.write(line)
         sys.stdout.flush()
 
     def _write_summaries(self) -> None:
-        if not self._summaries_usable():
-            return
-        step = self.learner.env_steps
-        w = self.writer
-        episodes = self.episodes
+        usable = [state for state in self.policies if self._summaries_usable(state)]
+        if usable:
+            fps = self._fps()
+            for state in usable:
+                self._write_policy_summaries(state, fps)
+
+    def _write_policy_summaries(self, state: PolicyState, fps: List[float]) -> None:
+        """Policy ``state``'s summaries in its own writer, at its own env steps (as Sample Factory writes them)."""
+        step = state.learner.env_steps
+        w = state.writer
+        episodes = state.episodes
         if len(episodes.rewards) >= min(episodes.size, 10):
             w.add_scalar("reward/reward", float(np.mean(episodes.rewards)), step)
             w.add_scalar("reward/reward_min", float(np.min(episodes.rewards)), step)
@@ -605,15 +706,14 @@ class Runner:
             for key, values in episodes.extra.items():
                 name = key if "/" in key else f"policy_stats/avg_{key}"
                 w.add_scalar(name, float(np.mean(values)), step)
-        fps = self._fps()
         if not math.isnan(fps[0]):
             w.add_scalar("perf/_fps", fps[0], step)
             w.add_scalar("perf/_sample_throughput", fps[0], step)
-        for key, value in self._last_train_stats.items():
+        for key, value in state.last_train_stats.items():
             if key != "train_seconds":
                 w.add_scalar(f"train/{key}", value, step)
         w.add_scalar("train/env_steps", step, step)
-        self._observers_call(AlgoObserver.extra_summaries, self, 0, w, step)
+        self._observers_call(AlgoObserver.extra_summaries, self, state.policy_id, w, step)
         try:
             import psutil
 
@@ -621,42 +721,46 @@ class Runner:
         except ImportError:
             pass
 
-    def _write_checkpoint(self, directory: str, keep: Optional[int], **naming: str) -> str:
-        """``save_checkpoint`` of the current state; a failed write says which checkpoint survives."""
+    def _write_checkpoint(self, state: PolicyState, directory: str, keep: Optional[int], **naming: str) -> str:
+        """``save_checkpoint`` of a policy's current state; a failed write says which checkpoint survives."""
         try:
-            return save_checkpoint(self._checkpoint_state(), directory, keep=keep, **naming)
+            return save_checkpoint(self._checkpoint_state(state), directory, keep=keep, **naming)
         except FileWriteError as exc:
             self._checkpoint_write_failed = True
-            previous = self.last_checkpoint_path
+            previous = state.last_checkpoint_path
             intact = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
             raise exc.with_consequence(intact) from exc
 
-    def _checkpoint_state(self) -> Dict:
-        state = self.learner.checkpoint_state()
-        state["train_seconds"] = self._train_seconds()
-        return state
+    def _checkpoint_state(self, state: PolicyState) -> Dict:
+        checkpoint = state.learner.checkpoint_state()
+        checkpoint["train_seconds"] = self._train_seconds()
+        return checkpoint
 
     def _save_checkpoint(self) -> None:
-        if self.learner is None:
-            return
-        directory = checkpoint_dir(self.experiment_dir)
-        path = self._write_checkpoint(directory, keep=int(self.cfg.keep_checkpoints))
-        self.last_checkpoint_path = path
-        self._last_saved_step = self.learner.train_step
-        log.info("Saving %s...", path)
+        for state in self.policies:
+            path = self._write_checkpoint(state, checkpoint_dir(self.experiment_dir, state.policy_id),
+                                          keep=int(self.cfg.keep_checkpoints))
+            state.last_checkpoint_path = path
+            state.last_saved_step = state.learner.train_step
+            log.info("Saving %s...", path)
 
     def _maybe_save_best(self) -> None:
-        cfg = self.cfg
-        reward = self.episodes.mean_reward()
-        if reward is None or self.learner.env_steps < cfg.save_best_after or len(self.episodes.rewards) < self.episodes.size:
+        for state in self.policies:
+            self._maybe_save_policy_best(state)
+
+    def _maybe_save_policy_best(self, state: PolicyState) -> None:
+        cfg, episodes, learner = self.cfg, state.episodes, state.learner
+        reward = episodes.mean_reward()
+        if reward is None or learner.env_steps < cfg.save_best_after or len(episodes.rewards) < episodes.size:
             return
         if cfg.save_best_metric != "reward":
-            values = self.episodes.extra.get(cfg.save_best_metric)
+            values = episodes.extra.get(cfg.save_best_metric)
             if not values:
                 return
             reward = float(np.mean(values))
-        if reward > self.learner.best_performance + 1e-3:
-            self.learner.best_performance = reward
+        if reward > learner.best_performance + 1e-3:
+            learner.best_performance = reward
             suffix = f"_{cfg.save_best_metric}_{reward:.3f}"
-            self._write_checkpoint(checkpoint_dir(self.experiment_dir), keep=1, name_prefix="best", suffix=suffix)
+            self._write_checkpoint(state, checkpoint_dir(self.experiment_dir, state.policy_id), keep=1,
+                                   name_prefix="best", suffix=suffix)
             log.info("Saving new best policy, %s=%.3f!", cfg.save_best_metric, reward)

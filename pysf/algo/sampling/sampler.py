@@ -79,14 +79,20 @@ def trajectory_blocks(num_splits: int, blocks_held: int, async_rl: bool) -> int:
     return num_splits + blocks_held if async_rl else max(blocks_held, num_splits)
 
 
+InferencePolicy = Union[NativePolicy, PythonPolicy]
+
+
 class Sampler:
-    """Native sampling for one policy; see the module docstring. Use as a context manager or call stop()."""
+    """Native sampling; see the module docstring. Use as a context manager or call stop().
+
+    ``policy`` is one inference policy, or a list of them: policy ``p`` acts for the agents mapped to it
+    (``--pbt_mix_policies_in_one_env``; csrc/sampler/split_assignment.h has the mapping)."""
 
     def __init__(
         self,
         cfg: Config,
         env_info: EnvInfo,
-        policy: Union[NativePolicy, PythonPolicy],
+        policy: Union[InferencePolicy, Sequence[InferencePolicy]],
         rnn_state_size: int,
         num_blocks: Optional[int] = None,
         deterministic_actions: bool = False,
@@ -137,8 +143,9 @@ class Sampler:
                 num_native_workers=int(cfg.num_workers),
                 envs_per_native_worker=int(cfg.num_envs_per_worker),
             )
-        native_policy = policy.native if isinstance(policy, NativePolicy) else policy.forward
-        self._sampler = _C.Sampler(config, native_buffers_dict(self.buffers, self.block_rows), native_policy)
+        policies = list(policy) if isinstance(policy, (list, tuple)) else [policy]
+        native_policies = [p.native if isinstance(p, NativePolicy) else p.forward for p in policies]
+        self._sampler = _C.Sampler(config, native_buffers_dict(self.buffers, self.block_rows), native_policies)
         self._processes: List[multiprocessing.process.BaseProcess] = []
         self._mailboxes: List[torch.Tensor] = []  # per process, its mailbox (protocol.py)
         self._stack_files: List[Any] = []  # per process, where it dumps its Python stacks on SIGUSR1

@@ -1,0 +1,74 @@
+"""Several policies (``--num_policies``): each has its own learner, checkpoints, summaries and episodes, trains on
+its own agents' trajectories only, improves, and resumes."""
+
+from __future__ import annotations
+
+import glob
+import json
+from collections import defaultdict
+
+import pytest
+import torch
+
+from helpers import sampler_test_envs
+from pysf.algo.learning.learner import Learner
+from pysf.algo.runners.runner import Runner
+from pysf.algo.utils.misc import ExperimentStatus
+from pysf.envs.env_utils import register_env
+from pysf.train import parse_train_args
+
+pytestmark = pytest.mark.usefixtures("fresh_context")  # tests/conftest.py
+
+
+def train(tmp_path, *flags: str, env: str = "CartPole-v1") -> Runner:
+    argv = ["--env", env, "--experiment", "exp", "--train_dir", str(tmp_path), "--seed", "0", "--num_policies", "2",
+            *flags]
+    runner = Runner(parse_train_args(argv))
+    assert runner.init() == ExperimentStatus.SUCCESS
+    runner.status = runner.run()
+    assert runner.status == ExperimentStatus.SUCCESS
+    return runner
+
+
+def test_two_policies_both_learn_cartpole_and_resume(tmp_path):
+    """Native CartPole, env e acting for policy e % 2: both policies beat a random one (about 22) clearly."""
+    first = train(tmp_path, "--train_for_env_steps", "250000")
+    assert [state.policy_id for state in first.policies] == [0, 1]
+    for state in first.policies:
+        assert state.learner.env_steps >= 250000
+        assert state.episodes.mean_reward() > 100, [s.episodes.mean_reward() for s in first.policies]
+    exp = tmp_path / "exp"
+    for policy_id in (0, 1):
+        assert glob.glob(str(exp / f"checkpoint_p{policy_id}" / "checkpoint_*.pth"))
+        assert glob.glob(str(exp / ".summary" / str(policy_id) / "events.out.tfevents*"))
+    result = json.loads((exp / "result.json").read_text())
+    assert result["env_steps"] == sum(state.learner.env_steps for state in first.policies)
+    assert [p["env_steps"] for p in result["policies"]] == [state.learner.env_steps for state in first.policies]
+
+    before = [(state.learner.train_step, state.learner.env_steps) for state in first.policies]
+    second = train(tmp_path, "--train_for_env_steps", "300000")
+    assert [state.resumed_from for state in second.policies] == before
+    assert all(state.learner.env_steps >= 300000 for state in second.policies)
+
+
+def test_each_learner_trains_on_its_own_agents_only(tmp_path, monkeypatch):
+    """A 3-agent env whose agents act for policies (3 * env_id + agent) % 2 (--pbt_mix_policies_in_one_env): every
+    row a learner trains on is one of its own agents', and every agent's trajectory reaches its learner."""
+    register_env("multi_agent_counting", sampler_test_envs.make_multi_agent_counting_env)
+    seen = defaultdict(set)  # policy -> {(env_id, agent)}
+    train_original = Learner.train
+
+    def recording_train(learner, batch, on_sgd_step=None):
+        first_obs = batch["obs"]["obs"][:, 0]
+        for env_id, agent in first_obs[:, :2].to(torch.int64).tolist():
+            seen[learner.policy_id].add((env_id, agent))
+        assert torch.all((batch["policy_id"] == learner.policy_id) | (batch["policy_id"] == -1))
+        return train_original(learner, batch, on_sgd_step)
+
+    monkeypatch.setattr(Learner, "train", recording_train)
+    train(tmp_path, "--train_for_env_steps", "3000", "--num_workers", "2", "--num_envs_per_worker", "2",
+          "--rollout", "8", "--batch_size", "64", "--use_rnn", "False", "--decorrelate_envs_on_one_worker", "False",
+          env="multi_agent_counting")
+    agents = {(env_id, agent) for env_id in range(4) for agent in range(3)}
+    for policy in (0, 1):
+        assert seen[policy] == {(e, a) for e, a in agents if (3 * e + a) % 2 == policy}, seen
