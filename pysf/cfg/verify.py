@@ -273,11 +273,6 @@ def not_yet_supported_errors(cfg: Config) -> List[str]:
         value = getattr(cfg, name, supported)
         if value != supported and not (isinstance(supported, list) and not value):
             errors.append(f"--{name}={value}: {explanation}")
-    if int(getattr(cfg, "num_policies", 1)) > 1 and not cfg.async_rl:
-        errors.append(
-            f"--num_policies={cfg.num_policies} with --async_rl=False: pysf trains several policies in async mode only "
-            f"for now (sync mode would hold every block until each policy in it has trained). Use --async_rl=True."
-        )
     if cfg.device == "gpu" and _cuda_available():
         errors.append(
             "--device=gpu: pysf's learner and inference run on the CPU for now (the GPU path is planned), and this "
@@ -390,6 +385,31 @@ def _data_layout_errors(cfg: Config, num_agents: int, recurrence: int, recurrenc
         errors.append(
             f"The dataset of one training iteration ({dataset_desc}) must be a multiple of --rollout={rollout}: "
             f"pysf trains on whole trajectories of {rollout} steps. {batch_hint()}"
+        )
+    if sync and num_policies > 1:
+        errors.extend(_sync_multi_policy_errors(cfg, num_agents, dataset, samples_per_rollout))
+    return errors
+
+
+def _sync_multi_policy_errors(cfg: Config, num_agents: int, dataset: int, samples_per_rollout: int) -> List[str]:
+    """Sync mode with several policies trains every policy on one rollout of all envs per iteration: the agent ->
+    policy mapping (csrc/sampler/split_assignment.h) must give each policy the same number of agents."""
+    errors: List[str] = []
+    num_policies, envs = int(cfg.num_policies), int(cfg.num_workers) * int(cfg.num_envs_per_worker)
+    if cfg.pbt_mix_policies_in_one_env:
+        units, what = envs * num_agents, f"agents (--num_workers * --num_envs_per_worker * num_agents={num_agents})"
+    else:
+        units, what = envs, "envs (--num_workers * --num_envs_per_worker, --pbt_mix_policies_in_one_env=False)"
+    if units % num_policies != 0:
+        errors.append(
+            f"Sync mode with --num_policies={num_policies} gives every policy the same share of the {units} {what}; "
+            f"make their number a multiple of {num_policies}, or use --async_rl=True."
+        )
+    if samples_per_rollout > 0 and dataset != samples_per_rollout:
+        errors.append(
+            f"Sync mode with --num_policies={num_policies} trains each policy on one rollout of its agents per "
+            f"iteration for now: --batch_size * --num_batches_per_epoch = {dataset} must equal {samples_per_rollout} "
+            f"(the samples per rollout above), or use --async_rl=True."
         )
     return errors
 

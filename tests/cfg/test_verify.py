@@ -256,7 +256,6 @@ def test_the_episode_counter_needs_single_agent_per_env_envs() -> None:
 @pytest.mark.parametrize(
     "flag, expected",
     [
-        ("--num_policies=2 --async_rl=False", "async mode only"),
         ("--with_pbt=True", "population-based training is not implemented"),
         ("--actor_worker_gpus=0", "CPU only"),
         ("--decorrelate_experience_max_seconds=10", "--decorrelate_experience_max_seconds=0"),
@@ -270,6 +269,17 @@ def test_flags_pysf_cannot_honour_yet_stop_before_training(flag: str, expected: 
 
 def test_several_policies_are_accepted_in_async_mode() -> None:
     assert assert_valid("--num_policies=2", "--async_rl=True").num_policies == 2
+
+
+def test_sync_mode_with_several_policies_needs_an_even_split_and_one_rollout_per_iteration() -> None:
+    # 2 workers x 4 envs x 8 steps // 2 policies = 32 samples per policy per rollout
+    sync = ["--async_rl=False", "--num_policies=2", "--num_workers=2", "--num_envs_per_worker=4", "--rollout=8",
+            "--use_rnn=False", "--num_batches_per_epoch=1"]
+    assert assert_valid(*sync, "--batch_size=32").num_policies == 2
+    assert "must equal 32" in cfg_error(*sync, "--batch_size=64")
+    odd = ["--async_rl=False", "--num_policies=3", "--num_workers=2", "--num_envs_per_worker=4", "--rollout=8",
+           "--use_rnn=False", "--num_batches_per_epoch=1", "--batch_size=16"]
+    assert "make their number a multiple of 3" in cfg_error(*odd)
 
 
 def test_heartbeat_flags_are_accepted() -> None:

@@ -83,53 +83,84 @@ def rows_by_policy(data: TensorDict, num_policies: int) -> List[TensorDict]:
 
 
 class PolicyTrajectoryBatcher:
-    """Training batches for each of ``num_policies`` policies, from blocks whose rows act for different policies
-    (asynchronous mode). A block is copied and freed as soon as it arrives; its rows join their policy's pool, and a
-    policy's batch is ready once its pool holds ``trajectories_per_batch`` trajectories. Policies whose agents are
-    fewer get their batches less often, as in Sample Factory."""
+    """Training batches for each of ``num_policies`` policies, from blocks whose rows act for different policies.
 
-    def __init__(self, sampler: Sampler, trajectories_per_batch: int, num_policies: int):
+    Async mode: a block is copied and freed as soon as it arrives; its rows join their policy's pool, and a
+    policy's batch is ready once its pool holds ``trajectories_per_batch`` trajectories (policies with fewer agents
+    get theirs less often, as in Sample Factory). Sync mode: the blocks of one round, ``trajectories_per_batch``
+    trajectories for every policy, are held until every policy has trained on its share; the agent -> policy
+    mapping must then give each policy exactly that share (the configuration checks make it so).
+    """
+
+    def __init__(self, sampler: Sampler, trajectories_per_batch: int, num_policies: int, free_blocks_when_copied: bool):
         if trajectories_per_batch < 1:
             raise ValueError(f"a training batch needs at least one trajectory, got {trajectories_per_batch}")
         if num_policies < 2:
             raise ValueError(f"PolicyTrajectoryBatcher is for several policies (got {num_policies}): use TrajectoryBatcher")
+        round_rows = trajectories_per_batch * num_policies
+        if not free_blocks_when_copied and round_rows % sampler.block_rows != 0:
+            raise ValueError(
+                f"sync mode needs a whole number of blocks per round: {num_policies} policies x {trajectories_per_batch} "
+                f"trajectories, blocks of {sampler.block_rows}"
+            )
         self.sampler = sampler
         self.trajectories_per_batch = trajectories_per_batch
         self.num_policies = num_policies
+        self.free_blocks_when_copied = free_blocks_when_copied
+        self._pending: List[int] = []  # sync mode: the round's blocks, held
         self._pools: List[List[TensorDict]] = [[] for _ in range(num_policies)]
         self._pool_rows = [0] * num_policies
 
     def blocks_missing(self) -> int:
-        """How many more blocks to ask for: enough for the policy nearest to a batch, were the rows spread evenly
-        over the policies (0 while a batch is ready)."""
-        if self.ready_policies():
+        """How many more blocks to ask for (0 while a batch is ready). Async mode: enough for the policy nearest
+        to a batch, were the rows spread evenly over the policies."""
+        if not self.free_blocks_when_copied:
+            return max(0, blocks_per_batch(self.trajectories_per_batch * self.num_policies, self.sampler.block_rows)
+                       - len(self._pending))
+        if self._ready_policies():
             return 0
         rows_missing = min(self.trajectories_per_batch - rows for rows in self._pool_rows)
         return blocks_per_batch(rows_missing * self.num_policies, self.sampler.block_rows)
 
     def add(self, blocks: Sequence[int]) -> None:
-        """Completed blocks from the sampler: copied into the policies' pools, then freed."""
+        """Completed blocks from the sampler (async mode: copied into the policies' pools, then freed)."""
         if not blocks:
             return
-        data = self.sampler.copy_blocks(blocks)
+        if not self.free_blocks_when_copied:
+            self._pending.extend(blocks)
+            return
+        self._absorb(self.sampler.copy_blocks(blocks))
         self.sampler.release(blocks)
+
+    def _absorb(self, data: TensorDict) -> None:
         for policy, rows in enumerate(rows_by_policy(data, self.num_policies)):
             count = int(rows["rewards"].shape[0])
             if count:
                 self._pools[policy].append(rows)
                 self._pool_rows[policy] += count
 
-    def ready_policies(self) -> List[int]:
-        """The policies with a whole batch waiting, lowest first."""
+    def _ready_policies(self) -> List[int]:
         return [p for p, rows in enumerate(self._pool_rows) if rows >= self.trajectories_per_batch]
 
-    def take(self, policy: int) -> TensorDict:
+    def take_ready(self) -> Tuple[List[Tuple[int, TensorDict]], List[int]]:
+        """``([(policy, batch), ...], blocks to release after training)``: every batch that is ready, lowest policy
+        first (none yet: an empty list). Sync mode: all policies' batches of a complete round, and its blocks."""
+        held: List[int] = []
+        if not self.free_blocks_when_copied:
+            if self.blocks_missing() > 0:
+                return [], []
+            held, self._pending = self._pending, []
+            self._absorb(self.sampler.copy_blocks(held))
+            shares = {p: rows for p, rows in enumerate(self._pool_rows) if rows != self.trajectories_per_batch}
+            if shares:
+                raise RuntimeError(
+                    f"sync mode: a round of blocks gave the policies {self._pool_rows} trajectories, not "
+                    f"{self.trajectories_per_batch} each; the agent -> policy mapping must split the agents evenly"
+                )
+        return [(policy, self._take(policy)) for policy in self._ready_policies()], held
+
+    def _take(self, policy: int) -> TensorDict:
         """Policy ``policy``'s next batch (the oldest trajectories of its pool); the rest stays for its next one."""
-        if self._pool_rows[policy] < self.trajectories_per_batch:
-            raise RuntimeError(
-                f"take({policy}): policy {policy} has {self._pool_rows[policy]} of the {self.trajectories_per_batch} "
-                f"trajectories of a batch"
-            )
         pool = self._pools[policy]
         data = pool[0] if len(pool) == 1 else cat_tensordicts(pool)
         rows = self.trajectories_per_batch

@@ -269,7 +269,8 @@ class Runner:
         if len(self.policies) == 1:
             self.batcher = TrajectoryBatcher(self.sampler, trajectories_per_batch, free_blocks_when_copied=bool(cfg.async_rl))
         else:
-            self.batcher = PolicyTrajectoryBatcher(self.sampler, trajectories_per_batch, len(self.policies))
+            self.batcher = PolicyTrajectoryBatcher(self.sampler, trajectories_per_batch, len(self.policies),
+                                                   free_blocks_when_copied=bool(cfg.async_rl))
 
         try:
             from tensorboardX import SummaryWriter
@@ -414,10 +415,11 @@ class Runner:
             self._train(self.policies[0], batch)
             self.sampler.release(held_blocks)  # sync mode: the policy they were collected with is trained
             return True
-        ready = self.batcher.ready_policies()
-        for policy_id in ready:
-            self._train(self.policies[policy_id], self.batcher.take(policy_id))
-        return bool(ready)
+        batches, held_blocks = self.batcher.take_ready()
+        for policy_id, batch in batches:
+            self._train(self.policies[policy_id], batch)
+        self.sampler.release(held_blocks)  # sync mode: every policy that acted in them is trained
+        return bool(batches)
 
     def _train(self, state: PolicyState, batch: Any) -> None:
         learner, policy = state.learner, state.policy

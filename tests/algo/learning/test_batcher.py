@@ -77,23 +77,43 @@ def test_rows_go_to_the_policy_that_acted_in_them_and_inactive_rows_to_none():
 
 def test_each_policy_gets_its_own_trajectories_exactly_once_in_order():
     sampler = FakeSampler(block_rows=6, num_policies=3)
-    batcher = PolicyTrajectoryBatcher(sampler, trajectories_per_batch=4, num_policies=3)
+    batcher = PolicyTrajectoryBatcher(sampler, trajectories_per_batch=4, num_policies=3, free_blocks_when_copied=True)
     seen = {0: [], 1: [], 2: []}
     next_block = 0
-    for _ in range(9):
-        while not batcher.ready_policies():
+    while sum(len(t) for t in seen.values()) < 36:
+        batches, held = batcher.take_ready()
+        assert held == []
+        if not batches:
             wanted = batcher.blocks_missing()
             assert wanted >= 1
             batcher.add(list(range(next_block, next_block + wanted)))
             next_block += wanted
-        policy = batcher.ready_policies()[0]
-        batch = batcher.take(policy)
-        assert batch["rewards"].shape == (4, 4) and torch.all(batch["policy_id"] == policy)
-        seen[policy].extend(batch["rewards"][:, 0].long().tolist())
+        for policy, batch in batches:
+            assert batch["rewards"].shape == (4, 4) and torch.all(batch["policy_id"] == policy)
+            seen[policy].extend(batch["rewards"][:, 0].long().tolist())
     assert sampler.released == list(range(next_block))  # freed as soon as copied
     for policy, trajectories in seen.items():
         assert trajectories == list(range(policy, 3 * len(trajectories), 3))  # its own, none twice, none skipped
-    assert sum(len(t) for t in seen.values()) == 36
-    with pytest.raises(RuntimeError, match="policy 0 has"):
-        while True:
-            batcher.take(0)
+
+
+def test_sync_mode_trains_every_policy_on_one_round_then_frees_its_blocks():
+    sampler = FakeSampler(block_rows=4, num_policies=2)
+    batcher = PolicyTrajectoryBatcher(sampler, trajectories_per_batch=4, num_policies=2, free_blocks_when_copied=False)
+    assert batcher.blocks_missing() == 2
+    batcher.add([5])
+    assert batcher.take_ready() == ([], [])
+    batcher.add([2])
+    batches, held = batcher.take_ready()
+    assert held == [5, 2] and sampler.released == []
+    assert [(policy, batch["rewards"][:, 0].long().tolist()) for policy, batch in batches] == [
+        (0, [20, 22, 8, 10]), (1, [21, 23, 9, 11])]  # in the order the sampler copies the blocks
+    with pytest.raises(ValueError, match="whole number of blocks per round"):
+        PolicyTrajectoryBatcher(sampler, trajectories_per_batch=3, num_policies=2, free_blocks_when_copied=False)
+
+
+def test_sync_mode_stops_when_the_mapping_is_uneven():
+    sampler = FakeSampler(block_rows=6, num_policies=3)  # 2 trajectories per policy per block, 4 wanted from 2
+    batcher = PolicyTrajectoryBatcher(sampler, trajectories_per_batch=3, num_policies=2, free_blocks_when_copied=False)
+    batcher.add([0, 1])
+    with pytest.raises(RuntimeError, match="must split the agents evenly"):
+        batcher.take_ready()

@@ -72,3 +72,14 @@ def test_each_learner_trains_on_its_own_agents_only(tmp_path, monkeypatch):
     agents = {(env_id, agent) for env_id in range(4) for agent in range(3)}
     for policy in (0, 1):
         assert seen[policy] == {(e, a) for e, a in agents if (3 * e + a) % 2 == policy}, seen
+
+
+def test_sync_mode_trains_every_policy_each_iteration_with_zero_lag(tmp_path):
+    """Sync mode: env e acts for policy e % 2 (Sample Factory's sync mapping); each iteration trains both policies on
+    one rollout of their own envs, all collected with their current weights."""
+    runner = train(tmp_path, "--train_for_env_steps", "20000", "--async_rl", "False", "--num_workers", "2",
+                   "--num_envs_per_worker", "64", "--rollout", "32", "--batch_size", "2048", "--num_batches_per_epoch", "1",
+                   "--num_epochs", "1")
+    assert runner.max_version_diff == 0
+    steps = [(state.learner.train_step, state.learner.env_steps) for state in runner.policies]
+    assert steps[0] == steps[1] and steps[0][1] >= 20000 and steps[0][1] % 2048 == 0
