@@ -313,6 +313,8 @@ inference threads and the trajectory block queues. See csrc/sampler/sampler.h.
       .def("fail", &Sampler::fail, py::arg("message"), release_gil())
       .def_property_readonly("error", &Sampler::error)
       .def_property_readonly("rows_served", &Sampler::rows_served)
+      .def_property_readonly("rows_served_by_policy", &Sampler::rows_served_by_policy,
+                             "Env rows each policy's inference served so far (a list, policy p at index p).")
       .def("stalled_remote_workers", &Sampler::stalled_remote_workers,
            "Indices (registration order) of the worker processes found stuck (no progress while owing a report).")
       .def_property_readonly("num_splits", &Sampler::num_splits);

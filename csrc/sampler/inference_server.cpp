@@ -33,6 +33,7 @@ InferenceServer::InferenceServer(InferenceServerConfig config,
   }
   if (config_.num_threads < 1) throw std::invalid_argument("InferenceServer: num_threads must be >= 1");
   if (policies_.empty()) throw std::invalid_argument("InferenceServer: no policy");
+  policy_rows_ = std::make_unique<std::atomic<std::int64_t>[]>(policies_.size());
   if (policies_.size() > 1 || !split_policy_ids.empty()) {
     if (static_cast<int>(split_policy_ids.size()) != config_.num_splits) {
       throw std::invalid_argument("InferenceServer: policy ids for " + std::to_string(split_policy_ids.size()) +
@@ -161,6 +162,7 @@ InferenceServer::BatchOutput InferenceServer::forward_by_policy(const std::vecto
   }
   if (single) {
     PolicyOutput output = policies_[static_cast<std::size_t>(*single)]->forward(obs, rnn_states, config_.deterministic_actions);
+    policy_rows_[static_cast<std::size_t>(*single)].fetch_add(rnn_states.size(0));
     return BatchOutput{std::move(output.outputs), output.policy_version, at::Tensor()};
   }
 
@@ -187,8 +189,15 @@ InferenceServer::BatchOutput InferenceServer::forward_by_policy(const std::vecto
       merged.find(name)->index_copy_(0, rows, produced);
     }
     versions.index_fill_(0, rows, output.policy_version);
+    policy_rows_[p].fetch_add(rows.numel());
   }
   return BatchOutput{std::move(merged), 0, versions};
+}
+
+std::vector<std::int64_t> InferenceServer::rows_served_by_policy() const {
+  std::vector<std::int64_t> rows(policies_.size());
+  for (std::size_t p = 0; p < rows.size(); ++p) rows[p] = policy_rows_[p].load();
+  return rows;
 }
 
 void InferenceServer::thread_main() {

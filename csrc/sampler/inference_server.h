@@ -64,9 +64,10 @@ class InferenceServer {
   /// Queue a request; returns false once the server is stopping.
   bool submit(const InferenceRequest& request);
 
-  /// Batches run and rows served so far (for throughput statistics).
+  /// Batches run and rows served so far (for throughput statistics), in all and by policy.
   [[nodiscard]] std::int64_t batches_served() const { return batches_.load(); }
   [[nodiscard]] std::int64_t rows_served() const { return rows_.load(); }
+  [[nodiscard]] std::vector<std::int64_t> rows_served_by_policy() const;
 
  private:
   void thread_main();
@@ -103,6 +104,7 @@ class InferenceServer {
   std::atomic<bool> stopping_{false};
   std::atomic<std::int64_t> batches_{0};
   std::atomic<std::int64_t> rows_{0};
+  std::unique_ptr<std::atomic<std::int64_t>[]> policy_rows_;  // one counter per policy
   // serial_order bookkeeping (only with one thread)
   int next_split_ = 0;
   std::vector<InferenceRequest> parked_;

@@ -246,6 +246,10 @@ void Sampler::release(const std::vector<std::int64_t>& blocks) {
 
 std::int64_t Sampler::rows_served() const { return server_ ? server_->rows_served() : 0; }
 
+std::vector<std::int64_t> Sampler::rows_served_by_policy() const {
+  return server_ ? server_->rows_served_by_policy() : std::vector<std::int64_t>(policies_.size(), 0);
+}
+
 std::vector<int> Sampler::stalled_remote_workers() const {
   std::vector<int> stalled;
   for (std::size_t i = 0; i < remote_workers_.size(); ++i) {

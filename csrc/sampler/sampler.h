@@ -108,6 +108,8 @@ class Sampler {
   [[nodiscard]] std::optional<std::string> error() const;
 
   [[nodiscard]] std::int64_t rows_served() const;
+  /// Env rows served by each policy's inference so far (policy p at index p).
+  [[nodiscard]] std::vector<std::int64_t> rows_served_by_policy() const;
   /// Indices (in `add_remote_worker` order) of the worker processes the stall check found stuck.
   [[nodiscard]] std::vector<int> stalled_remote_workers() const;
   /// Splits of native workers plus those of registered remote workers.

@@ -255,6 +255,9 @@ void run_two_policies(int envs_per_worker, int splits) {
   expect_exactly_once(collected, workers * envs_per_worker, rollout);
   // Each policy acted for exactly its half of the envs' steps (nothing served twice).
   EXPECT(policies[0]->rows.load() > 0 && policies[1]->rows.load() > 0);
+  const std::vector<std::int64_t> served = sampler.rows_served_by_policy();
+  EXPECT(served.size() == 2 && served[0] == policies[0]->rows.load() && served[1] == policies[1]->rows.load());
+  EXPECT(served[0] + served[1] == sampler.rows_served());
   EXPECT(std::abs(policies[0]->rows.load() - policies[1]->rows.load()) <= 2 * workers * envs_per_worker * rollout);
 }
 

@@ -198,7 +198,7 @@ class Runner:
         self._last_best_check = 0.0
         self._last_training_info = 0.0
         self._last_milestone = time.time()
-        self._last_throughput: Tuple[float, int] = (time.time(), 0)
+        self._last_throughput: Tuple[float, List[int]] = (time.time(), [])
         self._progress_line = sys.stdout.isatty()
         # What the run achieved (read by tests and benchmarks, reported in the log).
         self.status: Optional[int] = None
@@ -368,7 +368,7 @@ class Runner:
     def _run(self) -> int:
         status = ExperimentStatus.SUCCESS
         self._run_start = time.time()
-        self._last_throughput = (self._run_start, 0)
+        self._last_throughput = (self._run_start, [])
         self._last_save = self._last_report = self._last_summary = self._last_best_check = self._last_milestone = time.time()
         self._fps_history.append((time.time(), self.env_steps))
         try:
@@ -648,12 +648,15 @@ class Runner:
                 result.append(math.nan)
         return result
 
-    def _sample_throughput(self) -> float:
-        """Env steps/s acted on by inference since the previous report (Sample Factory's "Throughput")."""
-        now, samples = time.time(), self.sampler.samples_collected
+    def _sample_throughput(self) -> List[float]:
+        """Env steps/s each policy's inference acted on since the previous report (Sample Factory's "Throughput")."""
+        now, samples = time.time(), self.sampler.samples_collected_by_policy
         last_time, last_samples = self._last_throughput
+        last_samples = last_samples or [0] * len(samples)
         self._last_throughput = (now, samples)
-        return (samples - last_samples) / (now - last_time) if now > last_time else math.nan
+        if now <= last_time:
+            return [math.nan] * len(samples)
+        return [(new - old) / (now - last_time) for new, old in zip(samples, last_samples)]
 
     def _report(self) -> None:
         self._last_reported_steps = self.env_steps
@@ -662,10 +665,11 @@ class Runner:
         lag = (stats.get("version_diff_min", 0.0), stats.get("version_diff_avg", 0.0), stats.get("version_diff_max", 0.0))
         if self._progress_line:
             sys.stdout.write("\r\033[K")
+        throughput = ", ".join(f"{p}: {value:.1f}" for p, value in enumerate(self._sample_throughput()))
         log.info(
-            "Fps is (10 sec: %.1f, 60 sec: %.1f, 300 sec: %.1f). Total num frames: %d. Throughput: 0: %.1f. "
+            "Fps is (10 sec: %.1f, 60 sec: %.1f, 300 sec: %.1f). Total num frames: %d. Throughput: %s. "
             "Samples: %d. Policy #0 lag: (min: %.1f, avg: %.1f, max: %.1f)",
-            fps[0], fps[1], fps[2], self.env_steps, self._sample_throughput(), self.sampler.samples_collected, *lag,
+            fps[0], fps[1], fps[2], self.env_steps, throughput, self.sampler.samples_collected, *lag,
         )
         rewards = [(state.policy_id, f"{reward:.3f}") for state in self.policies
                    if (reward := state.episodes.mean_reward()) is not None]

@@ -341,6 +341,11 @@ class Sampler:
         return int(self._sampler.rows_served)
 
     @property
+    def samples_collected_by_policy(self) -> List[int]:
+        """``samples_collected`` by the policy that acted (policy p at index p)."""
+        return [int(rows) for rows in self._sampler.rows_served_by_policy]
+
+    @property
     def error(self) -> Optional[str]:
         """Why sampling failed, or None."""
         return self._sampler.error
