@@ -9,6 +9,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from pysf.envs.env_utils import TrainingInfoInterface
+
 
 class CountingEnv(gym.Env):
     """Observation ``[env_id, counter, episode_step]``; ``counter`` counts every step of this env ever taken.
@@ -151,6 +153,25 @@ class FixedLengthEnv(gym.Env):
 
 def make_fixed_length_env(full_env_name, cfg=None, env_config=None, render_mode=None):
     return FixedLengthEnv(int(full_env_name.rsplit("_", 1)[-1]))
+
+
+class PolicyReportingEnv(FixedLengthEnv, TrainingInfoInterface):
+    """A FixedLengthEnv of 10 steps whose finished episodes report the ``policy_id`` of the training info it last
+    received (``episode_extra_stats["policy_seen"]``; -1 before any)."""
+
+    def __init__(self):
+        FixedLengthEnv.__init__(self, 9)
+        TrainingInfoInterface.__init__(self)
+
+    def step(self, action):
+        obs, reward, done, truncated, info = super().step(action)
+        if done:
+            info = {"episode_extra_stats": {"policy_seen": float(self.training_info.get("policy_id", -1))}}
+        return obs, reward, done, truncated, info
+
+
+def make_policy_reporting_env(full_env_name, cfg=None, env_config=None, render_mode=None):
+    return PolicyReportingEnv()
 
 
 class ThreadReportingEnv(FixedLengthEnv):

@@ -148,6 +148,7 @@ class PolicyState:
         self.last_train_stats: Dict[str, float] = {}
         self.resumed_from: Optional[Tuple[int, int]] = None  # (train_step, env_steps) of the loaded checkpoint
         self.train_seconds_before = 0.0
+        self.reward_shaping: Optional[Dict[str, Any]] = None  # what its agents' envs get (RewardShapingInterface)
         # (seconds since process start, env steps, mean reward of the episode window) after training iterations,
         # thinned out as the run gets longer (about 1000 points per decade of run time): the benchmarks' plots.
         self.learning_curve: List[Tuple[float, int, float]] = []
@@ -257,6 +258,7 @@ class Runner:
             state.policy = make_inference_policy(state.learner.actor_critic, self.env_info.obs_space, rnn_size,
                                                  backend=cfg.inference_backend)
             state.policy.update_weights(state.learner.actor_critic, state.learner.train_step)
+            state.reward_shaping = self.env_info.reward_shaping_scheme
 
         block_rows, num_splits = sampling_geometry(cfg, self.env_info.num_agents)
         trajectories_per_batch = int(cfg.batch_size) * int(cfg.num_batches_per_epoch) // int(cfg.rollout)
@@ -592,11 +594,11 @@ class Runner:
         finish_wandb(self.cfg)
 
     def _publish_training_info(self) -> None:
-        """What the envs' TrainingInfoInterface / RewardShapingInterface receive (Sample Factory's dict). With
-        several policies every env gets policy 0's (pysf's envs do not tell yet which policy their agents have)."""
+        """What the envs' TrainingInfoInterface / RewardShapingInterface receive (Sample Factory's dict), per policy:
+        an agent's env gets its policy's step count and reward shaping."""
         self._last_training_info = time.time()
         self.sampler.set_training_info(
-            training_info(0, self.learner.env_steps, self.env_info.reward_shaping_scheme if self.env_info else None)
+            [training_info(state.policy_id, state.learner.env_steps, state.reward_shaping) for state in self.policies]
         )
 
     def _stop_everything(self) -> None:

@@ -280,7 +280,8 @@ class RolloutWorker:
             self.splits.append(_SplitEnvs(self.spec, split, create_env, self.mailbox.stop_requested))
         all_envs = [env for split in self.splits for env in split.envs]
         agents = self.splits[0].agents if self.splits else 1
-        self.training_hooks = EnvTrainingHooks(all_envs, self.spec.training_info, agents)
+        policy_ids = [policy for split in self.splits for policy in split.assignment["policy_ids"]]
+        self.training_hooks = EnvTrainingHooks(all_envs, self.spec.training_info, agents, policy_ids)
 
     def _store_observations(self, observations: Any, rows: slice, step: int, split: int, by_key: bool = False) -> None:
         """Write one split's observations (one per row) at ``step``: per key, one stack of the rows' values,

@@ -163,10 +163,11 @@ class Sampler:
         self._sampler.start()
         self._started = True
 
-    def set_training_info(self, info: Dict[str, Any]) -> None:
-        """Newest training info for the envs' ``TrainingInfoInterface`` / ``RewardShapingInterface`` hooks
-        (before ``start``: what every env gets when it is created). Native envs have no hooks."""
-        self.training_info.publish(info)
+    def set_training_info(self, info: Sequence[Dict[str, Any]]) -> None:
+        """Newest training info for the envs' ``TrainingInfoInterface`` / ``RewardShapingInterface`` hooks, one dict
+        per policy (an agent's env gets its policy's; before ``start``: what every env gets when it is created).
+        Native envs have no hooks."""
+        self.training_info.publish(list(info))
 
     def _start_worker_processes(self) -> None:
         self._stats_queue = get_mp_ctx(False).Queue()

@@ -1,17 +1,17 @@
 """Training information for envs: Sample Factory's ``TrainingInfoInterface`` and ``RewardShapingInterface`` hooks.
 
-The runner publishes ``training_info(...)`` when sampling starts and every ``TRAINING_INFO_INTERVAL_SECONDS``
-(as Sample Factory's runner does) into a ``SharedTrainingInfo`` that every env worker process reads; a worker
-hands the newest one to an env whenever one of its episodes ends (and once right after the env is created):
-``set_reward_shaping`` with the policy's reward shaping for agent 0, then ``set_training_info``. Envs without
-either interface cost nothing.
+The runner publishes ``training_info(...)`` of every policy when sampling starts and every
+``TRAINING_INFO_INTERVAL_SECONDS`` (as Sample Factory's runner does) into a ``SharedTrainingInfo`` that every env
+worker process reads; a worker hands the newest one of an agent's policy to its env whenever one of the agent's
+episodes ends (and once right after the env is created): ``set_reward_shaping`` with that policy's reward shaping
+for the agent, then ``set_training_info``. Envs without either interface cost nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
 import pickle
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from pysf.envs.env_utils import (
     RewardShapingInterface,
@@ -46,8 +46,8 @@ class SharedTrainingInfo:
         self._payload = context.Array(ctypes.c_char, self.CAPACITY_BYTES, lock=False)
         self._size = context.Value(ctypes.c_int64, 0, lock=False)
 
-    def publish(self, info: Dict[str, Any]) -> None:
-        """Make ``info`` the newest training info."""
+    def publish(self, info: List[Dict[str, Any]]) -> None:
+        """Make ``info`` (one dict per policy, policy p at index p) the newest training info."""
         data = pickle.dumps(info)
         if len(data) > self.CAPACITY_BYTES:
             raise ValueError(f"training info of {len(data)} bytes exceeds {self.CAPACITY_BYTES} (reward shaping too large?)")
@@ -56,7 +56,7 @@ class SharedTrainingInfo:
             self._size.value = len(data)
             self._version.value += 1
 
-    def read_if_newer(self, version: int) -> Optional[Tuple[int, Dict[str, Any]]]:
+    def read_if_newer(self, version: int) -> Optional[Tuple[int, List[Dict[str, Any]]]]:
         """``(version, info)`` if there is a newer one than ``version``, else None (one shared-memory read)."""
         if self._version.value == version:
             return None
@@ -65,10 +65,16 @@ class SharedTrainingInfo:
 
 
 class EnvTrainingHooks:
-    """The interfaces of one worker's envs (found once) and the newest training info from the runner."""
+    """The interfaces of one worker's envs (found once) and the newest training info from the runner.
 
-    def __init__(self, envs: List[Any], shared: Optional[SharedTrainingInfo], agents_per_env: int = 1):
+    ``policy_ids[index * agents_per_env + agent]`` is the policy agent ``agent`` of env ``index`` acts for (all 0
+    when not given)."""
+
+    def __init__(self, envs: List[Any], shared: Optional[SharedTrainingInfo], agents_per_env: int = 1,
+                 policy_ids: Optional[Sequence[int]] = None):
         self.envs = envs
+        self.agents_per_env = agents_per_env
+        self.policy_ids = list(policy_ids) if policy_ids is not None else [0] * (len(envs) * agents_per_env)
         self.training_interfaces = [find_training_info_interface(env) for env in envs]
         self.has_reward_shaping = [find_wrapper_interface(env, RewardShapingInterface) is not None for env in envs]
         self.active = shared is not None and (
@@ -76,7 +82,7 @@ class EnvTrainingHooks:
         )
         self.shared = shared
         self.version = 0
-        self.latest: Optional[Dict[str, Any]] = None
+        self.latest: Optional[List[Dict[str, Any]]] = None
         if self.active:
             for index in range(len(envs)):
                 for agent in range(agents_per_env):
@@ -94,6 +100,7 @@ class EnvTrainingHooks:
         self._refresh()
         if self.latest is None:
             return
+        info = self.latest[self.policy_ids[index * self.agents_per_env + agent]]
         if self.has_reward_shaping[index]:
-            set_reward_shaping(self.envs[index], self.latest.get("reward_shaping"), agent)
-        set_training_info(self.training_interfaces[index], self.latest)
+            set_reward_shaping(self.envs[index], info.get("reward_shaping"), agent)
+        set_training_info(self.training_interfaces[index], info)

@@ -83,3 +83,12 @@ def test_sync_mode_trains_every_policy_each_iteration_with_zero_lag(tmp_path):
     assert runner.max_version_diff == 0
     steps = [(state.learner.train_step, state.learner.env_steps) for state in runner.policies]
     assert steps[0] == steps[1] and steps[0][1] >= 20000 and steps[0][1] % 2048 == 0
+
+
+def test_an_envs_training_info_is_its_agents_policys(tmp_path):
+    """TrainingInfoInterface: env e (acting for policy e % 2) gets policy e % 2's training info."""
+    register_env("policy_reporting", sampler_test_envs.make_policy_reporting_env)
+    runner = train(tmp_path, "--train_for_env_steps", "2000", "--num_workers", "1", "--num_envs_per_worker", "4",
+                   "--rollout", "8", "--batch_size", "32", "--use_rnn", "False", env="policy_reporting")
+    for state in runner.policies:
+        assert set(state.episodes.extra["policy_seen"]) == {float(state.policy_id)}
