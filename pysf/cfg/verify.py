@@ -245,8 +245,6 @@ def _backend_errors(cfg: Config) -> List[str]:
 
 # Flags whose Sample Factory default is the only value pysf implements so far, and what a user should know.
 _NOT_YET_SUPPORTED: Tuple[Tuple[str, Any, str], ...] = (
-    ("with_pbt", False, "population-based training is not implemented in pysf yet (it needs several policies). "
-     "Use --with_pbt=False."),
     ("actor_worker_gpus", [], "pysf's env workers run on the CPU only for now. Leave --actor_worker_gpus empty."),
     ("decorrelate_experience_max_seconds", 0, "pysf's workers do not idle at start-up to spread out experience yet "
      "(its --decorrelate_envs_on_one_worker warm-up is available). Use --decorrelate_experience_max_seconds=0."),

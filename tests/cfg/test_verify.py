@@ -256,7 +256,6 @@ def test_the_episode_counter_needs_single_agent_per_env_envs() -> None:
 @pytest.mark.parametrize(
     "flag, expected",
     [
-        ("--with_pbt=True", "population-based training is not implemented"),
         ("--actor_worker_gpus=0", "CPU only"),
         ("--decorrelate_experience_max_seconds=10", "--decorrelate_experience_max_seconds=0"),
         ("--algo=PPO", "APPO is the only algorithm"),

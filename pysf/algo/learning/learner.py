@@ -10,10 +10,11 @@ weights to inference. The loss is ``appo_loss``, the learning rate follows ``lr_
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -420,6 +421,27 @@ class Learner:
             optimizer=self.optimizer.state_dict(),
             curr_lr=self.curr_lr,
         )
+
+    # ---- population-based training ----------------------------------------------------------------------
+
+    def update_hyperparameters(self, params: Mapping[str, Any]) -> None:
+        """Train on with other values of some flags (population-based training, Sample Factory's learner
+        ``on_update_cfg``): loss coefficients, clipping, ``gamma``, ``max_grad_norm``, and ``learning_rate``, which
+        restarts the LR schedule from the new value. The learner keeps a configuration of its own from then on."""
+        cfg = copy.copy(self.cfg)
+        for name, value in params.items():
+            setattr(cfg, name, value)
+        self.cfg = cfg
+        self.loss_coeffs = LossCoefficients.from_cfg(cfg)
+        if "learning_rate" in params:
+            self.lr_schedule = make_lr_schedule(cfg)
+            self._set_lr(float(cfg.learning_rate))
+
+    def load_weights_from(self, other: "Learner") -> None:
+        """Take ``other``'s model (its normalizers included) and optimizer state, keeping this learner's counters
+        (a PBT replacement)."""
+        self.actor_critic.load_state_dict(other.actor_critic.state_dict())
+        self.optimizer.load_state_dict(copy.deepcopy(other.optimizer.state_dict()))
 
     def load_checkpoint_state(self, state: Dict) -> None:
         """Restore model, optimizer, normalizers, counters and LR."""

@@ -284,6 +284,10 @@ class Runner:
                                              flush_secs=int(cfg.flush_summaries_interval), max_queue=_SUMMARY_QUEUE_EVENTS)
         except ImportError:
             log.warning("tensorboardX is not installed: no TensorBoard summaries")
+        if cfg.with_pbt:
+            from pysf.pbt.population_based_training import PopulationBasedTraining
+
+            self.register_observer(PopulationBasedTraining(cfg, self))
         self._observers_call(AlgoObserver.on_init, self)
         self._observers_call(AlgoObserver.on_connect_components, self)
         return ExperimentStatus.SUCCESS
@@ -374,7 +378,7 @@ class Runner:
         self._last_save = self._last_report = self._last_summary = self._last_best_check = self._last_milestone = time.time()
         self._fps_history.append((time.time(), self.env_steps))
         try:
-            self._publish_training_info()
+            self.publish_training_info()
             self.sampler.start()
             self._observers_call(AlgoObserver.on_start, self)
             while not self._should_stop():
@@ -593,7 +597,7 @@ class Runner:
                 state.writer = None
         finish_wandb(self.cfg)
 
-    def _publish_training_info(self) -> None:
+    def publish_training_info(self) -> None:
         """What the envs' TrainingInfoInterface / RewardShapingInterface receive (Sample Factory's dict), per policy:
         an agent's env gets its policy's step count and reward shaping."""
         self._last_training_info = time.time()
@@ -628,7 +632,7 @@ class Runner:
             self._maybe_save_best()
             self._last_best_check = now
         if now - self._last_training_info >= TRAINING_INFO_INTERVAL_SECONDS:
-            self._publish_training_info()
+            self.publish_training_info()
         if self.cfg.save_milestones_sec > 0 and now - self._last_milestone >= self.cfg.save_milestones_sec:
             self._last_milestone = now
             for state in self.policies:
