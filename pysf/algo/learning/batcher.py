@@ -25,17 +25,29 @@ def blocks_per_batch(trajectories_per_batch: int, block_rows: int) -> int:
     return -(-trajectories_per_batch // block_rows)
 
 
+def _check_geometry(sampler: Sampler, trajectories_per_batch: int, held_rows: int, free_blocks_when_copied: bool,
+                    what: str) -> None:
+    """A batch needs a trajectory; in sync mode the ``held_rows`` trajectories held at a time (``what``) are whole
+    blocks."""
+    if trajectories_per_batch < 1:
+        raise ValueError(f"a training batch needs at least one trajectory, got {trajectories_per_batch}")
+    if not free_blocks_when_copied and held_rows % sampler.block_rows != 0:
+        raise ValueError(f"sync mode needs a whole number of blocks per {what}, blocks of {sampler.block_rows}")
+
+
+def _split_off(data: TensorDict, rows: int) -> Tuple[TensorDict, Optional[TensorDict]]:
+    """``data``'s first ``rows`` trajectories, and the rest (None when there is none)."""
+    if data["rewards"].shape[0] > rows:
+        return data[:rows], data[rows:]
+    return data, None
+
+
 class TrajectoryBatcher:
     """Collects blocks from ``sampler`` until ``trajectories_per_batch`` trajectories are there, then copies them."""
 
     def __init__(self, sampler: Sampler, trajectories_per_batch: int, free_blocks_when_copied: bool):
-        if trajectories_per_batch < 1:
-            raise ValueError(f"a training batch needs at least one trajectory, got {trajectories_per_batch}")
-        if not free_blocks_when_copied and trajectories_per_batch % sampler.block_rows != 0:
-            raise ValueError(
-                f"sync mode needs a whole number of blocks per batch: {trajectories_per_batch} trajectories, "
-                f"blocks of {sampler.block_rows}"
-            )
+        _check_geometry(sampler, trajectories_per_batch, trajectories_per_batch, free_blocks_when_copied,
+                        f"batch ({trajectories_per_batch} trajectories)")
         self.sampler = sampler
         self.trajectories_per_batch = trajectories_per_batch
         self.free_blocks_when_copied = free_blocks_when_copied
@@ -69,9 +81,8 @@ class TrajectoryBatcher:
             blocks = []
         if self._carried is not None:
             data = cat_tensordicts([self._carried, data])
-        rows = self.trajectories_per_batch
-        self._carried = data[rows:] if data["rewards"].shape[0] > rows else None
-        return (data[:rows] if self._carried is not None else data), blocks
+        batch, self._carried = _split_off(data, self.trajectories_per_batch)
+        return batch, blocks
 
 
 def rows_by_policy(data: TensorDict, num_policies: int) -> List[TensorDict]:
@@ -93,16 +104,10 @@ class PolicyTrajectoryBatcher:
     """
 
     def __init__(self, sampler: Sampler, trajectories_per_batch: int, num_policies: int, free_blocks_when_copied: bool):
-        if trajectories_per_batch < 1:
-            raise ValueError(f"a training batch needs at least one trajectory, got {trajectories_per_batch}")
         if num_policies < 2:
             raise ValueError(f"PolicyTrajectoryBatcher is for several policies (got {num_policies}): use TrajectoryBatcher")
-        round_rows = trajectories_per_batch * num_policies
-        if not free_blocks_when_copied and round_rows % sampler.block_rows != 0:
-            raise ValueError(
-                f"sync mode needs a whole number of blocks per round: {num_policies} policies x {trajectories_per_batch} "
-                f"trajectories, blocks of {sampler.block_rows}"
-            )
+        _check_geometry(sampler, trajectories_per_batch, trajectories_per_batch * num_policies, free_blocks_when_copied,
+                        f"round ({num_policies} policies x {trajectories_per_batch} trajectories)")
         self.sampler = sampler
         self.trajectories_per_batch = trajectories_per_batch
         self.num_policies = num_policies
@@ -163,8 +168,7 @@ class PolicyTrajectoryBatcher:
         """Policy ``policy``'s next batch (the oldest trajectories of its pool); the rest stays for its next one."""
         pool = self._pools[policy]
         data = pool[0] if len(pool) == 1 else cat_tensordicts(pool)
-        rows = self.trajectories_per_batch
-        rest = data[rows:] if data["rewards"].shape[0] > rows else None
+        batch, rest = _split_off(data, self.trajectories_per_batch)
         self._pools[policy] = [rest] if rest is not None else []
-        self._pool_rows[policy] -= rows
-        return data[:rows] if rest is not None else data
+        self._pool_rows[policy] -= self.trajectories_per_batch
+        return batch
