@@ -118,14 +118,17 @@ class PolicyTrajectoryBatcher:
 
     def blocks_missing(self) -> int:
         """How many more blocks to ask for (0 while a batch is ready). Async mode: enough for the policy nearest
-        to a batch, were the rows spread evenly over the policies."""
+        to a batch, were the rows spread evenly over the policies, up to one batch's worth."""
         if not self.free_blocks_when_copied:
             return max(0, blocks_per_batch(self.trajectories_per_batch * self.num_policies, self.sampler.block_rows)
                        - len(self._pending))
         if self._ready_policies():
             return 0
         rows_missing = min(self.trajectories_per_batch - rows for rows in self._pool_rows)
-        return blocks_per_batch(rows_missing * self.num_policies, self.sampler.block_rows)
+        # At most one batch's worth per request: the sampler holds no more blocks than that beyond its splits'
+        # own, so a larger request would wait out its timeout.
+        return min(blocks_per_batch(rows_missing * self.num_policies, self.sampler.block_rows),
+                   blocks_per_batch(self.trajectories_per_batch, self.sampler.block_rows))
 
     def add(self, blocks: Sequence[int]) -> None:
         """Completed blocks from the sampler (async mode: copied into the policies' pools, then freed)."""
