@@ -117,3 +117,11 @@ def test_sync_mode_stops_when_the_mapping_is_uneven():
     batcher.add([0, 1])
     with pytest.raises(RuntimeError, match="must split the agents evenly"):
         batcher.take_ready()
+
+
+def test_several_policies_ask_for_no_more_than_one_batch_of_blocks_at_a_time():
+    """The sampler holds about one batch of blocks beyond its splits' own: a request for more would wait out its
+    timeout (4 policies ran 5x slower so)."""
+    batcher = PolicyTrajectoryBatcher(FakeSampler(block_rows=8, num_policies=4), trajectories_per_batch=32,
+                                      num_policies=4, free_blocks_when_copied=True)
+    assert batcher.blocks_missing() == blocks_per_batch(32, 8) == 4
