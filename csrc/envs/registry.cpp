@@ -1,11 +1,12 @@
 // The table of native envs: gymnasium id -> factory. Adding an env: its .cpp defines the factory,
-// classic_control.h declares it, and one line here lists it; nothing else changes.
+// classic_control.h (or board_games.h) declares it, and one line here lists it; nothing else changes.
 #include "envs/registry.h"
 
 #include <array>
 #include <stdexcept>
 #include <string_view>
 
+#include "envs/board_games.h"
 #include "envs/classic_control.h"
 
 namespace pysf::envs {
@@ -23,6 +24,7 @@ constexpr std::array kEntries = {
     Entry{"MountainCar-v0", &make_mountain_car_env},
     Entry{"MountainCarContinuous-v0", &make_mountain_car_continuous_env},
     Entry{"Pendulum-v1", &make_pendulum_env},
+    Entry{"ConnectFour-v0", &make_connect_four_env},
 };
 
 const Entry* find(const std::string& name) {

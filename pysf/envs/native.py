@@ -33,7 +33,7 @@ def native_env_spaces(env_name: str) -> Tuple[spaces.Space, spaces.Space, int, O
     """``(observation_space, action_space, max_episode_steps, reward_threshold)`` of a native env."""
     from pysf import _C
 
-    spec = _C.NativeVectorEnv(env_name, 1, 0).spec
+    spec = _C.NativeVectorEnv(env_name, 2, 0).spec  # 2: the board games pair their slots into games
     threshold = spec.get("reward_threshold")
     return (
         _space_from_spec(spec["observation_space"]),

@@ -56,12 +56,25 @@ _CONTINUOUS = dict(
     value_bootstrap=True,
 )
 
+# Self-play board games (every seat an agent; one policy plays itself unless --num_policies says otherwise): a
+# wider MLP, a constant rate, some entropy; rewards are +-1 at the end of a game of at most 42 moves.
+_BOARD_GAMES = dict(
+    _CLASSIC_CONTROL,
+    encoder_mlp_layers=[256, 256],
+    learning_rate=1e-3,
+    lr_schedule="constant",
+    exploration_loss_coeff=0.01,
+    normalize_returns=False,
+    num_epochs=2,
+)
+
 NATIVE_ENV_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "CartPole-v1": _CLASSIC_CONTROL,
     "Acrobot-v1": _CLASSIC_CONTROL,
     "MountainCar-v0": _CLASSIC_CONTROL,
     "MountainCarContinuous-v0": _CONTINUOUS,
     "Pendulum-v1": _CONTINUOUS,
+    "ConnectFour-v0": _BOARD_GAMES,
 }
 
 

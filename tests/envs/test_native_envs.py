@@ -233,7 +233,8 @@ def test_set_state_mid_episode_continues_exactly(name: str) -> None:
 
 
 def test_native_env_names() -> None:
-    assert list(_C.native_env_names()) == NAMES
+    # the classic-control envs (gymnasium's, tested here), then the board games (tests/envs/test_board_games.py)
+    assert list(_C.native_env_names()) == NAMES + ["ConnectFour-v0"]
 
 
 @pytest.mark.parametrize("name", NAMES)

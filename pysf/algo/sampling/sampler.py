@@ -160,7 +160,10 @@ class Sampler:
         """Start env workers and inference threads."""
         if not self.native_envs:
             self._start_worker_processes()
-        self._sampler.start()
+        try:
+            self._sampler.start()
+        except ValueError as exc:  # e.g. a native env that cannot be made with the split's number of envs
+            raise RuntimeError(f"the sampler could not start: {exc}") from exc
         self._started = True
 
     def set_training_info(self, info: Sequence[Dict[str, Any]]) -> None:
