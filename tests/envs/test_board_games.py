@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pysf import _C
-from pysf.envs.connect_four import CELLS, OBSERVATION_SIZE, ConnectFourEnv, ConnectFourGame, heuristic_move
+from pysf.envs.connect_four import CELLS, OBSERVATION_SIZE, ConnectFourEnv, ConnectFourGame, heuristic_move, match_score, random_move
 
 
 def game_from_native_state(state) -> ConnectFourGame:
@@ -86,3 +86,12 @@ def test_connect_four_needs_an_even_number_of_slots_and_valid_states():
     native.reset()
     with pytest.raises(ValueError, match="must be 0, 1 or 2"):
         native.set_state(0, [3.0] + [0.0] * (CELLS + 1), 0)
+
+
+def test_match_score_counts_wins_draws_and_losses_of_the_chooser():
+    rng = random.Random(1)
+    heuristic = match_score(lambda game, seat: heuristic_move(game, rng), random_move, games=200)
+    assert sum(heuristic.values()) == pytest.approx(1.0) and heuristic["win"] > 0.8
+    # both stack column 0 in turn (no four: the colours alternate); the 7th stone, the first mover's, is illegal
+    illegal = match_score(lambda game, seat: 0, lambda game, rng: 0, games=50)
+    assert illegal == {"win": 0.5, "draw": 0.0, "loss": 0.5}
