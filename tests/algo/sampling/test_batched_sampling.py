@@ -18,18 +18,13 @@ from pysf.envs.env_utils import register_env
 
 pytestmark = pytest.mark.usefixtures("fresh_context")  # tests/conftest.py
 
-# Generous: in the full suite under load a first batch twice took over 30 s here (not pinned down; the suspects are
-# the cold start of a test process's forkserver, which imports torch, and niced env workers next to the wheel test's
-# compiler on both cores). The test checks trajectories, not speed.
-_TIMEOUT = 120
-
 
 def _trajectories(batched: bool, num_batches: int = 3, **overrides):
     cfg = small_cfg("CartPole-v1", env_backend="gym", batched_sampling=batched, async_rl=False, num_workers=1,
                     **overrides)
     torch.manual_seed(0)
     with SyncSamplingAPI(cfg, serial_inference_order=True) as sampling:
-        return [sampling.get_trajectories_sync(timeout=_TIMEOUT) for _ in range(num_batches)]
+        return [sampling.get_trajectories_sync(timeout=30) for _ in range(num_batches)]
 
 
 @pytest.mark.parametrize("decorrelate", [False, True])
@@ -52,7 +47,7 @@ def test_a_vectorized_env_has_one_row_per_sub_env_and_reports_its_infos():
         assert sampling.sampler.block_rows == 2 * agents  # 2 env objects per split, 4 sub-envs each
         batches, envs_seen = [], set()
         while len(envs_seen) < cfg.num_workers * cfg.num_envs_per_worker and len(batches) < 100:
-            batches.append(sampling.get_trajectories_sync(timeout=_TIMEOUT))
+            batches.append(sampling.get_trajectories_sync(timeout=30))
             envs_seen.update(batches[-1]["obs"]["obs"][:, 0, 0].int().tolist())
         time.sleep(0.2)
         stats = sampling.episode_stats()
@@ -87,4 +82,4 @@ def test_a_batched_env_returning_a_wrong_batch_is_named():
     with SyncSamplingAPI(cfg) as sampling:
         with pytest.raises(RuntimeError, match=r"returned rewards of shape \(3,\); a batched env returns one per agent"):
             for _ in range(4):
-                sampling.get_trajectories_sync(timeout=_TIMEOUT)
+                sampling.get_trajectories_sync(timeout=30)
