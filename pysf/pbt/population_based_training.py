@@ -133,11 +133,12 @@ class PopulationBasedTraining(AlgoObserver):
     def on_training_step(self, runner: Runner, training_iteration_since_resume: int) -> None:
         if len(runner.policies) < 2:
             return
-        objectives = self._objectives(runner.policies)
-        for state in runner.policies:
+        due = [state for state in runner.policies
+               if state.learner.env_steps >= self.cfg.pbt_start_mutation
+               and state.learner.env_steps - self.last_update[state.policy_id] > self.cfg.pbt_period_env_steps]
+        objectives = self._objectives(runner.policies) if due else None  # only when a policy is due
+        for state in due:
             env_steps = state.learner.env_steps
-            if env_steps < self.cfg.pbt_start_mutation or env_steps - self.last_update[state.policy_id] <= self.cfg.pbt_period_env_steps:
-                continue
             if objectives is not None:
                 self._update(state, objectives)
             self.last_update[state.policy_id] = env_steps
