@@ -44,13 +44,15 @@ bool same(const at::Tensor& a, const at::Tensor& b) { return at::equal(a, b); }
 
 }  // namespace
 
-TEST_CASE(registry_lists_the_five_classic_control_envs_and_rejects_unknown_names) {
-  const std::vector<std::string> expected = {"CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0",
-                                             "Pendulum-v1"};
+TEST_CASE(registry_lists_the_native_envs_and_rejects_unknown_names) {
+  const std::vector<std::string> expected = {"CartPole-v1", "Acrobot-v1",  "MountainCar-v0", "MountainCarContinuous-v0",
+                                             "Pendulum-v1", "ConnectFour-v0"};
   EXPECT(native_env_names() == expected);
-  for (const auto& name : expected) EXPECT(make_vector_env(name, 3, 0)->spec().name == name);
+  for (const auto& name : expected) EXPECT(make_vector_env(name, 4, 0)->spec().name == name);
   EXPECT_THROWS(make_vector_env("CartPole-v0", 1, 0), std::invalid_argument, "available: CartPole-v1, Acrobot-v1");
   EXPECT_THROWS(make_vector_env("CartPole-v1", 0, 0), std::invalid_argument, "num_envs");
+  // A two-player game pairs its slots into seats (board_games.h): an odd block cannot be split into games.
+  EXPECT_THROWS(make_vector_env("ConnectFour-v0", 3, 0), std::invalid_argument, "num_envs must be even, got 3");
 }
 
 TEST_CASE(specs_have_gymnasium_spaces_and_time_limits) {
@@ -167,7 +169,7 @@ TEST_CASE(box_actions_are_clipped_where_gymnasium_clips_them) {
 
 TEST_CASE(strided_output_views_are_written_in_place) {
   for (const auto& name : native_env_names()) {
-    const int n = 5, steps = 40;
+    const int n = 6, steps = 40;  // even: a two-player game needs whole games
     auto env = make_vector_env(name, n, 11);
     auto twin = make_vector_env(name, n, 11);
     const int dim = env->observation_size();
@@ -204,16 +206,17 @@ TEST_CASE(strided_output_views_are_written_in_place) {
 
 TEST_CASE(seeding_is_deterministic_per_env_index) {
   for (const auto& name : native_env_names()) {
-    auto small = make_vector_env(name, 3, 42);
+    // Even block sizes: a two-player game needs whole games.
+    auto small = make_vector_env(name, 4, 42);
     auto large = make_vector_env(name, 8, 42);
-    auto other_seed = make_vector_env(name, 3, 43);
+    auto other_seed = make_vector_env(name, 4, 43);
     const StepOutput out_small = make_outputs(*small), out_large = make_outputs(*large),
                      out_other = make_outputs(*other_seed);
     small->reset(out_small);
     large->reset(out_large);
     other_seed->reset(out_other);
     // Env i is the same whatever the block size; envs and seeds differ from one another.
-    EXPECT_MSG(same(out_small.obs, out_large.obs.slice(0, 0, 3)), name);
+    EXPECT_MSG(same(out_small.obs, out_large.obs.slice(0, 0, 4)), name);
     EXPECT_MSG(!same(out_small.obs[0], out_small.obs[1]), name);
     EXPECT_MSG(!same(out_small.obs, out_other.obs), name);
 
@@ -269,7 +272,7 @@ TEST_CASE(invalid_actions_throw_before_any_env_moves) {
 TEST_CASE(throughput_print) {
   // Not a benchmark (see benchmarks/native_envs.py): a smoke run that prints the order of magnitude.
   for (const auto& name : native_env_names()) {
-    for (const int n : {1, 4096}) {
+    for (const int n : {2, 4096}) {  // 2, not 1: a two-player game needs a whole game
       auto env = make_vector_env(name, n, 0);
       const auto result = pysf::envs::measure_step_throughput(*env, 0.05, 1);
       EXPECT(result.env_steps > 0);
