@@ -108,6 +108,7 @@ void for_each_setting(Config& config, Visit&& visit) {
   visit("seed", config.seed);
   visit("decorrelate_envs_on_one_worker", config.decorrelate_envs_on_one_worker);
   visit("mix_policies_in_one_env", config.mix_policies_in_one_env);
+  visit("policy_resample_episodes", config.policy_resample_episodes);
   visit("reward_scale", config.reward_shaping.scale);
   visit("reward_clip", config.reward_shaping.clip);
   visit("num_inference_threads", config.inference.num_threads);

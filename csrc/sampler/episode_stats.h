@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "sampler/split_assignment.h"
+#include "sampler/rollout_split.h"
 
 namespace pysf::sampler {
 
@@ -19,12 +19,11 @@ struct EpisodeStat {
   std::int32_t length = 0;
 };
 
-/// The episode that row `row` (an agent) of the split with `assignment` just finished (its env id and policy
-/// from there).
-[[nodiscard]] inline EpisodeStat episode_of(const SplitAssignment& assignment, std::int64_t row, float reward,
+/// The episode that row `row` (an agent) of `split` just finished, at the split's current step (before
+/// finish_step): its env id from the assignment, its policy the one that acted for the row at that step.
+[[nodiscard]] inline EpisodeStat episode_of(const RolloutSplit& split, std::int64_t row, float reward,
                                             std::int32_t length) {
-  return EpisodeStat{static_cast<int>(assignment.env_of_row(row)),
-                     assignment.policy_ids[static_cast<std::size_t>(row)], reward, length};
+  return EpisodeStat{static_cast<int>(split.assignment().env_of_row(row)), split.policy_of_row(row), reward, length};
 }
 
 /// Thread-safe append/drain buffer. Bounded: when nobody drains, the oldest entries are discarded

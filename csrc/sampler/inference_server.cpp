@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <exception>
+#include <optional>
+#include <stdexcept>
+#include <string>
 #include <utility>
 
 namespace pysf::sampler {
@@ -16,9 +19,8 @@ using buffers::block_step;
 
 InferenceServer::InferenceServer(InferenceServerConfig config,
                                  std::vector<std::shared_ptr<inference::PolicyRunner>> policies,
-                                 buffers::TrajectoryBuffers buffers,
-                                 std::vector<std::vector<std::int32_t>> split_policy_ids,
-                                 ActionsReady on_actions_ready, ErrorHandler on_error)
+                                 buffers::TrajectoryBuffers buffers, ActionsReady on_actions_ready,
+                                 ErrorHandler on_error)
     : config_(config),
       policies_(std::move(policies)),
       buffers_(std::move(buffers)),
@@ -34,27 +36,6 @@ InferenceServer::InferenceServer(InferenceServerConfig config,
   if (config_.num_threads < 1) throw std::invalid_argument("InferenceServer: num_threads must be >= 1");
   if (policies_.empty()) throw std::invalid_argument("InferenceServer: no policy");
   policy_rows_ = std::make_unique<std::atomic<std::int64_t>[]>(policies_.size());
-  if (policies_.size() > 1 || !split_policy_ids.empty()) {
-    if (static_cast<int>(split_policy_ids.size()) != config_.num_splits) {
-      throw std::invalid_argument("InferenceServer: policy ids for " + std::to_string(split_policy_ids.size()) +
-                                  " splits, but there are " + std::to_string(config_.num_splits));
-    }
-    const c10::InferenceMode inference_mode;
-    for (const std::vector<std::int32_t>& ids : split_policy_ids) {
-      if (static_cast<std::int64_t>(ids.size()) != buffers_.block_rows) {
-        throw std::invalid_argument("InferenceServer: a split has " + std::to_string(ids.size()) +
-                                    " policy ids, but a block has " + std::to_string(buffers_.block_rows) + " rows");
-      }
-      const auto [lowest, highest] = std::minmax_element(ids.begin(), ids.end());
-      if (*lowest < 0 || *highest >= static_cast<std::int32_t>(policies_.size())) {
-        throw std::invalid_argument("InferenceServer: policy id " +
-                                    std::to_string(*lowest < 0 ? *lowest : *highest) + " is not one of the " +
-                                    std::to_string(policies_.size()) + " policies");
-      }
-      split_policy_ids_.push_back(at::tensor(c10::ArrayRef<std::int32_t>(ids), at::kInt).to(at::kLong));
-      split_single_policy_.push_back(*lowest == *highest ? std::optional<std::int32_t>(*lowest) : std::nullopt);
-    }
-  }
   if (config_.serial_order && config_.num_threads != 1) {
     throw std::invalid_argument("InferenceServer: serial_order needs exactly one inference thread");
   }
@@ -152,13 +133,21 @@ void InferenceServer::run_batch(const std::vector<InferenceRequest>& batch) {
 
 InferenceServer::BatchOutput InferenceServer::forward_by_policy(const std::vector<InferenceRequest>& batch,
                                                                 const TensorMap& obs, const at::Tensor& rnn_states) {
-  // The policy of the whole batch, when there is one (always with a single policy).
+  // Which policy each row acts for at its step (not read with a single policy).
+  at::Tensor row_policies;
   std::optional<std::int32_t> single = 0;
-  if (!split_single_policy_.empty()) {
-    single = split_single_policy_[static_cast<std::size_t>(batch[0].split)];
-    for (const auto& request : batch) {
-      if (split_single_policy_[static_cast<std::size_t>(request.split)] != single) single.reset();
+  if (policies_.size() > 1) {
+    std::vector<at::Tensor> parts;
+    parts.reserve(batch.size());
+    for (const auto& request : batch) parts.push_back(block_step(buffers_.policy_id, buffers_, request.block, request.step));
+    row_policies = at::cat(parts, 0).to(at::kLong);
+    const auto lowest = row_policies.min().item<std::int64_t>();
+    const auto highest = row_policies.max().item<std::int64_t>();
+    if (lowest < 0 || highest >= static_cast<std::int64_t>(policies_.size())) {
+      throw std::invalid_argument("InferenceServer: a row acts for policy " + std::to_string(lowest < 0 ? lowest : highest) +
+                                  ", which is not one of the " + std::to_string(policies_.size()) + " policies");
     }
+    single = lowest == highest ? std::optional<std::int32_t>(static_cast<std::int32_t>(lowest)) : std::nullopt;
   }
   if (single) {
     PolicyOutput output = policies_[static_cast<std::size_t>(*single)]->forward(obs, rnn_states, config_.deterministic_actions);
@@ -166,10 +155,6 @@ InferenceServer::BatchOutput InferenceServer::forward_by_policy(const std::vecto
     return BatchOutput{std::move(output.outputs), output.policy_version, at::Tensor()};
   }
 
-  std::vector<at::Tensor> parts;
-  parts.reserve(batch.size());
-  for (const auto& request : batch) parts.push_back(split_policy_ids_[static_cast<std::size_t>(request.split)]);
-  const at::Tensor row_policies = at::cat(parts, 0);
   const std::int64_t total_rows = row_policies.size(0);
   TensorMap merged;
   at::Tensor versions = at::empty({total_rows}, at::kInt);

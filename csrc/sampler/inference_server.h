@@ -34,9 +34,10 @@ struct InferenceServerConfig {
 /// maps to a buffer into its step (t, or t+1 for the new RNN states) and the acting weights' version into
 /// policy_version, then calls `on_actions_ready(request)` per request.
 ///
-/// Several policies: `policies[p]` acts for the rows whose entry in `split_policy_ids[split]` (one int32 per
-/// block row, the split's SplitAssignment::policy_ids) is p, so agents of different policies can share a
-/// request, an env and a vector env. A batch whose rows all act for one policy costs what one policy costs.
+/// Several policies: `policies[p]` acts for the rows whose policy_id at the request's step is p (the rollout
+/// split writes its current agent -> policy mapping there before it submits the request; split_assignment.h),
+/// so agents of different policies can share a request, an env and a vector env, and the mapping may change
+/// between steps. A batch whose rows all act for one policy costs what one policy costs.
 ///
 /// Threads start in `start()` and are joined by `stop()` (also from the destructor); `stop()` returns
 /// promptly even while threads wait for requests. A policy error is reported through `on_error` and
@@ -46,11 +47,9 @@ class InferenceServer {
   using ActionsReady = std::function<void(const InferenceRequest&)>;
   using ErrorHandler = std::function<void(const std::string&)>;
 
-  /// `split_policy_ids` may be empty with one policy (every row acts for it); otherwise it has one entry per
-  /// split (config.num_splits), each block_rows ids below policies.size().
+  /// With one policy every row acts for it (policy_id is not read).
   InferenceServer(InferenceServerConfig config, std::vector<std::shared_ptr<inference::PolicyRunner>> policies,
-                  buffers::TrajectoryBuffers buffers, std::vector<std::vector<std::int32_t>> split_policy_ids,
-                  ActionsReady on_actions_ready, ErrorHandler on_error);
+                  buffers::TrajectoryBuffers buffers, ActionsReady on_actions_ready, ErrorHandler on_error);
   ~InferenceServer();
   InferenceServer(const InferenceServer&) = delete;
   InferenceServer& operator=(const InferenceServer&) = delete;
@@ -87,9 +86,6 @@ class InferenceServer {
   const InferenceServerConfig config_;
   std::vector<std::shared_ptr<inference::PolicyRunner>> policies_;
   const buffers::TrajectoryBuffers buffers_;
-  // Per split: which policy each block row acts for (int64, for index ops), and that policy when there is one.
-  std::vector<at::Tensor> split_policy_ids_;
-  std::vector<std::optional<std::int32_t>> split_single_policy_;
   // The buffers that policy outputs go to (from kTrajectoryFields).
   struct OutputSlot {
     const at::Tensor* buffer;

@@ -112,7 +112,7 @@ void NativeRunner::step_split(int local_index) {
   const std::int64_t rows = split.rows();
   for (std::int64_t i = 0; i < rows; ++i) {
     if (terminated[i * terminated_stride] || truncated[i * truncated_stride]) {
-      episode_stats_.push(episode_of(split.assignment(), i, returns[i], lengths[i]));
+      episode_stats_.push(episode_of(split, i, returns[i], lengths[i]));
     }
   }
 }

@@ -60,7 +60,7 @@ bool RemoteWorker::handle_report(int local_index, const WorkerReport& report) {
   RolloutSplit& split = *splits_[static_cast<std::size_t>(local_index)];
   if (report.kind == ReportKind::kStepped) {
     for (const auto& episode : report.episodes) {
-      episode_stats_.push(episode_of(split.assignment(), episode.env_index, static_cast<float>(episode.raw_return),
+      episode_stats_.push(episode_of(split, episode.env_index, static_cast<float>(episode.raw_return),
                                      static_cast<std::int32_t>(episode.length)));
     }
     if (!split.finish_step()) return false;

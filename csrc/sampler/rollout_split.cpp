@@ -23,7 +23,13 @@ RolloutSplit::RolloutSplit(SplitAssignment assignment, const buffers::Trajectory
     carry_obs_.insert_or_assign(key, at::empty_like(block_step(tensor, buffers_, 0, 0)));
   }
   carry_rnn_states_ = at::empty_like(block_step(buffers_.rnn_states, buffers_, 0, 0));
-  policy_ids_ = at::tensor(c10::ArrayRef<std::int32_t>(assignment_.policy_ids), at::kInt).unsqueeze(1);
+  policy_ids_ = at::tensor(c10::ArrayRef<std::int32_t>(assignment_.policy_ids), at::kInt);
+  episodes_since_draw_.assign(static_cast<std::size_t>(assignment_.num_envs()), 0);
+  mapping_rng_.reseed(assignment_.policy_mapping_seed);
+}
+
+std::int32_t RolloutSplit::policy_of_row(std::int64_t row) const {
+  return policy_ids_.const_data_ptr<std::int32_t>()[row];
 }
 
 at::Tensor RolloutSplit::at_step(const at::Tensor& tensor, std::int64_t step) const {
@@ -48,7 +54,7 @@ void RolloutSplit::start_block(std::int64_t block) {
   block_ = block;
   step_ = 0;
   const c10::InferenceMode inference_mode;
-  buffers_.policy_id.narrow(0, buffers_.first_row(block), buffers_.block_rows).copy_(policy_ids_);
+  at_step(buffers_.policy_id, 0).copy_(policy_ids_);
   if (has_carry_) {
     for (const auto& [key, tensor] : buffers_.obs) at_step(tensor, 0).copy_(carry_obs_.at(key));
     at_step(buffers_.rnn_states, 0).copy_(carry_rnn_states_);
@@ -65,9 +71,31 @@ bool RolloutSplit::finish_step() {
   at::Tensor dones = at_step(buffers_.dones, step_);
   dones.logical_or_(at_step(buffers_.time_outs, step_));
   at_step(buffers_.rnn_states, step_ + 1).masked_fill_(dones.unsqueeze(1), 0.0);
+  if (assignment_.policy_resample_episodes > 0) redraw_policies_after_episodes(dones);
   ++step_;
-  if (step_ < buffers_.rollout()) return true;
+  if (step_ < buffers_.rollout()) {
+    at_step(buffers_.policy_id, step_).copy_(policy_ids_);
+    return true;
+  }
   return complete_block();
+}
+
+void RolloutSplit::redraw_policies_after_episodes(const at::Tensor& dones) {
+  const at::Tensor done_rows = dones.contiguous();
+  const bool* done = done_rows.const_data_ptr<bool>();
+  auto* policy = policy_ids_.mutable_data_ptr<std::int32_t>();
+  const std::int64_t agents = assignment_.agents_per_env;
+  const auto num_policies = static_cast<std::uint64_t>(assignment_.num_policies);
+  auto draw = [&] { return static_cast<std::int32_t>(mapping_rng_.next() % num_policies); };
+  for (std::int64_t row = 0; row < buffers_.block_rows; ++row) {
+    if (!done[row]) continue;
+    std::int64_t& episodes = episodes_since_draw_[static_cast<std::size_t>(row / agents)];
+    if (++episodes < assignment_.policy_resample_episodes * agents) continue;
+    episodes = 0;
+    const std::int64_t first = row - row % agents;
+    const std::int32_t whole_env = assignment_.mix_policies_in_one_env ? 0 : draw();
+    for (std::int64_t r = first; r < first + agents; ++r) policy[r] = assignment_.mix_policies_in_one_env ? draw() : whole_env;
+  }
 }
 
 bool RolloutSplit::complete_block() {

@@ -4,11 +4,13 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "buffers/block_pool.h"
 #include "buffers/bounded_queue.h"
 #include "buffers/trajectory_buffers.h"
 #include "core/tensor_map.h"
+#include "envs/rng.h"
 #include "sampler/inference_request.h"
 #include "sampler/split_assignment.h"
 
@@ -34,7 +36,10 @@ struct RewardShaping {
 /// observations and step t rewards/flags, then `finish_step` scales and clips rewards, sets dones =
 /// terminated | truncated, zeroes the next RNN state of finished episodes; after
 /// `rollout` steps it hands the block (with its bootstrap step T) to the completed queue and the split
-/// `needs_block()`. Each block's policy_id rows are the assignment's policy_ids. The next `acquire_block` continues in a new free block whose step 0 receives the old
+/// `needs_block()`. The split owns the agent -> policy mapping (split_assignment.h): it starts as the
+/// assignment's policy_ids, may be redrawn at episode ends in finish_step, and is written into the policy_id
+/// buffer at every step before that step's inference request. The next `acquire_block` continues in a new
+/// free block whose step 0 receives the old
 /// block's step-T observations and RNN states. Waiting for a free block is the back-pressure that
 /// throttles sampling when the learner falls behind. Completing and acquiring are separate so that a
 /// runner with several splits can finish all of them before it waits (synchronous sampling has exactly
@@ -67,6 +72,8 @@ class RolloutSplit {
   [[nodiscard]] std::int64_t block() const { return block_; }
   [[nodiscard]] std::int64_t step() const { return step_; }
   [[nodiscard]] std::int64_t rows() const { return buffers_.block_rows; }
+  /// The policy block row `row` acts for now (at the current step).
+  [[nodiscard]] std::int32_t policy_of_row(std::int64_t row) const;
 
   /// `tensor[current block rows, step]`.
   [[nodiscard]] at::Tensor at_step(const at::Tensor& tensor, std::int64_t step) const;
@@ -75,6 +82,9 @@ class RolloutSplit {
   /// Starts filling `block` at step 0.
   void start_block(std::int64_t block);
   bool complete_block();
+  /// Counts the episodes that ended at the current step (`dones`, [rows] bool) and redraws the policies of the
+  /// envs that reached policy_resample_episodes per agent.
+  void redraw_policies_after_episodes(const at::Tensor& dones);
 
   const SplitAssignment assignment_;
   const buffers::TrajectoryBuffers& buffers_;
@@ -86,7 +96,9 @@ class RolloutSplit {
   // Step-T observations / RNN states carried into the next block (the old one may be reused at once).
   core::TensorMap carry_obs_;
   at::Tensor carry_rnn_states_;
-  at::Tensor policy_ids_;  // [rows, 1] int32: the assignment's policy per row, broadcast over a block's steps
+  at::Tensor policy_ids_;  // [rows] int32: the policy each row acts for now
+  std::vector<std::int64_t> episodes_since_draw_;  // per env: its agents' episodes since its policies were drawn
+  envs::Rng mapping_rng_;
 };
 
 }  // namespace pysf::sampler

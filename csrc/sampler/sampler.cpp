@@ -58,7 +58,8 @@ AssignmentRules Sampler::assignment_rules() const {
       .agents_per_env = config_.agents_per_env,
       .warm_up_steps_per_index = config_.decorrelate_envs_on_one_worker ? buffers_.rollout() : 0,
       .num_policies = static_cast<std::int32_t>(policies_.size()),
-      .mix_policies_in_one_env = config_.mix_policies_in_one_env};
+      .mix_policies_in_one_env = config_.mix_policies_in_one_env,
+      .policy_resample_episodes = config_.policy_resample_episodes};
 }
 
 std::vector<SplitAssignment> Sampler::worker_assignments(int first_split, int count) const {
@@ -107,23 +108,9 @@ void Sampler::start() {
 
   InferenceServerConfig server_config = config_.inference;
   server_config.num_splits = total_splits;
-  // Which policy each row of each split acts for: the native workers' splits come first, then the remote ones'.
-  std::vector<std::vector<std::int32_t>> split_policy_ids;
-  if (policies_.size() > 1) {
-    const int native_workers = config_.native_env_name.empty() ? 0 : config_.num_native_workers;
-    for (int worker = 0; worker < native_workers; ++worker) {
-      for (const SplitAssignment& assignment :
-           worker_assignments(worker * config_.worker_num_splits, config_.worker_num_splits)) {
-        split_policy_ids.push_back(assignment.policy_ids);
-      }
-    }
-    for (const auto& pending : pending_remote_) {
-      for (const SplitAssignment& assignment : pending.assignments) split_policy_ids.push_back(assignment.policy_ids);
-    }
-  }
   auto on_error = [this](const std::string& message) { fail(message); };
   server_ = std::make_unique<InferenceServer>(
-      server_config, policies_, buffers_, std::move(split_policy_ids),
+      server_config, policies_, buffers_,
       [this](const InferenceRequest& r) { on_actions_ready(r); }, on_error);
 
   split_owners_.assign(static_cast<std::size_t>(total_splits), SplitOwner{});

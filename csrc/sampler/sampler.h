@@ -51,6 +51,9 @@ struct SamplerConfig {
   // --pbt_mix_policies_in_one_env: with several policies, the agents of one env may act for different ones
   // (split_assignment.h has the mapping)
   bool mix_policies_in_one_env = true;
+  // With several policies: redraw an env's policies at random after this many episodes per agent (Sample
+  // Factory's async mode); 0 keeps the fixed mapping (its sync mode). split_assignment.h has the rule.
+  std::int64_t policy_resample_episodes = 0;
   RewardShaping reward_shaping;
   InferenceServerConfig inference;  // num_splits is filled in by the Sampler
   // Python path: when a worker process counts as stuck (remote_worker.h)

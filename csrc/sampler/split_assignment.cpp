@@ -10,6 +10,8 @@ namespace {
 // The warm-up actions' streams derive from the seed through this constant, so they are unrelated to the
 // envs' own streams (which derive from the seed directly).
 constexpr std::uint64_t kWarmUpStream = 0xDEC0'0000'0000'0001ULL;
+// Likewise for the streams that redraw the agent -> policy mapping (one per split).
+constexpr std::uint64_t kPolicyMappingStream = 0xDEC0'0000'0000'0002ULL;
 
 }  // namespace
 
@@ -18,11 +20,19 @@ SplitAssignment assign_split(const AssignmentRules& rules, int split_id, int ind
   if (rules.agents_per_env < 1) throw std::invalid_argument("assign_split: agents_per_env must be >= 1");
   if (split_id < 0 || index_in_worker < 0) throw std::invalid_argument("assign_split: negative split index");
   if (rules.num_policies < 1) throw std::invalid_argument("assign_split: num_policies must be >= 1");
+  if (rules.policy_resample_episodes < 0) {
+    throw std::invalid_argument("assign_split: policy_resample_episodes must be >= 0");
+  }
   SplitAssignment assignment;
   assignment.split_id = split_id;
   assignment.index_in_worker = index_in_worker;
   assignment.first_env_id = static_cast<std::int64_t>(split_id) * rules.envs_per_split;
   assignment.agents_per_env = rules.agents_per_env;
+  assignment.num_policies = rules.num_policies;
+  assignment.mix_policies_in_one_env = rules.mix_policies_in_one_env;
+  assignment.policy_resample_episodes = rules.policy_resample_episodes;
+  assignment.policy_mapping_seed =
+      envs::derive_env_seed(envs::derive_env_seed(rules.seed, kPolicyMappingStream), static_cast<std::uint64_t>(split_id));
   const auto envs = static_cast<std::size_t>(rules.envs_per_split);
   assignment.env_seeds.resize(envs);
   assignment.warm_up_steps.resize(envs);

@@ -14,6 +14,8 @@ struct AssignmentRules {
   std::int64_t warm_up_steps_per_index = 0;  ///< --decorrelate_envs_on_one_worker: --rollout, else 0
   std::int32_t num_policies = 1;       ///< the policies agents are mapped to (the Sampler's policies)
   bool mix_policies_in_one_env = true;  ///< --pbt_mix_policies_in_one_env: agents of one env may act for different policies
+  /// Resample an env's policies at random after this many episodes per agent (0: the mapping is fixed).
+  std::int64_t policy_resample_episodes = 0;
 };
 
 /// Decided once by the Sampler for each split and handed to whichever runner steps it (a NativeRunner thread
@@ -30,14 +32,23 @@ struct AssignmentRules {
 ///  - policy_ids[r]: the policy acting for row r (the agent -> policy mapping; with one policy all 0). Agent a
 ///    of env e acts for policy (e * agents_per_env + a) % num_policies when policies mix in one env, else the
 ///    whole env for e % num_policies (Sample Factory's fixed mapping of its sync mode, global env index %
-///    num_policies, made per agent where its flag allows mixing). The inference server runs each row's policy;
-///    the rollout split writes the ids into the policy_id buffer of every block it fills. (A Python worker
-///    overwrites the steps of an agent its env reports inactive with -1, which the learners skip.)
+///    num_policies, made per agent where its flag allows mixing). That is the mapping a split starts with;
+///  - with policy_resample_episodes = K > 0 (Sample Factory's async mode, its AgentPolicyMapping), the split
+///    draws an env's policies anew, uniformly (one per agent, or one for the whole env without mixing), each
+///    time its agents have finished K * agents_per_env episodes since the last draw, from its own stream
+///    seeded with policy_mapping_seed. The new policies act from the step after that episode end on.
+/// The rollout split owns the current mapping (RolloutSplit::policy_of_row) and writes it into the policy_id
+/// buffer at every step, where the inference server reads which policy acts for each row. (A Python worker
+/// overwrites the steps of an agent its env reports inactive with -1, which the learners skip.)
 struct SplitAssignment {
   int split_id = 0;
   int index_in_worker = 0;
   std::int64_t first_env_id = 0;
   std::int64_t agents_per_env = 1;
+  std::int32_t num_policies = 1;
+  bool mix_policies_in_one_env = true;
+  std::int64_t policy_resample_episodes = 0;
+  std::uint64_t policy_mapping_seed = 0;
   // per env
   std::vector<std::uint64_t> env_seeds;
   std::vector<std::int64_t> warm_up_steps;

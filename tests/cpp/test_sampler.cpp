@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <set>
 #include <optional>
 #include <memory>
 #include <span>
@@ -146,9 +147,12 @@ struct Collected {
   int blocks = 0;
 };
 
-/// Checks one block's content and records the counters it holds. With several policies, env e (one agent)
-/// acts for policy e % num_policies (split_assignment.h).
-void check_block(const TrajectoryBuffers& buffers, std::int64_t block, Collected& collected, int num_policies = 1) {
+/// Checks one block's content and records the counters it holds. With several policies and a fixed mapping, env e
+/// (one agent) acts for policy e % num_policies (split_assignment.h); with a redrawn one, the policy recorded at
+/// each step acted in it, and a row's policy changes only right after an episode end. `policies_seen` collects
+/// the (env, policy) pairs.
+void check_block(const TrajectoryBuffers& buffers, std::int64_t block, Collected& collected, int num_policies = 1,
+                 bool fixed_mapping = true, std::set<std::pair<int, int>>* policies_seen = nullptr) {
   const std::int64_t rollout = buffers.rollout();
   const at::Tensor rows = at::arange(block * buffers.block_rows, (block + 1) * buffers.block_rows);
   // Copies of the block (accessors need tensors that outlive them).
@@ -173,7 +177,12 @@ void check_block(const TrajectoryBuffers& buffers, std::int64_t block, Collected
       EXPECT(obs_a[r][t][0] == static_cast<float>(env_id));
       EXPECT_MSG(static_cast<std::int64_t>(obs_a[r][t + 1][1]) == counter + 1, "counters increase by one along a row");
       EXPECT(values[r][t] == static_cast<float>(counter));
-      const int policy = env_id % num_policies;
+      const int policy = fixed_mapping ? env_id % num_policies : policies[r][t];
+      EXPECT(policy >= 0 && policy < num_policies);
+      if (!fixed_mapping && t > 0 && policies[r][t] != policies[r][t - 1]) {
+        EXPECT_MSG(dones[r][t - 1], "the policy of a row changes only after an episode end");
+      }
+      if (policies_seen != nullptr) policies_seen->emplace(env_id, policy);
       // the action its policy chose for this very step
       EXPECT(rewards[r][t] == static_cast<float>((counter + policy) % 2 + 1));
       EXPECT(policies[r][t] == policy && versions[r][t] == 7 + policy);
@@ -231,24 +240,35 @@ TEST_CASE(sampler_sync_one_block_per_split_exactly_once) { run_and_check(3, 6, 3
 TEST_CASE(sampler_single_split_workers) { run_and_check(2, 3, 1, 3, 2, 60); }
 
 /// Two policies: with 2 envs per split, each request holds rows of both (split by policy inside the server);
-/// with 1, requests of different policies meet in one batch.
-void run_two_policies(int envs_per_worker, int splits) {
+/// with 1, requests of different policies meet in one batch. With `resample_episodes` > 0 every env's policy is
+/// redrawn after that many episodes (Sample Factory's async mapping): each env then acts for both policies.
+void run_two_policies(int envs_per_worker, int splits, std::int64_t resample_episodes = 0) {
   const std::int64_t rollout = 5;
   const int workers = 2;
   const std::int64_t block_rows = envs_per_worker / splits;
   const int num_splits = workers * splits;
   TrajectoryBuffers buffers = make_buffers(num_splits + 4, block_rows, rollout);
   std::vector<std::shared_ptr<EchoPolicy>> policies{std::make_shared<EchoPolicy>(0), std::make_shared<EchoPolicy>(1)};
-  Sampler sampler(counter_config(workers, envs_per_worker, splits, 2), buffers,
-                  std::vector<std::shared_ptr<PolicyRunner>>(policies.begin(), policies.end()));
+  SamplerConfig config = counter_config(workers, envs_per_worker, splits, 2);
+  config.policy_resample_episodes = resample_episodes;
+  Sampler sampler(config, buffers, std::vector<std::shared_ptr<PolicyRunner>>(policies.begin(), policies.end()));
   sampler.start();
   Collected collected;
-  while (collected.blocks < 40) {
+  std::set<std::pair<int, int>> policies_seen;
+  const int rounds = resample_episodes > 0 ? 200 : 40;
+  while (collected.blocks < rounds) {
     std::vector<std::int64_t> blocks = sampler.get_trajectories(num_splits, 30.0);
     EXPECT(static_cast<int>(blocks.size()) == num_splits);
     if (blocks.empty()) break;
-    for (std::int64_t block : blocks) check_block(buffers, block, collected, 2);
+    for (std::int64_t block : blocks) check_block(buffers, block, collected, 2, resample_episodes == 0, &policies_seen);
     sampler.release(blocks);
+  }
+  if (resample_episodes > 0) {
+    EXPECT_MSG(static_cast<int>(policies_seen.size()) == 2 * workers * envs_per_worker, "every env acted for both policies");
+    // Every env's episodes are still reported, each under the policy that acted at its end.
+    const auto episodes = sampler.drain_episode_stats();
+    EXPECT(!episodes.empty());
+    for (const auto& episode : episodes) EXPECT(policies_seen.count({episode.env_id, episode.policy_id}) == 1);
   }
   sampler.stop();
   EXPECT(!sampler.error().has_value());
@@ -258,12 +278,16 @@ void run_two_policies(int envs_per_worker, int splits) {
   const std::vector<std::int64_t> served = sampler.rows_served_by_policy();
   EXPECT(served.size() == 2 && served[0] == policies[0]->rows.load() && served[1] == policies[1]->rows.load());
   EXPECT(served[0] + served[1] == sampler.rows_served());
-  EXPECT(std::abs(policies[0]->rows.load() - policies[1]->rows.load()) <= 2 * workers * envs_per_worker * rollout);
+  if (resample_episodes == 0) {
+    EXPECT(std::abs(policies[0]->rows.load() - policies[1]->rows.load()) <= 2 * workers * envs_per_worker * rollout);
+  }
 }
 
 TEST_CASE(sampler_two_policies_mixed_in_one_split) { run_two_policies(4, 2); }
 
 TEST_CASE(sampler_two_policies_one_per_split) { run_two_policies(2, 2); }
+
+TEST_CASE(sampler_two_policies_redrawn_after_episodes) { run_two_policies(4, 2, 1); }
 
 TEST_CASE(sampler_stop_is_bounded_while_blocked) {
   // Nobody consumes: every split fills its block and then waits for a free one.

@@ -87,10 +87,14 @@ class TrajectoryBatcher:
 
 def rows_by_policy(data: TensorDict, num_policies: int) -> List[TensorDict]:
     """``data``'s trajectories (rows) split by the policy that acted in them: entry ``p`` holds, in order, the rows
-    whose ``policy_id`` is ``p``. A row acts for one policy for a whole rollout (the sampler's agent -> policy
-    mapping); steps an inactive agent took are marked -1, and a row with no acting step belongs to nobody."""
-    row_policy = data["policy_id"].amax(dim=1)
-    return [data[torch.nonzero(row_policy == policy).squeeze(1)] for policy in range(num_policies)]
+    in which ``p`` took the most steps (ties: the lowest policy). A row usually acts for one policy for a whole
+    rollout; in async mode the agent -> policy mapping may be redrawn at an episode end within it, and the steps
+    of the other policy then stay in the row, masked out of training by the learner (``policy_id`` differs), as
+    in Sample Factory. Steps an inactive agent took are marked -1; a row with no acting step belongs to nobody."""
+    policy_ids = data["policy_id"]
+    steps_by_policy = torch.stack([(policy_ids == policy).sum(dim=1) for policy in range(num_policies)], dim=1)
+    owner = torch.where(steps_by_policy.amax(dim=1) > 0, steps_by_policy.argmax(dim=1), -1)
+    return [data[torch.nonzero(owner == policy).squeeze(1)] for policy in range(num_policies)]
 
 
 class PolicyTrajectoryBatcher:

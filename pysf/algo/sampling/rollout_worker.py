@@ -186,6 +186,10 @@ class _SplitEnvs:
         # step's data is marked as no policy's (policy_id -1), as Sample Factory does.
         self.inactive = np.zeros(spec.block_rows, dtype=bool)
         self.any_inactive = False
+        # Rows whose episode ended at the last step: their env gets the newest training info of the policy that
+        # acts for them next, known once the sampler wrote the next step's policy_id (the mapping may be redrawn
+        # at an episode end).
+        self.training_info_due: List[int] = []
         # Envs stepped bare (made by gymnasium.make) take numpy integer actions, as in gymnasium's vector envs.
         decoder = ActionDecoder(spec.action_space)
         self.decode_actions = decoder.batch_decoder() if self.batched else decoder.rows_decoder(numpy_scalars=self.time_limit is not None)
@@ -584,6 +588,8 @@ class RolloutWorker:
         """
         envs = self.splits[split]
         rows = self._rows(block)
+        if envs.training_info_due:
+            self._hand_out_training_info(split, envs, rows, step)
         if envs.batched:
             rewards, terminated, truncated, infos = self._step_batched(split, rows, step)
             envs.steps_taken += 1
@@ -640,7 +646,7 @@ class RolloutWorker:
         self.terminated[rows, step] = terminated
         self.truncated[rows, step] = truncated
         envs.episode_reward += reward_block
-        return 0 if finished is None else self._finished_episodes(split, envs, finished, infos)
+        return 0 if finished is None else self._finished_episodes(split, envs, rows, step, finished, infos)
 
     def _step_batched(self, split: int, rows: slice, step: int) -> tuple:
         """Step every batched env of ``split`` with its agents' actions as one batch; the observations go straight
@@ -687,13 +693,31 @@ class RolloutWorker:
         envs.any_inactive = bool(envs.inactive.any())
         return observations, rewards, tuple(bool(t) for t in terminated), tuple(bool(t) for t in truncated), infos
 
-    def _finished_episodes(self, split: int, envs: _SplitEnvs, finished: List[int], infos: Sequence[Any]) -> int:
-        """Episodes with extra info go through the stats queue; plain ones become mailbox records."""
+    def _hand_out_training_info(self, split: int, envs: _SplitEnvs, rows: slice, step: int) -> None:
+        """The envs whose episode ended at the last step get the training info of the policy acting for them now."""
+        for i in envs.training_info_due:
+            self.training_hooks.apply(split * len(envs.envs) + i // envs.agents, i % envs.agents,
+                                      int(self.policy_ids[rows.start + i, step]))
+        envs.training_info_due = []
+
+    def _acting_policy(self, envs: _SplitEnvs, rows: slice, i: int, step: int) -> int:
+        """The policy that acted for row ``i`` of the split at its last active step of this block up to ``step``
+        (steps of an inactive agent are marked -1); the agent's first policy when it acted in none of them."""
+        for policy in self.policy_ids[rows.start + i, : step + 1][::-1]:
+            if policy >= 0:
+                return int(policy)
+        return int(envs.assignment["policy_ids"][i])
+
+    def _finished_episodes(self, split: int, envs: _SplitEnvs, rows: slice, step: int, finished: List[int],
+                           infos: Sequence[Any]) -> int:
+        """Episodes with extra info go through the stats queue; plain ones become mailbox records (the sampler
+        knows their policy)."""
         records = self.episode_records[split]
         plain = 0
+        if self.training_hooks.active:
+            envs.training_info_due.extend(finished)
         for i in finished:
             reward, length = envs.end_episode(i)
-            self.training_hooks.apply(split * len(envs.envs) + i // envs.agents, i % envs.agents)
             info = infos[i]
             extra = info.get("episode_extra_stats") if isinstance(info, dict) else None
             true_objective = info.get("true_objective") if isinstance(info, dict) else None
@@ -704,7 +728,7 @@ class RolloutWorker:
                 records[plain] = (i, reward, length)
                 plain += 1
             else:
-                policy_id = envs.assignment["policy_ids"][i]
+                policy_id = self._acting_policy(envs, rows, i, step)
                 self.stats_queue.put((envs.env_ids[i // envs.agents], policy_id, reward, length, true_objective, extra))
         return plain
 

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 # Worker processes get this long to exit after STOP before they are terminated.
 _WORKER_JOIN_SECONDS = 3.0
+# Sample Factory's AgentPolicyMapping: in async mode an env's agents are mapped to random policies anew every
+# 10 episodes (per agent); its sync mode keeps the fixed mapping (env index % num_policies).
+POLICY_RESAMPLE_EPISODES = 10
 
 
 @dataclass
@@ -86,7 +89,8 @@ class Sampler:
     """Native sampling; see the module docstring. Use as a context manager or call stop().
 
     ``policy`` is one inference policy, or a list of them: policy ``p`` acts for the agents mapped to it
-    (``--pbt_mix_policies_in_one_env``; csrc/sampler/split_assignment.h has the mapping)."""
+    (``--pbt_mix_policies_in_one_env``; redrawn every ``POLICY_RESAMPLE_EPISODES`` episodes in async mode;
+    csrc/sampler/split_assignment.h has the mapping)."""
 
     def __init__(
         self,
@@ -128,6 +132,7 @@ class Sampler:
             seed=int(cfg.seed) if cfg.seed is not None else 0,
             decorrelate_envs_on_one_worker=bool(cfg.decorrelate_envs_on_one_worker),
             mix_policies_in_one_env=bool(cfg.pbt_mix_policies_in_one_env),
+            policy_resample_episodes=POLICY_RESAMPLE_EPISODES if cfg.async_rl else 0,
             reward_scale=float(cfg.reward_scale),
             reward_clip=float(cfg.reward_clip),
             num_inference_threads=int(cfg.policy_workers_per_policy),

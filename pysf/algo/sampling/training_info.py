@@ -93,14 +93,17 @@ class EnvTrainingHooks:
         if newer is not None:
             self.version, self.latest = newer
 
-    def apply(self, index: int, agent: int = 0) -> None:
-        """Hand the newest training info to env ``index`` (at an episode boundary of its agent ``agent``)."""
+    def apply(self, index: int, agent: int = 0, policy_id: Optional[int] = None) -> None:
+        """Hand the newest training info of policy ``policy_id`` (default: the one the agent started with) to env
+        ``index`` (at an episode boundary of its agent ``agent``)."""
         if not self.active:
             return
         self._refresh()
         if self.latest is None:
             return
-        info = self.latest[self.policy_ids[index * self.agents_per_env + agent]]
+        if policy_id is None:
+            policy_id = self.policy_ids[index * self.agents_per_env + agent]
+        info = self.latest[policy_id]
         if self.has_reward_shaping[index]:
             set_reward_shaping(self.envs[index], info.get("reward_shaping"), agent)
         set_training_info(self.training_interfaces[index], info)

@@ -75,6 +75,17 @@ def test_rows_go_to_the_policy_that_acted_in_them_and_inactive_rows_to_none():
     assert by_policy[1]["rewards"][:, 0].tolist() == [1, 5]
 
 
+def test_a_row_whose_mapping_was_redrawn_goes_to_the_policy_with_most_of_its_steps():
+    data = FakeSampler(block_rows=4, num_policies=2).copy_blocks([0])
+    rollout = data["policy_id"].shape[1]
+    data["policy_id"][0, : rollout // 2 + 1] = 1  # policy 0's row, redrawn to 1 for most of the rollout
+    data["policy_id"][1, :1] = 0  # policy 1's row, 0 for its first step only
+    data["policy_id"][2, : rollout // 2] = 1  # half and half: the lower policy's
+    by_policy = rows_by_policy(data, 2)
+    assert by_policy[0]["rewards"][:, 0].tolist() == [2]
+    assert by_policy[1]["rewards"][:, 0].tolist() == [0, 1, 3]
+
+
 def test_each_policy_gets_its_own_trajectories_exactly_once_in_order():
     sampler = FakeSampler(block_rows=6, num_policies=3)
     batcher = PolicyTrajectoryBatcher(sampler, trajectories_per_batch=4, num_policies=3, free_blocks_when_copied=True)

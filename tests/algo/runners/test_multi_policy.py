@@ -51,27 +51,58 @@ def test_two_policies_both_learn_cartpole_and_resume(tmp_path):
     assert all(state.learner.env_steps >= 300000 for state in second.policies)
 
 
-def test_each_learner_trains_on_its_own_agents_only(tmp_path, monkeypatch):
-    """A 3-agent env whose agents act for policies (3 * env_id + agent) % 2 (--pbt_mix_policies_in_one_env): every
-    row a learner trains on is one of its own agents', and every agent's trajectory reaches its learner."""
-    register_env("multi_agent_counting", sampler_test_envs.make_multi_agent_counting_env)
-    seen = defaultdict(set)  # policy -> {(env_id, agent)}
+def _record_training_rows(monkeypatch):
+    """Patches Learner.train to record, per policy, the rows it trains on: (env_id, agent, policy ids per step)."""
+    seen = defaultdict(list)
     train_original = Learner.train
 
     def recording_train(learner, batch, on_sgd_step=None):
         first_obs = batch["obs"]["obs"][:, 0]
-        for env_id, agent in first_obs[:, :2].to(torch.int64).tolist():
-            seen[learner.policy_id].add((env_id, agent))
-        assert torch.all((batch["policy_id"] == learner.policy_id) | (batch["policy_id"] == -1))
+        for (env_id, agent), policies in zip(first_obs[:, :2].to(torch.int64).tolist(), batch["policy_id"].tolist()):
+            seen[learner.policy_id].append((env_id, agent, policies))
         return train_original(learner, batch, on_sgd_step)
 
     monkeypatch.setattr(Learner, "train", recording_train)
-    train(tmp_path, "--train_for_env_steps", "3000", "--num_workers", "2", "--num_envs_per_worker", "2",
-          "--rollout", "8", "--batch_size", "64", "--use_rnn", "False", "--decorrelate_envs_on_one_worker", "False",
+    return seen
+
+
+_MULTI_AGENT_FLAGS = ("--num_workers", "2", "--num_envs_per_worker", "2", "--rollout", "8", "--use_rnn", "False",
+                      "--decorrelate_envs_on_one_worker", "False")
+
+
+def test_each_learner_trains_on_its_own_agents_only_with_the_fixed_mapping(tmp_path, monkeypatch):
+    """Sync mode, a 3-agent env whose agents act for policies (3 * env_id + agent) % 2 (--pbt_mix_policies_in_one_env):
+    every row a learner trains on is one of its own agents', and every agent's trajectory reaches its learner."""
+    register_env("multi_agent_counting", sampler_test_envs.make_multi_agent_counting_env)
+    seen = _record_training_rows(monkeypatch)
+    train(tmp_path, "--train_for_env_steps", "3000", "--async_rl", "False", "--batch_size", "48", *_MULTI_AGENT_FLAGS,
           env="multi_agent_counting")
     agents = {(env_id, agent) for env_id in range(4) for agent in range(3)}
     for policy in (0, 1):
-        assert seen[policy] == {(e, a) for e, a in agents if (3 * e + a) % 2 == policy}, seen
+        assert all(set(policies) <= {policy, -1} for _, _, policies in seen[policy])
+        assert {(e, a) for e, a, _ in seen[policy]} == {(e, a) for e, a in agents if (3 * e + a) % 2 == policy}, seen
+
+
+def test_async_mode_redraws_the_mapping_and_routes_rows_to_the_policy_that_acted_most(tmp_path, monkeypatch):
+    """Async mode (Sample Factory's AgentPolicyMapping): an env's agents are mapped to random policies anew every
+    10 episodes, so every agent acts for both policies over the run; a row goes to the policy that took most of its
+    steps (the other policy's steps in it are masked out of that learner's loss)."""
+    register_env("multi_agent_counting", sampler_test_envs.make_multi_agent_counting_env)
+    seen = _record_training_rows(monkeypatch)
+    runner = train(tmp_path, "--train_for_env_steps", "6000", "--batch_size", "64", *_MULTI_AGENT_FLAGS,
+                   env="multi_agent_counting")
+    acted_for = defaultdict(set)
+    mixed_rows = 0
+    for policy in (0, 1):
+        for env_id, agent, policies in seen[policy]:
+            own, other = policies.count(policy), policies.count(1 - policy)
+            assert own >= other and (own > other or policy == 0), (policy, policies)
+            mixed_rows += other > 0
+            acted_for[(env_id, agent)].update(p for p in policies if p >= 0)
+    assert all(acted_for[(e, a)] == {0, 1} for e in range(4) for a in range(3)), acted_for
+    assert mixed_rows > 0
+    for state in runner.policies:  # each policy's episodes were played (at their end) by it
+        assert state.episodes.total_episodes > 0
 
 
 def test_sync_mode_trains_every_policy_each_iteration_with_zero_lag(tmp_path):
