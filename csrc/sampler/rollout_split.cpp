@@ -54,7 +54,11 @@ void RolloutSplit::start_block(std::int64_t block) {
   block_ = block;
   step_ = 0;
   const c10::InferenceMode inference_mode;
-  at_step(buffers_.policy_id, 0).copy_(policy_ids_);
+  if (assignment_.policy_resample_episodes > 0) {
+    at_step(buffers_.policy_id, 0).copy_(policy_ids_);  // the later steps as the mapping evolves (finish_step)
+  } else {  // a fixed mapping: the whole block at once
+    buffers_.policy_id.narrow(0, buffers_.first_row(block), buffers_.block_rows).copy_(policy_ids_.unsqueeze(1));
+  }
   if (has_carry_) {
     for (const auto& [key, tensor] : buffers_.obs) at_step(tensor, 0).copy_(carry_obs_.at(key));
     at_step(buffers_.rnn_states, 0).copy_(carry_rnn_states_);
@@ -71,10 +75,11 @@ bool RolloutSplit::finish_step() {
   at::Tensor dones = at_step(buffers_.dones, step_);
   dones.logical_or_(at_step(buffers_.time_outs, step_));
   at_step(buffers_.rnn_states, step_ + 1).masked_fill_(dones.unsqueeze(1), 0.0);
-  if (assignment_.policy_resample_episodes > 0) redraw_policies_after_episodes(dones);
+  const bool redrawn = assignment_.policy_resample_episodes > 0;
+  if (redrawn) redraw_policies_after_episodes(dones);
   ++step_;
   if (step_ < buffers_.rollout()) {
-    at_step(buffers_.policy_id, step_).copy_(policy_ids_);
+    if (redrawn) at_step(buffers_.policy_id, step_).copy_(policy_ids_);
     return true;
   }
   return complete_block();

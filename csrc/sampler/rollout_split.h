@@ -38,7 +38,7 @@ struct RewardShaping {
 /// `rollout` steps it hands the block (with its bootstrap step T) to the completed queue and the split
 /// `needs_block()`. The split owns the agent -> policy mapping (split_assignment.h): it starts as the
 /// assignment's policy_ids, may be redrawn at episode ends in finish_step, and is written into the policy_id
-/// buffer at every step before that step's inference request. The next `acquire_block` continues in a new
+/// buffer before each step's inference request (a fixed one for the whole block when the block starts). The next `acquire_block` continues in a new
 /// free block whose step 0 receives the old
 /// block's step-T observations and RNN states. Waiting for a free block is the back-pressure that
 /// throttles sampling when the learner falls behind. Completing and acquiring are separate so that a
