@@ -141,8 +141,9 @@ InferenceServer::BatchOutput InferenceServer::forward_by_policy(const std::vecto
     parts.reserve(batch.size());
     for (const auto& request : batch) parts.push_back(block_step(buffers_.policy_id, buffers_, request.block, request.step));
     row_policies = at::cat(parts, 0).to(at::kLong);
-    const auto lowest = row_policies.min().item<std::int64_t>();
-    const auto highest = row_policies.max().item<std::int64_t>();
+    const auto [min_tensor, max_tensor] = at::aminmax(row_policies);
+    const auto lowest = min_tensor.item<std::int64_t>();
+    const auto highest = max_tensor.item<std::int64_t>();
     if (lowest < 0 || highest >= static_cast<std::int64_t>(policies_.size())) {
       throw std::invalid_argument("InferenceServer: a row acts for policy " + std::to_string(lowest < 0 ? lowest : highest) +
                                   ", which is not one of the " + std::to_string(policies_.size()) + " policies");

@@ -265,7 +265,8 @@ void run_two_policies(int envs_per_worker, int splits, std::int64_t resample_epi
   }
   if (resample_episodes > 0) {
     EXPECT_MSG(static_cast<int>(policies_seen.size()) == 2 * workers * envs_per_worker, "every env acted for both policies");
-    // Every env's episodes are still reported, each under the policy that acted at its end.
+    // Episodes are still reported, each naming its env and one of the policies (which one acted at an episode's
+    // end is checked in Python: tests/algo/runners/test_multi_policy.py, the training-info test).
     const auto episodes = sampler.drain_episode_stats();
     EXPECT(!episodes.empty());
     for (const auto& episode : episodes) EXPECT(policies_seen.count({episode.env_id, episode.policy_id}) == 1);

@@ -117,7 +117,8 @@ def test_sync_mode_trains_every_policy_each_iteration_with_zero_lag(tmp_path):
 
 
 def test_an_envs_training_info_is_its_agents_policys(tmp_path):
-    """TrainingInfoInterface: env e (acting for policy e % 2) gets policy e % 2's training info."""
+    """TrainingInfoInterface: an env gets the training info of the policy that plays its episode, also while async
+    mode redraws the mapping (env e starts with policy e % 2; some 5 redraws per env in this run)."""
     register_env("policy_reporting", sampler_test_envs.make_policy_reporting_env)
     runner = train(tmp_path, "--train_for_env_steps", "2000", "--num_workers", "1", "--num_envs_per_worker", "4",
                    "--rollout", "8", "--batch_size", "32", "--use_rnn", "False", env="policy_reporting")
