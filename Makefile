@@ -18,11 +18,12 @@ test:  ## the whole test suite (C++ tests included)
 	@$(SETUP)
 	@bash scripts/run_tests.sh
 
-bench:  ## pysf vs Sample Factory vs Stable-Baselines3 on this machine: CartPole, then Pong and HalfCheetah (~50 min)
+bench:  ## pysf vs Sample Factory vs Stable-Baselines3 on this machine: CartPole, Pong and HalfCheetah, several policies (~60 min)
 	@$(SETUP)
 	@bash benchmarks/peers/setup_peers.sh || echo "[pysf bench] a peer failed to install; it is reported as not installed"
 	@$(PY) -m benchmarks.compare $(BENCH_ARGS)
 	@$(PY) -m benchmarks.suites $(SUITES_ARGS)
+	@$(PY) -m benchmarks.multi_policy $(MULTI_POLICY_ARGS)
 
 wheel:  ## build a wheel into dist/
 	@$(SETUP)

@@ -30,7 +30,8 @@ SplitAssignment assign_split(const AssignmentRules& rules, int split_id, int ind
   assignment.agents_per_env = rules.agents_per_env;
   assignment.num_policies = rules.num_policies;
   assignment.mix_policies_in_one_env = rules.mix_policies_in_one_env;
-  assignment.policy_resample_episodes = rules.policy_resample_episodes;
+  // One policy: nothing to redraw (and the block's policy ids are then written once per block).
+  assignment.policy_resample_episodes = rules.num_policies > 1 ? rules.policy_resample_episodes : 0;
   assignment.policy_mapping_seed =
       envs::derive_env_seed(envs::derive_env_seed(rules.seed, kPolicyMappingStream), static_cast<std::uint64_t>(split_id));
   const auto envs = static_cast<std::size_t>(rules.envs_per_split);

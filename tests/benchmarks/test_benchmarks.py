@@ -11,7 +11,7 @@ import pytest
 
 from helpers import REPO_ROOT
 
-MODULES = ["compare", "inference", "native_envs", "sampling", "soak", "suites", "torch_threads", "train_cartpole"]
+MODULES = ["compare", "inference", "multi_policy", "native_envs", "sampling", "soak", "suites", "torch_threads", "train_cartpole"]
 
 
 def load_benchmark(name: str):
