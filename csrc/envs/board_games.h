@@ -1,7 +1,7 @@
 // The native two-player board games, for self-play. Each factory returns a block whose env slots come in
-// pairs: slots 2g and 2g + 1 are the two seats of game g, each its own trajectory row (an "agent"), so that the
-// sampler's agent -> policy mapping (env id % num_policies) puts two policies against each other. Both seats act
-// at every step; only the action of the seat to move counts. registry.cpp lists the factories.
+// pairs: slots 2g and 2g + 1 are the two seats of game g (EnvSpec::num_agents = 2), each its own trajectory row
+// (an agent of the game), so that the sampler's agent -> policy mapping can put two policies against each other.
+// Both seats act at every step; only the action of the seat to move counts. registry.cpp lists the factories.
 #pragma once
 
 #include <cstdint>

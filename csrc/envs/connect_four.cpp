@@ -52,6 +52,7 @@ class ConnectFourEnv final : public VectorEnv {
                                         std::vector<float>(kObservationSize, 1.0F));
     spec.action_space = Space::discrete(kColumns);
     spec.max_episode_steps = kCells;  // a game never lasts longer (each step drops a stone or ends it)
+    spec.num_agents = 2;              // the seats
     return spec;
   }
 

@@ -45,6 +45,11 @@ std::vector<std::string> native_env_names() {
 
 bool has_native_env(const std::string& name) { return find(name) != nullptr; }
 
+EnvSpec native_env_spec(const std::string& name) {
+  constexpr int kSmallestBlock = 2;  // every native env accepts it (a board game's two seats)
+  return make_vector_env(name, kSmallestBlock, 0)->spec();
+}
+
 std::unique_ptr<VectorEnv> make_vector_env(const std::string& name, int num_envs, std::uint64_t seed) {
   const Entry* entry = find(name);
   if (entry == nullptr) {

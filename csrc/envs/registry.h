@@ -18,6 +18,10 @@ namespace pysf::envs {
 /// True when `name` is one of native_env_names().
 [[nodiscard]] bool has_native_env(const std::string& name);
 
+/// The spec of native env `name` (spaces, TimeLimit, agents per env). Throws as make_vector_env does for an
+/// unknown name.
+[[nodiscard]] EnvSpec native_env_spec(const std::string& name);
+
 /// A block of `num_envs` envs of type `name`, env i seeded with derive_env_seed(seed, i). Call reset()
 /// before stepping. Throws std::invalid_argument listing the available names for an unknown `name`, or
 /// for num_envs < 1 (or a count the env cannot split, e.g. an odd one for a two-player game).

@@ -53,6 +53,10 @@ struct EnvSpec {
   /// `elapsed >= max_episode_steps`); it may be terminated at that same step too.
   int max_episode_steps = 0;
   std::optional<double> reward_threshold;  ///< gymnasium's reward_threshold, where it has one
+  /// Agents that play one env together (Sample Factory's num_agents): a block's slots then come in groups,
+  /// slots k * num_agents ... (k + 1) * num_agents - 1 being the agents of env k (a board game's seats), and
+  /// num_envs() counts slots, always a multiple of num_agents. 1 for a single-agent env.
+  int num_agents = 1;
 };
 
 /// Where one step() (or reset()) of a block writes its results: one row per env, N = num_envs().
@@ -175,7 +179,8 @@ class VectorEnv {
   /// Steps taken in env `env_index`'s current episode (its TimeLimit counter).
   [[nodiscard]] int elapsed_steps(int env_index) const;
 
-  /// Sample Factory's decorrelation warm-up (--decorrelate_envs_on_one_worker) of env `env_index`:
+  /// Sample Factory's decorrelation warm-up (--decorrelate_envs_on_one_worker) of env `env_index` (with
+  /// spec().num_agents > 1, the first slot of a group warms up the whole env and the others' calls do nothing):
   /// `num_steps` steps with uniformly random actions drawn from `action_rng` (Discrete: each of the n
   /// actions equally likely; Box: uniform between low and high, element-wise), starting the next
   /// episode wherever one ends. Nothing is written anywhere: the steps belong to no trajectory and the

@@ -50,6 +50,7 @@ py::dict spec_to_dict(const EnvSpec& spec) {
   result["action_space"] = space_to_dict(spec.action_space);
   result["max_episode_steps"] = spec.max_episode_steps;
   result["reward_threshold"] = spec.reward_threshold ? py::cast(*spec.reward_threshold) : py::none();
+  result["num_agents"] = spec.num_agents;
   return result;
 }
 
@@ -76,6 +77,11 @@ void bind_envs(py::module_& module) {
 
   module.def("native_env_names", &envs::native_env_names,
              "The gymnasium ids with a native implementation (NativeVectorEnv names).");
+  module.def(
+      "native_env_spec", [](const std::string& name) { return spec_to_dict(envs::native_env_spec(name)); },
+      py::arg("name"),
+      "The spec of a native env (as NativeVectorEnv.spec: name, spaces, max_episode_steps, reward_threshold, "
+      "num_agents). Raises ValueError for an unknown name.");
 
   py::class_<VectorEnv>(module, "NativeVectorEnv", R"doc(
 A block of ``num_envs`` independent native environments of one gymnasium id, stepped in one call.

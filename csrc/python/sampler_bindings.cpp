@@ -306,11 +306,12 @@ inference threads and the trajectory block queues. See csrc/sampler/sampler.h.
           [](Sampler& sampler) {
             py::list episodes;
             for (const auto& e : sampler.drain_episode_stats()) {
-              episodes.append(py::make_tuple(e.env_id, e.policy_id, e.reward, e.length));
+              episodes.append(py::make_tuple(e.env_id, e.policy_id, e.opponent_policy_id, e.reward, e.length));
             }
             return episodes;
           },
-          "Finished episodes since the last call: (env_id, policy_id, raw return, length in env steps) tuples (csrc/sampler/episode_stats.h EpisodeStat).")
+          "Finished episodes since the last call: (env_id, policy_id, opponent_policy_id, raw return, length in env "
+          "steps) tuples (csrc/sampler/episode_stats.h EpisodeStat).")
       .def("fail", &Sampler::fail, py::arg("message"), release_gil())
       .def_property_readonly("error", &Sampler::error)
       .def_property_readonly("rows_served", &Sampler::rows_served)

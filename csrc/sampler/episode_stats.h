@@ -15,15 +15,28 @@ namespace pysf::sampler {
 struct EpisodeStat {
   int env_id = 0;      // global env index
   int policy_id = 0;
+  /// In an env of exactly two agents (a two-player game): the policy of the other agent; -1 otherwise.
+  int opponent_policy_id = -1;
   float reward = 0.0F;
   std::int32_t length = 0;
 };
 
+/// The agent that plays against block row `row` in its env, when the env has exactly two agents; -1 otherwise.
+[[nodiscard]] inline std::int64_t opponent_row(const SplitAssignment& assignment, std::int64_t row) {
+  return assignment.agents_per_env == 2 ? row ^ 1 : -1;  // the agents of env k are rows 2k and 2k + 1
+}
+
 /// The episode that row `row` (an agent) of `split` just finished, at the split's current step (before
-/// finish_step): its env id from the assignment, its policy the one that acted for the row at that step.
+/// finish_step): its env id from the assignment, its policy (and the opponent's, in a two-agent env) the
+/// ones that acted at that step.
 [[nodiscard]] inline EpisodeStat episode_of(const RolloutSplit& split, std::int64_t row, float reward,
                                             std::int32_t length) {
-  return EpisodeStat{static_cast<int>(split.assignment().env_of_row(row)), split.policy_of_row(row), reward, length};
+  const std::int64_t opponent = opponent_row(split.assignment(), row);
+  return EpisodeStat{.env_id = static_cast<int>(split.assignment().env_of_row(row)),
+                     .policy_id = split.policy_of_row(row),
+                     .opponent_policy_id = opponent < 0 ? -1 : split.policy_of_row(opponent),
+                     .reward = reward,
+                     .length = length};
 }
 
 /// Thread-safe append/drain buffer. Bounded: when nobody drains, the oldest entries are discarded

@@ -24,7 +24,7 @@ NativeRunner::NativeRunner(int worker_index, std::vector<std::unique_ptr<Rollout
       on_error_(std::move(on_error)),
       ready_(splits_.size(), 0) {
   if (splits_.size() != envs_.size()) throw std::invalid_argument("NativeRunner: one VectorEnv per split");
-  for (std::size_t i = 0; i < splits_.size(); ++i) envs_[i]->seed(splits_[i]->assignment().env_seeds);
+  for (std::size_t i = 0; i < splits_.size(); ++i) envs_[i]->seed(slot_seeds(splits_[i]->assignment()));
   const std::int64_t rows = buffers_.block_rows;
   episode_return_ = at::zeros({rows}, at::kFloat);
   episode_length_ = at::zeros({rows}, at::kInt);
@@ -65,15 +65,23 @@ bool NativeRunner::has_warm_up(std::size_t local_index) const {
   return std::any_of(steps.begin(), steps.end(), [](std::int64_t n) { return n > 0; });
 }
 
+std::vector<std::uint64_t> NativeRunner::slot_seeds(const SplitAssignment& assignment) {
+  std::vector<std::uint64_t> seeds(static_cast<std::size_t>(assignment.num_rows()));
+  for (std::int64_t row = 0; row < assignment.num_rows(); ++row) {
+    seeds[static_cast<std::size_t>(row)] = assignment.env_seeds[static_cast<std::size_t>(row / assignment.agents_per_env)];
+  }
+  return seeds;
+}
+
 bool NativeRunner::decorrelate(std::size_t local_index, const at::Tensor& obs) {
   envs::VectorEnv& env = *envs_[local_index];
   const SplitAssignment& assignment = splits_[local_index]->assignment();
-  for (std::int64_t r = 0; r < env.num_envs(); ++r) {
+  for (std::int64_t e = 0; e < assignment.num_envs(); ++e) {
     // One env's warm-up takes at most rollout * envs_per_worker steps: microseconds to milliseconds.
     if (stop_requested()) return false;
-    const auto i = static_cast<std::size_t>(r);
+    const auto i = static_cast<std::size_t>(e);
     envs::Rng action_rng(assignment.warm_up_seeds[i]);
-    env.random_steps(static_cast<int>(r), assignment.warm_up_steps[i], action_rng);
+    env.random_steps(static_cast<int>(e * assignment.agents_per_env), assignment.warm_up_steps[i], action_rng);
   }
   env.observe(obs);
   return true;

@@ -20,7 +20,7 @@
 namespace pysf::sampler {
 
 /// Sample Factory's rollout worker, without Python: owns `splits.size()` splits, each a VectorEnv of
-/// `block_rows` envs. While inference runs for one split, the thread steps the other (Sample Factory's
+/// `block_rows` slots (one per row: the agents of the split's envs, EnvSpec::num_agents each). While inference runs for one split, the thread steps the other (Sample Factory's
 /// `worker_num_splits` double buffering). Each step writes straight into the trajectory buffers;
 /// finished episodes go to the stats sink. Each split's envs get their seeds and their Sample Factory
 /// decorrelation warm-up (--decorrelate_envs_on_one_worker: random steps right after the first reset,
@@ -53,6 +53,9 @@ class NativeRunner {
   /// false if stopped meanwhile (checked between envs).
   bool decorrelate(std::size_t local_index, const at::Tensor& obs);
   [[nodiscard]] bool has_warm_up(std::size_t local_index) const;
+  /// One seed per slot: every agent of an env gets the env's seed (as a multi-agent gymnasium env takes one
+  /// seed at reset; a board game draws from its first seat's stream).
+  [[nodiscard]] static std::vector<std::uint64_t> slot_seeds(const SplitAssignment& assignment);
   bool stop_requested();
   bool wait_for_actions(int local_index);
   void step_split(int local_index);

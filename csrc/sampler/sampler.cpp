@@ -27,16 +27,14 @@ Sampler::Sampler(SamplerConfig config, buffers::TrajectoryBuffers buffers,
                                 ") must be a whole number of envs of agents_per_env (" +
                                 std::to_string(config_.agents_per_env) + ") agents");
   }
-  if (!config_.native_env_name.empty() && config_.agents_per_env != 1) {
-    throw std::invalid_argument("native envs have one agent each (agents_per_env must be 1)");
-  }
   if (!config_.native_env_name.empty()) {
     if (config_.num_native_workers < 1 || config_.envs_per_native_worker < 1) {
       throw std::invalid_argument("native sampling needs num_workers >= 1 and num_envs_per_worker >= 1");
     }
     if (config_.envs_per_native_worker % config_.worker_num_splits != 0 ||
-        config_.envs_per_native_worker / config_.worker_num_splits != buffers_.block_rows) {
+        config_.envs_per_native_worker / config_.worker_num_splits * config_.agents_per_env != buffers_.block_rows) {
       throw std::invalid_argument("num_envs_per_worker (" + std::to_string(config_.envs_per_native_worker) +
+                                  ") x agents_per_env (" + std::to_string(config_.agents_per_env) +
                                   ") must equal worker_num_splits (" + std::to_string(config_.worker_num_splits) +
                                   ") x the trajectory block rows (" + std::to_string(buffers_.block_rows) + ")");
     }
@@ -120,10 +118,16 @@ void Sampler::start() {
       std::vector<SplitAssignment> assignments = worker_assignments(next_split, config_.worker_num_splits);
       std::vector<std::unique_ptr<envs::VectorEnv>> worker_envs;
       for (const SplitAssignment& assignment : assignments) {
-        // The seed given here is replaced by the assignment's per-env seeds (NativeRunner).
+        // One slot per row; the seed given here is replaced by the assignment's per-env seeds (NativeRunner).
         worker_envs.push_back(config_.make_env ? config_.make_env(assignment)
                                                : envs::make_vector_env(config_.native_env_name,
-                                                                       static_cast<int>(assignment.num_envs()), 0));
+                                                                       static_cast<int>(assignment.num_rows()), 0));
+        if (worker_envs.back()->spec().num_agents != config_.agents_per_env) {
+          throw std::invalid_argument(worker_envs.back()->spec().name + " has " +
+                                      std::to_string(worker_envs.back()->spec().num_agents) +
+                                      " agents per env, but the sampler was configured with agents_per_env = " +
+                                      std::to_string(config_.agents_per_env));
+        }
       }
       auto runner = std::make_unique<NativeRunner>(worker, make_splits(std::move(assignments)), std::move(worker_envs),
                                                    buffers_, *server_, episode_stats_, on_error);

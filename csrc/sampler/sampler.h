@@ -28,8 +28,8 @@ namespace pysf::sampler {
 class NativeRunner;
 class RemoteWorker;
 
-/// Makes the VectorEnv of one split (assignment.num_envs() envs); the Sampler then seeds it with the
-/// assignment's env_seeds.
+/// Makes the VectorEnv of one split (assignment.num_rows() slots: num_envs() envs of agents_per_env agents
+/// each, EnvSpec::num_agents); the Sampler then seeds it with the assignment's env_seeds.
 using VectorEnvFactory = std::function<std::unique_ptr<envs::VectorEnv>(const SplitAssignment&)>;
 
 /// The Sampler's settings. The defaults here (and in the structs it holds) are also the defaults of the
@@ -43,7 +43,7 @@ struct SamplerConfig {
   int envs_per_native_worker = 0;    // --num_envs_per_worker
   // Both paths
   int worker_num_splits = 2;         // --worker_num_splits (double buffering)
-  // Trajectory rows per env: a multi-agent env's num_agents (Python path; native envs have one agent each).
+  // Trajectory rows per env: a multi-agent env's num_agents (a native env's EnvSpec::num_agents).
   int agents_per_env = 1;
   std::uint64_t seed = 0;            // env seeds derive from it and the global env id (split_assignment.h)
   // --decorrelate_envs_on_one_worker: random warm-up steps after the first reset (split_assignment.h)

@@ -29,17 +29,19 @@ def _space_from_spec(spec: Dict) -> spaces.Space:
     return spaces.Box(low, high, shape, dtype=np.float32)
 
 
-def native_env_spaces(env_name: str) -> Tuple[spaces.Space, spaces.Space, int, Optional[float]]:
-    """``(observation_space, action_space, max_episode_steps, reward_threshold)`` of a native env."""
+def native_env_spaces(env_name: str) -> Tuple[spaces.Space, spaces.Space, int, Optional[float], int]:
+    """``(observation_space, action_space, max_episode_steps, reward_threshold, num_agents)`` of a native env
+    (``num_agents``: the agents that play one env together, e.g. a board game's two seats)."""
     from pysf import _C
 
-    spec = _C.NativeVectorEnv(env_name, 2, 0).spec  # 2: the board games pair their slots into games
+    spec = _C.native_env_spec(env_name)
     threshold = spec.get("reward_threshold")
     return (
         _space_from_spec(spec["observation_space"]),
         _space_from_spec(spec["action_space"]),
         int(spec["max_episode_steps"]),
         None if threshold is None else float(threshold),
+        int(spec["num_agents"]),
     )
 
 

@@ -57,9 +57,11 @@ _CONTINUOUS = dict(
 )
 
 # Self-play board games (every seat an agent; one policy plays itself unless --num_policies says otherwise): a
-# wider MLP, a constant rate, some entropy; rewards are +-1 at the end of a game of at most 42 moves.
+# wider MLP, a constant rate, some entropy; rewards are +-1 at the end of a game of at most 42 moves. A game is
+# one env of two agents, so half the classic-control envs give as many trajectory rows.
 _BOARD_GAMES = dict(
     _CLASSIC_CONTROL,
+    num_envs_per_worker=64,
     encoder_mlp_layers=[256, 256],
     learning_rate=1e-3,
     lr_schedule="constant",

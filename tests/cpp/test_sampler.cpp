@@ -105,10 +105,11 @@ class EchoPolicy final : public PolicyRunner {
   int policy_id_;
 };
 
-TrajectoryBuffers make_buffers(std::int64_t num_blocks, std::int64_t block_rows, std::int64_t rollout) {
+TrajectoryBuffers make_buffers(std::int64_t num_blocks, std::int64_t block_rows, std::int64_t rollout,
+                               std::int64_t obs_size = 3) {
   const std::int64_t rows = num_blocks * block_rows;
   TrajectoryBuffers b;
-  b.obs.insert_or_assign("obs", at::full({rows, rollout + 1, 3}, -1.0F));
+  b.obs.insert_or_assign("obs", at::full({rows, rollout + 1, obs_size}, -1.0F));
   b.rnn_states = at::full({rows, rollout + 1, 2}, -1.0F);
   b.actions = at::full({rows, rollout, 1}, -1.0F);
   b.action_logits = at::full({rows, rollout, 2}, -1.0F);
@@ -289,6 +290,60 @@ TEST_CASE(sampler_two_policies_mixed_in_one_split) { run_two_policies(4, 2); }
 TEST_CASE(sampler_two_policies_one_per_split) { run_two_policies(2, 2); }
 
 TEST_CASE(sampler_two_policies_redrawn_after_episodes) { run_two_policies(4, 2, 1); }
+
+/// A native two-player game (ConnectFour-v0 from the registry: EnvSpec::num_agents = 2): a game is one env of two
+/// rows, so the fixed mapping seats policy 0 against policy 1 in every game, and each finished episode names the
+/// other seat's policy as its opponent. EchoPolicy's columns (0 or 1) fill up fast, so games end often.
+TEST_CASE(sampler_two_player_game_reports_each_episode_with_its_opponent) {
+  const std::int64_t rollout = 8;
+  const int games_per_worker = 4;
+  const int splits = 2;
+  const std::int64_t block_rows = games_per_worker / splits * 2;
+  TrajectoryBuffers buffers = make_buffers(splits + 2, block_rows, rollout, 85);
+  SamplerConfig config;
+  config.native_env_name = "ConnectFour-v0";
+  config.num_native_workers = 1;
+  config.envs_per_native_worker = games_per_worker;
+  config.worker_num_splits = splits;
+  config.agents_per_env = 2;
+  std::vector<std::shared_ptr<PolicyRunner>> policies{std::make_shared<EchoPolicy>(0), std::make_shared<EchoPolicy>(1)};
+  Sampler sampler(config, buffers, policies);
+  sampler.start();
+  for (int round = 0; round < 20; ++round) {
+    const std::vector<std::int64_t> blocks = sampler.get_trajectories(1, 30.0);
+    EXPECT(blocks.size() == 1);
+    sampler.release(blocks);
+  }
+  sampler.stop();
+  EXPECT(!sampler.error().has_value());
+  const auto episodes = sampler.drain_episode_stats();
+  EXPECT(!episodes.empty());
+  std::map<int, std::vector<pysf::sampler::EpisodeStat>> by_game;
+  for (const auto& episode : episodes) {
+    EXPECT(episode.env_id >= 0 && episode.env_id < games_per_worker);  // games are the envs
+    EXPECT_MSG(episode.opponent_policy_id == 1 - episode.policy_id, "seat 0 acts for policy 0, seat 1 for policy 1");
+    by_game[episode.env_id].push_back(episode);
+  }
+  for (const auto& [game, game_episodes] : by_game) {
+    // Both seats' episodes end together, one win against one loss (or a draw).
+    EXPECT(game_episodes.size() % 2 == 0);
+    for (std::size_t i = 0; i + 1 < game_episodes.size(); i += 2) {
+      EXPECT(game_episodes[i].policy_id != game_episodes[i + 1].policy_id);
+      EXPECT(game_episodes[i].reward + game_episodes[i + 1].reward == 0.0F);
+    }
+  }
+}
+
+TEST_CASE(sampler_rejects_agents_per_env_other_than_the_native_envs) {
+  TrajectoryBuffers buffers = make_buffers(4, 2, 3, 85);
+  SamplerConfig config;
+  config.native_env_name = "ConnectFour-v0";
+  config.num_native_workers = 1;
+  config.envs_per_native_worker = 4;
+  config.worker_num_splits = 2;
+  Sampler sampler(config, buffers, std::make_shared<EchoPolicy>());
+  EXPECT_THROWS(sampler.start(), std::invalid_argument, "2 agents per env");
+}
 
 TEST_CASE(sampler_stop_is_bounded_while_blocked) {
   // Nobody consumes: every split fills its block and then waits for a free one.

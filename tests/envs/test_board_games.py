@@ -88,6 +88,17 @@ def test_connect_four_needs_an_even_number_of_slots_and_valid_states():
         native.set_state(0, [3.0] + [0.0] * (CELLS + 1), 0)
 
 
+def test_a_game_is_one_env_of_two_agents_for_the_trainer():
+    """EnvSpec::num_agents: the sampler maps a game's two seats as the two agents of one env."""
+    from pysf.algo.utils.env_info import obtain_env_info_in_a_separate_process
+    from pysf.train import parse_train_args
+
+    assert _C.native_env_spec("ConnectFour-v0")["num_agents"] == 2
+    assert _C.native_env_spec("CartPole-v1")["num_agents"] == 1
+    info = obtain_env_info_in_a_separate_process(parse_train_args(["--env=ConnectFour-v0", "--experiment=info"]))
+    assert info.native and info.num_agents == 2 and info.is_multiagent
+
+
 def test_match_score_counts_wins_draws_and_losses_of_the_chooser():
     rng = random.Random(1)
     heuristic = match_score(lambda game, seat: heuristic_move(game, rng), random_move, games=200)

@@ -248,6 +248,42 @@ def make_multi_agent_counting_env(full_env_name, cfg=None, env_config=None, rend
     return MultiAgentCountingEnv(0 if env_config is None else env_config.env_id)
 
 
+class DuelEnv(_CountingAgentsEnv):
+    """A two-player game (two agents) that agent 0 always wins: each game lasts 4 steps and ends with +1 for agent 0,
+    -1 for agent 1. Agent 0's finished episodes carry an extra statistic (so they reach the runner through the
+    workers' stats queue), agent 1's do not (a mailbox record)."""
+
+    NUM_AGENTS = 2
+
+    def __init__(self, env_id: int = 0):
+        super().__init__(env_id)
+        self.episode_step = 0
+
+    def _obs(self):
+        return [np.array([self.env_id, a, self.counter, self.episode_step], dtype=np.float32) for a in range(2)]
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode_step = 0
+        return self._obs(), [{}, {}]
+
+    def step(self, actions):
+        self.counter += 1
+        self.episode_step += 1
+        over = self.episode_step >= 4
+        infos = [{}, {}]
+        rewards = [0.0, 0.0]
+        if over:
+            rewards = [1.0, -1.0]
+            infos[0]["episode_extra_stats"] = {"game": float(self.counter // 4)}
+            self.episode_step = 0
+        return self._obs(), rewards, [over, over], [False, False], infos
+
+
+def make_duel_env(full_env_name, cfg=None, env_config=None, render_mode=None):
+    return DuelEnv(0 if env_config is None else env_config.env_id)
+
+
 class VectorizedCountingEnv(_CountingAgentsEnv):
     """A natively vectorized env, the way Sample Factory's batched sampling sees one (EnvPool, IsaacGym): its
     ``num_agents`` are independent envs stepped as one batch, returning ``[num_agents, ...]`` arrays and a dict of

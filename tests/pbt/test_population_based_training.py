@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from pysf.algo.runners.runner import PolicyState, Runner, _EpisodeWindow
+from pysf.algo.sampling.sampler import EpisodeStats
 from pysf.algo.utils.misc import ExperimentStatus
 from pysf.pbt.population_based_training import (
     HYPERPARAMS_TO_TUNE,
@@ -61,7 +62,7 @@ def fake_runner(tmp_path, objectives, env_steps=1000):
     for policy_id, objective in enumerate(objectives):
         state = PolicyState(policy_id, FakeLearner(env_steps), stats_avg=10)
         state.policy = SimpleNamespace(update_weights=lambda *args: None)
-        state.episodes.add([SimpleNamespace(reward=objective, length=1, true_objective=objective, extra_stats=None)])
+        state.episodes.add([EpisodeStats(env_id=0, reward=objective, length=1, true_objective=objective)])
         runner.policies.append(state)
     return runner
 

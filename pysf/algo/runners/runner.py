@@ -78,13 +78,17 @@ _IMPORT_TIME = time.time()
 
 
 class _EpisodeWindow:
-    """The last ``stats_avg`` episodes' rewards, lengths and extra statistics."""
+    """The last ``stats_avg`` episodes' rewards, lengths and extra statistics, and in two-player games the last
+    ``stats_avg`` outcomes against each opponent policy (``matchups``)."""
 
     def __init__(self, size: int):
         self.rewards: Deque[float] = deque(maxlen=size)
         self.lengths: Deque[int] = deque(maxlen=size)
         self.true_objectives: Deque[float] = deque(maxlen=size)
         self.extra: Dict[str, Deque[float]] = {}
+        # opponent policy -> outcomes: +1 a win, 0 a draw, -1 a loss, by the sign of the episode's return (the
+        # convention of two-player zero-sum games such as Connect Four and PettingZoo's classic envs)
+        self.matchups: Dict[int, Deque[int]] = {}
         self.total_episodes = 0
         self.size = size
 
@@ -98,10 +102,18 @@ class _EpisodeWindow:
                     self.extra.setdefault(key, deque(maxlen=self.size)).append(float(value))
                 except (TypeError, ValueError):
                     pass
+            if s.opponent_policy_id is not None:
+                outcome = (s.reward > 0) - (s.reward < 0)
+                self.matchups.setdefault(s.opponent_policy_id, deque(maxlen=self.size)).append(outcome)
             self.total_episodes += 1
 
     def mean_reward(self) -> Optional[float]:
         return float(np.mean(self.rewards)) if self.rewards else None
+
+    def matchup_rates(self) -> Dict[int, Tuple[float, float]]:
+        """Opponent policy -> ``(win rate, draw rate)`` over the window's games against it."""
+        return {opponent: (outcomes.count(1) / len(outcomes), outcomes.count(0) / len(outcomes))
+                for opponent, outcomes in sorted(self.matchups.items())}
 
 
 class AlgoObserver:
@@ -476,6 +488,9 @@ class Runner:
             threshold_env_steps=state.threshold_reached[0] if state.threshold_reached else None,
             threshold_seconds_since_process_start=state.threshold_reached[1] if state.threshold_reached else None,
             checkpoint=state.last_checkpoint_path,
+            # two-player games: {opponent policy: {"win": rate, "draw": rate}} over the last episodes
+            matchups={str(opponent): dict(win=win, draw=draw)
+                      for opponent, (win, draw) in state.episodes.matchup_rates().items()},
             learning_curve=state.learning_curve,
         )
 
@@ -681,6 +696,10 @@ class Runner:
                    if (reward := state.episodes.mean_reward()) is not None]
         if rewards:
             log.info("Avg episode reward: %r", rewards)
+        win_rates = [(state.policy_id, opponent, f"{win:.3f}") for state in self.policies
+                     for opponent, (win, _) in state.episodes.matchup_rates().items()]
+        if win_rates:
+            log.info("Win rate (policy, opponent policy, rate): %r", win_rates)
 
     def _print_progress(self) -> None:
         cfg = self.cfg
@@ -718,6 +737,9 @@ class Runner:
             for key, values in episodes.extra.items():
                 name = key if "/" in key else f"policy_stats/avg_{key}"
                 w.add_scalar(name, float(np.mean(values)), step)
+        for opponent, (win, draw) in episodes.matchup_rates().items():
+            w.add_scalar(f"matchups/win_rate_vs_p{opponent}", win, step)
+            w.add_scalar(f"matchups/draw_rate_vs_p{opponent}", draw, step)
         if not math.isnan(fps[0]):
             w.add_scalar("perf/_fps", fps[0], step)
             w.add_scalar("perf/_sample_throughput", fps[0], step)

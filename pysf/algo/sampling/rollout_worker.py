@@ -729,7 +729,10 @@ class RolloutWorker:
                 plain += 1
             else:
                 policy_id = self._acting_policy(envs, rows, i, step)
-                self.stats_queue.put((envs.env_ids[i // envs.agents], policy_id, reward, length, true_objective, extra))
+                # A two-agent env's agents are rows 2k and 2k + 1 (csrc/sampler/episode_stats.h opponent_row).
+                opponent = self._acting_policy(envs, rows, i ^ 1, step) if envs.agents == 2 else None
+                self.stats_queue.put((envs.env_ids[i // envs.agents], policy_id, opponent, reward, length,
+                                      true_objective, extra))
         return plain
 
     def run(self) -> None:

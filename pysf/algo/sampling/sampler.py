@@ -49,7 +49,8 @@ class EpisodeStats:
     """One finished episode, the record that carries it from the env runner (C++ ``EpisodeStat``, or a worker's
     stats-queue message for episodes with extra info) to the runner: the env and the policy that acted (from the
     split's assignment), the raw (unscaled) return, the length in frames (env steps x --env_frameskip when
-    --summaries_use_frameskip, as Sample Factory counts it), and what the env reported in ``info``."""
+    --summaries_use_frameskip, as Sample Factory counts it), what the env reported in ``info``, and in an env of
+    exactly two agents (a two-player game) the policy of the other agent."""
 
     env_id: int
     reward: float
@@ -57,6 +58,7 @@ class EpisodeStats:
     true_objective: Optional[float] = None
     extra_stats: Optional[Dict[str, Any]] = None
     policy_id: int = 0
+    opponent_policy_id: Optional[int] = None
 
 
 def sampling_geometry(cfg: Config, num_agents: int = 1) -> tuple:
@@ -332,16 +334,17 @@ class Sampler:
         """Episodes finished since the last call."""
         frames = self._frames_per_step
         stats = [
-            EpisodeStats(env_id, reward, length * frames, policy_id=policy_id)
-            for env_id, policy_id, reward, length in self._sampler.drain_episode_stats()
+            EpisodeStats(env_id, reward, length * frames, policy_id=policy_id,
+                         opponent_policy_id=None if opponent < 0 else opponent)
+            for env_id, policy_id, opponent, reward, length in self._sampler.drain_episode_stats()
         ]
         if self._stats_queue is not None:
             while True:
                 try:
-                    env_id, policy_id, reward, length, true_objective, extra = self._stats_queue.get_nowait()
+                    env_id, policy_id, opponent, reward, length, true_objective, extra = self._stats_queue.get_nowait()
                 except (queue.Empty, OSError, ValueError):
                     break
-                stats.append(EpisodeStats(env_id, reward, length * frames, true_objective, extra, policy_id))
+                stats.append(EpisodeStats(env_id, reward, length * frames, true_objective, extra, policy_id, opponent))
         return stats
 
     @property

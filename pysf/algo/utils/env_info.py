@@ -52,7 +52,7 @@ from pysf.utils.typing import ActionSpace, Config, ObsSpace
 from pysf.utils.utils import log, project_tmp_dir
 
 # Bump when the meaning of an EnvInfo field changes (added or removed fields invalidate cache entries anyway).
-ENV_INFO_PROTOCOL_VERSION = 1
+ENV_INFO_PROTOCOL_VERSION = 2
 
 _CACHE_FORMAT = "pysf env info cache"
 
@@ -143,12 +143,12 @@ def extract_env_info(env: Any, cfg: Config) -> EnvInfo:
 def _native_env_info(cfg: Config) -> EnvInfo:
     from pysf.envs.native import native_env_spaces
 
-    obs_space, action_space, max_steps, reward_threshold = native_env_spaces(cfg.env)
+    obs_space, action_space, max_steps, reward_threshold, num_agents = native_env_spaces(cfg.env)
     action_splits, all_discrete = _action_splits(action_space)
     return EnvInfo(
         obs_space=as_dict_space(obs_space),
         action_space=action_space,
-        num_agents=1,
+        num_agents=num_agents,
         gpu_actions=cfg.env_gpu_actions,
         gpu_observations=cfg.env_gpu_observations,
         action_splits=action_splits,
@@ -160,7 +160,7 @@ def _native_env_info(cfg: Config) -> EnvInfo:
         max_episode_steps=max_steps,
         obs_is_dict=False,
         reward_threshold=reward_threshold,
-        is_multiagent=False,
+        is_multiagent=num_agents > 1,
     )
 
 

@@ -105,6 +105,25 @@ def test_async_mode_redraws_the_mapping_and_routes_rows_to_the_policy_that_acted
         assert state.episodes.total_episodes > 0
 
 
+def test_two_player_games_report_win_rates_per_matchup(tmp_path):
+    """In a two-agent env each episode names the other agent's policy: the fixed mapping (sync mode) seats policy 0
+    (agent 0, who always wins) against policy 1, and the matchup windows, result.json and ``.summary/{i}`` say so,
+    whichever way an episode travelled (stats queue for agent 0's, a mailbox record for agent 1's)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    register_env("duel", sampler_test_envs.make_duel_env)
+    runner = train(tmp_path, "--train_for_env_steps", "3000", "--batch_size", "32", "--async_rl", "False",
+                   *_MULTI_AGENT_FLAGS, env="duel")
+    assert runner.policies[0].episodes.matchup_rates() == {1: (1.0, 0.0)}
+    assert runner.policies[1].episodes.matchup_rates() == {0: (0.0, 0.0)}
+    result = json.loads((tmp_path / "exp" / "result.json").read_text())
+    assert [p["matchups"] for p in result["policies"]] == [{"1": {"win": 1.0, "draw": 0.0}},
+                                                          {"0": {"win": 0.0, "draw": 0.0}}]
+    events = EventAccumulator(str(tmp_path / "exp" / ".summary" / "0")).Reload()
+    assert "matchups/win_rate_vs_p1" in events.Tags()["scalars"]
+    assert events.Scalars("matchups/win_rate_vs_p1")[-1].value == 1.0
+
+
 def test_sync_mode_trains_every_policy_each_iteration_with_zero_lag(tmp_path):
     """Sync mode: env e acts for policy e % 2 (Sample Factory's sync mapping); each iteration trains both policies on
     one rollout of their own envs, all collected with their current weights."""
