@@ -139,6 +139,16 @@ def _add_system_args(p: ArgumentParser) -> None:
         help="Number of policies trained side by side (multi-agent self-play, population-based training).",
     )
     p.add_argument(
+        "--frozen_policies",
+        type=str,
+        nargs="*",
+        default=[],
+        help="pysf-specific: checkpoints of policies that act but do not learn, each a .pth file, a checkpoint_p<i> folder or "
+        "an experiment folder (the newest checkpoint of its policy 0). They are policies --num_policies, "
+        "--num_policies + 1, ... of the agent -> policy mapping, so the learning policies play against them (an "
+        "evaluation against a fixed opponent, a simple league); this run's model flags must build their models.",
+    )
+    p.add_argument(
         "--async_rl",
         type=str2bool,
         default=True,

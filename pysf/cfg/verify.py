@@ -143,6 +143,7 @@ def _verify_cfg(cfg: Config, env_info: "EnvInfo", recurrence_is_auto: bool) -> N
             "every minibatch). Set --normalize_returns=False to use V-trace, or --with_vtrace=False to use GAE."
         )
 
+    errors.extend(_frozen_policy_errors(cfg))
     if not non_positive and num_agents >= 1 and recurrence >= 1:
         errors.extend(_data_layout_errors(cfg, num_agents, recurrence, recurrence_is_auto))
         errors.extend(_recurrence_errors(cfg, recurrence))
@@ -307,12 +308,35 @@ def _uses_native_env(cfg: Config) -> bool:
         return False
 
 
+def _frozen_policy_errors(cfg: Config) -> List[str]:
+    """``--frozen_policies`` that name no checkpoint."""
+    from pysf.algo.runners.frozen_policies import frozen_policy_paths, resolve_frozen_checkpoint
+
+    errors: List[str] = []
+    for path in frozen_policy_paths(cfg):
+        try:
+            resolve_frozen_checkpoint(path)
+        except ValueError as exc:
+            errors.append(str(exc))
+    return errors
+
+
+def _policies_flags(cfg: Config) -> str:
+    """The flags that make the policies agents act for, for messages: ``--num_policies=2`` (+ the frozen ones)."""
+    from pysf.algo.runners.frozen_policies import frozen_policy_paths
+
+    frozen = len(frozen_policy_paths(cfg))
+    return f"--num_policies={cfg.num_policies}" + (f" + {frozen} --frozen_policies" if frozen else "")
+
+
 def _data_layout_errors(cfg: Config, num_agents: int, recurrence: int, recurrence_is_auto: bool) -> List[str]:
     """Problems with how envs are split and how samples are batched (all sizes are known to be >= 1)."""
     errors: List[str] = []
     envs, splits, rollout = int(cfg.num_envs_per_worker), int(cfg.worker_num_splits), int(cfg.rollout)
     batch_size, num_batches = int(cfg.batch_size), int(cfg.num_batches_per_epoch)
-    num_workers, num_policies = int(cfg.num_workers), int(cfg.num_policies)
+    from pysf.algo.runners.frozen_policies import num_acting_policies
+
+    num_workers, num_policies = int(cfg.num_workers), num_acting_policies(cfg)
     dataset = batch_size * num_batches
     dataset_desc = f"--batch_size={batch_size} * --num_batches_per_epoch={num_batches} = {dataset} samples"
 
@@ -372,7 +396,7 @@ def _data_layout_errors(cfg: Config, num_agents: int, recurrence: int, recurrenc
             "workers collect per rollout:\n"
             f"samples collected per rollout by all workers: --num_workers={num_workers} * "
             f"--num_envs_per_worker={envs} * num_agents={num_agents} * --rollout={rollout} // "
-            f"--num_policies={num_policies} = {samples_per_rollout}\n"
+            f"{_policies_flags(cfg)} = {samples_per_rollout}\n"
             f"samples per training iteration: --num_batches_per_epoch={num_batches} * --batch_size={batch_size} = "
             f"{dataset}\n"
             f"ratio: {ratio} (must be a positive integer)\n"
@@ -393,19 +417,21 @@ def _sync_multi_policy_errors(cfg: Config, num_agents: int, dataset: int, sample
     """Sync mode with several policies trains every policy on one rollout of all envs per iteration: the agent ->
     policy mapping (csrc/sampler/split_assignment.h) must give each policy the same number of agents."""
     errors: List[str] = []
-    num_policies, envs = int(cfg.num_policies), int(cfg.num_workers) * int(cfg.num_envs_per_worker)
+    from pysf.algo.runners.frozen_policies import num_acting_policies
+
+    num_policies, envs = num_acting_policies(cfg), int(cfg.num_workers) * int(cfg.num_envs_per_worker)
     if cfg.pbt_mix_policies_in_one_env:
         units, what = envs * num_agents, f"agents (--num_workers * --num_envs_per_worker * num_agents={num_agents})"
     else:
         units, what = envs, "envs (--num_workers * --num_envs_per_worker, --pbt_mix_policies_in_one_env=False)"
     if units % num_policies != 0:
         errors.append(
-            f"Sync mode with --num_policies={num_policies} gives every policy the same share of the {units} {what}; "
+            f"Sync mode with {_policies_flags(cfg)} gives every policy the same share of the {units} {what}; "
             f"make their number a multiple of {num_policies}, or use --async_rl=True."
         )
     if samples_per_rollout > 0 and dataset != samples_per_rollout:
         errors.append(
-            f"Sync mode with --num_policies={num_policies} trains each policy on one rollout of its agents per "
+            f"Sync mode with {_policies_flags(cfg)} trains each policy on one rollout of its agents per "
             f"iteration for now: --batch_size * --num_batches_per_epoch = {dataset} must equal {samples_per_rollout} "
             f"(the samples per rollout above), or use --async_rl=True."
         )

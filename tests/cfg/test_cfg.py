@@ -163,6 +163,7 @@ PYSF_TRAINING_DEFAULTS: Dict[str, Any] = {
     "inference_backend": "auto",
     "env_backend": "auto",
     "torch_threads": 0,
+    "frozen_policies": [],
 }
 
 # Evaluation-only flags (parse_sf_args(evaluation=True)).

@@ -105,9 +105,13 @@ class PolicyTrajectoryBatcher:
     get theirs less often, as in Sample Factory). Sync mode: the blocks of one round, ``trajectories_per_batch``
     trajectories for every policy, are held until every policy has trained on its share; the agent -> policy
     mapping must then give each policy exactly that share (the configuration checks make it so).
+
+    Only the first ``learning_policies`` policies (default: all) get batches; the rows of the others (frozen
+    policies, ``pysf.algo.runners.frozen_policies``) are dropped.
     """
 
-    def __init__(self, sampler: Sampler, trajectories_per_batch: int, num_policies: int, free_blocks_when_copied: bool):
+    def __init__(self, sampler: Sampler, trajectories_per_batch: int, num_policies: int, free_blocks_when_copied: bool,
+                 learning_policies: Optional[int] = None):
         if num_policies < 2:
             raise ValueError(f"PolicyTrajectoryBatcher is for several policies (got {num_policies}): use TrajectoryBatcher")
         _check_geometry(sampler, trajectories_per_batch, trajectories_per_batch * num_policies, free_blocks_when_copied,
@@ -115,10 +119,11 @@ class PolicyTrajectoryBatcher:
         self.sampler = sampler
         self.trajectories_per_batch = trajectories_per_batch
         self.num_policies = num_policies
+        self.learning_policies = num_policies if learning_policies is None else learning_policies
         self.free_blocks_when_copied = free_blocks_when_copied
         self._pending: List[int] = []  # sync mode: the round's blocks, held
-        self._pools: List[List[TensorDict]] = [[] for _ in range(num_policies)]
-        self._pool_rows = [0] * num_policies
+        self._pools: List[List[TensorDict]] = [[] for _ in range(self.learning_policies)]
+        self._pool_rows = [0] * self.learning_policies
 
     def blocks_missing(self) -> int:
         """How many more blocks to ask for (0 while a batch is ready). Async mode: enough for the policy nearest
@@ -145,7 +150,7 @@ class PolicyTrajectoryBatcher:
         self.sampler.release(blocks)
 
     def _absorb(self, data: TensorDict) -> None:
-        for policy, rows in enumerate(rows_by_policy(data, self.num_policies)):
+        for policy, rows in enumerate(rows_by_policy(data, self.num_policies)[: self.learning_policies]):
             count = int(rows["rewards"].shape[0])
             if count:
                 self._pools[policy].append(rows)

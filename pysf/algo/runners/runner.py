@@ -31,6 +31,7 @@ import torch
 from pysf.algo.inference.policy_backends import make_inference_policy
 from pysf.algo.learning.batcher import PolicyTrajectoryBatcher, TrajectoryBatcher, blocks_per_batch
 from pysf.algo.learning.learner import Learner
+from pysf.algo.runners.frozen_policies import FrozenPolicy, load_frozen_policies
 from pysf.algo.sampling.sampler import Sampler, sampling_geometry, trajectory_blocks
 from pysf.algo.sampling.training_info import TRAINING_INFO_INTERVAL_SECONDS, training_info
 from pysf.algo.utils.checkpoints import checkpoint_dir, load_latest_checkpoint, milestones_dir, save_checkpoint
@@ -195,6 +196,7 @@ class Runner:
         self.cfg = cfg
         self.env_info: Optional[EnvInfo] = None
         self.policies: List[PolicyState] = []
+        self.frozen_policies: List[FrozenPolicy] = []  # --frozen_policies: they act after the learning ones
         self.sampler: Optional[Sampler] = None
         self.experiment_dir = ""
         self._stop_requested = False
@@ -272,19 +274,22 @@ class Runner:
             state.policy.update_weights(state.learner.actor_critic, state.learner.train_step)
             state.reward_shaping = self.env_info.reward_shaping_scheme
 
+        self.frozen_policies = load_frozen_policies(cfg, self.env_info, rnn_size)
+        acting = [state.policy for state in self.policies] + [frozen.policy for frozen in self.frozen_policies]
+
         block_rows, num_splits = sampling_geometry(cfg, self.env_info.num_agents)
         trajectories_per_batch = int(cfg.batch_size) * int(cfg.num_batches_per_epoch) // int(cfg.rollout)
         # Async mode may hold --num_batches_to_accumulate batches of blocks while training.
         batches_held = max(1, int(cfg.num_batches_to_accumulate)) if cfg.async_rl else 1
         held = blocks_per_batch(trajectories_per_batch, block_rows) * batches_held
         num_blocks = trajectory_blocks(num_splits, held, bool(cfg.async_rl))
-        self.sampler = Sampler(cfg, self.env_info, [state.policy for state in self.policies], rnn_size,
-                               num_blocks=num_blocks)
-        if len(self.policies) == 1:
+        self.sampler = Sampler(cfg, self.env_info, acting, rnn_size, num_blocks=num_blocks)
+        if len(acting) == 1:
             self.batcher = TrajectoryBatcher(self.sampler, trajectories_per_batch, free_blocks_when_copied=bool(cfg.async_rl))
         else:
-            self.batcher = PolicyTrajectoryBatcher(self.sampler, trajectories_per_batch, len(self.policies),
-                                                   free_blocks_when_copied=bool(cfg.async_rl))
+            self.batcher = PolicyTrajectoryBatcher(self.sampler, trajectories_per_batch, len(acting),
+                                                   free_blocks_when_copied=bool(cfg.async_rl),
+                                                   learning_policies=len(self.policies))
 
         try:
             from tensorboardX import SummaryWriter
@@ -426,7 +431,7 @@ class Runner:
 
     def _train_ready_policies(self) -> bool:
         """Train every policy that has a whole batch; returns whether any trained."""
-        if len(self.policies) == 1:
+        if isinstance(self.batcher, TrajectoryBatcher):  # one policy acts
             if not self.batcher.ready():
                 return False
             batch, held_blocks = self.batcher.take()
@@ -614,10 +619,13 @@ class Runner:
 
     def publish_training_info(self) -> None:
         """What the envs' TrainingInfoInterface / RewardShapingInterface receive (Sample Factory's dict), per policy:
-        an agent's env gets its policy's step count and reward shaping."""
+        an agent's env gets its policy's step count and reward shaping (a frozen policy's: its checkpoint's steps
+        and the env's default shaping)."""
         self._last_training_info = time.time()
         self.sampler.set_training_info(
             [training_info(state.policy_id, state.learner.env_steps, state.reward_shaping) for state in self.policies]
+            + [training_info(frozen.policy_id, frozen.env_steps, self.env_info.reward_shaping_scheme)
+               for frozen in self.frozen_policies]
         )
 
     def _stop_everything(self) -> None:
