@@ -19,8 +19,8 @@ def create_env(
 
     Any gymnasium id works without registration; ``register_env`` is needed for custom envs and to add
     wrappers. A factory may return a gymnasium vector env: it comes back as a batched multi-agent env
-    (``pysf.envs.gymnasium_vector_env``); a PettingZoo parallel env comes back as a multi-agent env
-    (``pysf.envs.pettingzoo_env``).
+    (``pysf.envs.gymnasium_vector_env``); a PettingZoo parallel or turn-based (AEC) env comes back as a multi-agent
+    env (``pysf.envs.pettingzoo_env``).
     """
     import gymnasium
 
@@ -40,10 +40,12 @@ def create_env(
             from pysf.envs.gymnasium_vector_env import GymnasiumVectorEnvAdapter
 
             return GymnasiumVectorEnvAdapter(env)
-        from pysf.envs.pettingzoo_env import PettingZooParallelEnv, is_pettingzoo_parallel_env
+        from pysf.envs import pettingzoo_env
 
-        if is_pettingzoo_parallel_env(env):
-            return PettingZooParallelEnv(env)
+        if pettingzoo_env.is_pettingzoo_parallel_env(env):
+            return pettingzoo_env.PettingZooParallelEnv(env)
+        if pettingzoo_env.is_pettingzoo_aec_env(env):
+            return pettingzoo_env.PettingZooAECEnv(env)
         return patch_non_gymnasium_env(env)  # legacy gym envs are converted, as in Sample Factory
 
     if full_env_name.startswith("ALE/") or "NoFrameskip" in full_env_name:

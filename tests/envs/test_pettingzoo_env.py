@@ -89,3 +89,38 @@ def test_a_real_pettingzoo_env_steps_through_create_env(fresh_context):
         obs, rewards, terminated, truncated, infos = env.step([env.action_space.sample() for _ in range(2)])
         assert len(obs) == len(rewards) == len(terminated) == len(truncated) == len(infos) == 2
     env.close()
+
+
+def test_a_turn_based_game_applies_the_movers_action_and_masks_the_waiting_agent(fresh_context):
+    """connect_four_v3 through create_env: both seats act at every step, only the mover's column is played; the
+    waiting seat's mask allows action 0 only; a game's result reaches both seats at its last step (zero-sum), both
+    are done together, and the env resets itself."""
+    from pettingzoo.classic import connect_four_v3
+
+    from pysf.envs.pettingzoo_env import PettingZooAECEnv
+
+    register_env("pz_connect_four", lambda name, cfg, env_config, render_mode: connect_four_v3.env())
+    env = create_env("pz_connect_four")
+    assert isinstance(env, PettingZooAECEnv) and env.num_agents == 2 and env.is_multiagent
+    obs, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    games, steps, moves_this_game = 0, 0, 0
+    while games < 20:
+        mover = env.agent_names.index(env.env.agent_selection)
+        waiting = obs[1 - mover]["action_mask"]
+        assert waiting.tolist() == [1, 0, 0, 0, 0, 0, 0]
+        actions = [0, 0]
+        actions[mover] = int(rng.choice(np.flatnonzero(obs[mover]["action_mask"])))
+        stones_before = int(obs[0]["observation"].sum())
+        obs, rewards, terminated, truncated, infos = env.step(actions)
+        steps += 1
+        moves_this_game += 1
+        if terminated[0] or terminated[1]:
+            assert terminated == [True, True] and truncated == [False, False]
+            assert rewards[0] == -rewards[1] and abs(rewards[0]) in (0.0, 1.0)
+            assert int(obs[0]["observation"].sum()) == 0 and all("reset_info" in info for info in infos)
+            assert moves_this_game >= 7
+            games, moves_this_game = games + 1, 0
+        else:
+            assert rewards == [0.0, 0.0] and int(obs[0]["observation"].sum()) == stones_before + 1  # one stone
+    assert steps < 20 * 43

@@ -46,6 +46,14 @@ def test_train_gym_env_example_then_export_it_to_onnx(tmp_path):
     assert (tmp_path / "ex.onnx").is_file() and "inputs ['obs']" in result.stdout
 
 
+def test_pettingzoo_classic_example_plays_tictactoe_with_two_policies(tmp_path):
+    pytest.importorskip("pettingzoo")
+    output = run_example(tmp_path, "train_pettingzoo_classic.py", "--env", "tictactoe_v3", "--num_policies", "2",
+                         "--train_for_env_steps", "20000", "--num_envs_per_worker", "8")
+    assert "Win rate (policy, opponent policy, rate)" in output
+    assert list((tmp_path / "ex" / "checkpoint_p1").glob("checkpoint_*.pth"))
+
+
 @pytest.mark.parametrize("vector_envs", [0, 4], ids=["one_game_per_env", "ale_vector_env"])
 def test_atari_example_trains_pong_both_ways(tmp_path, vector_envs):
     pytest.importorskip("ale_py")
