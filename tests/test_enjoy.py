@@ -89,3 +89,18 @@ def test_best_kind_without_a_readable_best_points_to_the_regular_checkpoints(exp
     assert checkpoints(directory) == [regular]  # the regular one is untouched
     status, _ = run_enjoy(experiment, "--max_num_frames", "10")
     assert status == ExperimentStatus.SUCCESS
+
+
+def test_a_native_two_player_game_is_evaluated_in_its_python_twin(tmp_path, caplog):
+    """ConnectFour-v0 has no gymnasium env of its own: enjoy plays policy --policy_index of a two-policy self-play
+    run in both seats of the Python reference (pysf.envs.connect_four), one episode per seat and game."""
+    reset_global_context()
+    argv = ["--env", "ConnectFour-v0", "--experiment", "c4", "--train_dir", str(tmp_path), "--num_policies", "2",
+            "--train_for_env_steps", "20000", "--seed", "0"]
+    runner = Runner(parse_train_args(argv))
+    assert runner.init() == ExperimentStatus.SUCCESS and runner.run() == ExperimentStatus.SUCCESS
+    caplog.set_level("INFO", logger="pysf")
+    status, _ = enjoy(parse_train_args(argv[:6] + ["--no_render", "--policy_index", "1", "--max_num_episodes", "10"],
+                                       evaluation=True))
+    assert status == ExperimentStatus.SUCCESS
+    assert "checkpoint_p1" in caplog.text and "Avg episode rewards: #0: " in caplog.text

@@ -110,7 +110,8 @@ class ConnectFourEnv(gym.Env):
 
     metadata: Dict[str, Any] = {"render_modes": []}
 
-    def __init__(self) -> None:
+    def __init__(self, render_mode: Optional[str] = None) -> None:
+        self.render_mode = render_mode  # nothing to render: gymnasium passes it to every env
         self.num_agents = 2
         self.is_multiagent = True
         self.observation_space = gym.spaces.Box(0.0, 1.0, (OBSERVATION_SIZE,), dtype=np.float32)

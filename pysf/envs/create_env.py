@@ -50,6 +50,7 @@ def create_env(
 
     if full_env_name.startswith("ALE/") or "NoFrameskip" in full_env_name:
         _register_ale_envs()
+    _register_python_twins()
     try:
         return gymnasium.make(full_env_name, render_mode=render_mode)
     except gymnasium.error.Error as exc:
@@ -57,6 +58,17 @@ def create_env(
             f"Unknown env {full_env_name!r}: it is neither registered with pysf.envs.env_utils.register_env "
             f"(registered: {sorted(registry)}) nor a gymnasium id ({exc})"
         ) from exc
+
+
+def _register_python_twins() -> None:
+    """Give gymnasium the Python references of the native envs that gymnasium does not have (ConnectFour-v0), so
+    that ``enjoy`` and ``--env_backend=gym`` find them under the same id."""
+    import gymnasium
+
+    if "ConnectFour-v0" not in gymnasium.registry:
+        # A two-agent env (lists per agent): gymnasium's single-agent checker does not apply.
+        gymnasium.register("ConnectFour-v0", entry_point="pysf.envs.connect_four:ConnectFourEnv",
+                           disable_env_checker=True)
 
 
 def _register_ale_envs() -> bool:
