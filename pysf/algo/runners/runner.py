@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -197,6 +198,7 @@ class Runner:
         self.env_info: Optional[EnvInfo] = None
         self.policies: List[PolicyState] = []
         self.frozen_policies: List[FrozenPolicy] = []  # --frozen_policies: they act after the learning ones
+        self._learner_threads: Optional[ThreadPoolExecutor] = None  # several policies ready at once train in parallel
         self.sampler: Optional[Sampler] = None
         self.experiment_dir = ""
         self._stop_requested = False
@@ -436,18 +438,36 @@ class Runner:
                 return False
             batch, held_blocks = self.batcher.take()
             self._train(self.policies[0], batch)
+            self._note_policy_lag([0])
             self.sampler.release(held_blocks)  # sync mode: the policy they were collected with is trained
             return True
         batches, held_blocks = self.batcher.take_ready()
-        for policy_id, batch in batches:
-            self._train(self.policies[policy_id], batch)
+        if len(batches) > 1:
+            # Learners that are ready together train at once, one thread each: PyTorch's kernels run without the
+            # GIL, and each learner publishes to its own inference policy (benchmarks/learner_threads.py).
+            if self._learner_threads is None:
+                self._learner_threads = ThreadPoolExecutor(len(self.policies), thread_name_prefix="pysf-learner")
+            trainings = [self._learner_threads.submit(self._train, self.policies[policy_id], batch)
+                         for policy_id, batch in batches]
+            for training in trainings:
+                training.result()  # a learner's exception is raised here, after the others finished theirs
+        else:
+            for policy_id, batch in batches:
+                self._train(self.policies[policy_id], batch)
+        self._note_policy_lag([policy_id for policy_id, _ in batches])
         self.sampler.release(held_blocks)  # sync mode: every policy that acted in them is trained
         return bool(batches)
 
+    def _note_policy_lag(self, trained: List[int]) -> None:
+        for policy_id in trained:
+            stats = self.policies[policy_id].last_train_stats
+            self.max_version_diff = max(self.max_version_diff, stats.get("version_diff_max", 0.0))
+
     def _train(self, state: PolicyState, batch: Any) -> None:
+        """One training iteration of ``state``'s learner; touches that policy's state only (it may run in a learner
+        thread, next to other policies' iterations)."""
         learner, policy = state.learner, state.policy
         state.last_train_stats = learner.train(batch, on_sgd_step=lambda step: policy.update_weights(learner.actor_critic, step))
-        self.max_version_diff = max(self.max_version_diff, state.last_train_stats.get("version_diff_max", 0.0))
 
     def _shutdown(self, status: int) -> int:
         """The end of every run: final figures, checkpoint, ``result.json``; each step guarded (a full disk must
@@ -629,6 +649,9 @@ class Runner:
         )
 
     def _stop_everything(self) -> None:
+        if self._learner_threads is not None:
+            self._learner_threads.shutdown(wait=True)
+            self._learner_threads = None
         if self.sampler is not None:
             try:
                 self.sampler.stop()
