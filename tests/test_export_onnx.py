@@ -322,6 +322,7 @@ def trained_experiment(tmp_path_factory) -> Path:
     return work_dir
 
 
+@pytest.mark.slow
 def test_command_line_writes_experiment_onnx_in_the_current_directory(trained_experiment):
     work_dir = trained_experiment
     command = [sys.executable, "-m", "pysf.export_onnx", "--env", "CartPole-v1", "--experiment", "x", "--train_dir", "td"]

@@ -25,6 +25,7 @@ def run_example(tmp_path, script: str, *argv: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_custom_env_custom_model_example(tmp_path):
     run_example(
         tmp_path, "train_custom_env_custom_model.py", "--env", "my_custom_env_v1", "--train_for_env_steps", "10000",
@@ -32,6 +33,7 @@ def test_custom_env_custom_model_example(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_train_gym_env_example_then_export_it_to_onnx(tmp_path):
     output = run_example(tmp_path, "train_gym_env.py", "--env", "CartPole-v1", "--train_for_env_steps", "10000")
     assert "env=CartPole-v1" in output and "env_backend=auto" in output
@@ -46,6 +48,7 @@ def test_train_gym_env_example_then_export_it_to_onnx(tmp_path):
     assert (tmp_path / "ex.onnx").is_file() and "inputs ['obs']" in result.stdout
 
 
+@pytest.mark.slow
 def test_pettingzoo_classic_example_plays_tictactoe_with_two_policies(tmp_path):
     pytest.importorskip("pettingzoo")
     output = run_example(tmp_path, "train_pettingzoo_classic.py", "--env", "tictactoe_v3", "--num_policies", "2",
@@ -54,6 +57,7 @@ def test_pettingzoo_classic_example_plays_tictactoe_with_two_policies(tmp_path):
     assert list((tmp_path / "ex" / "checkpoint_p1").glob("checkpoint_*.pth"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("vector_envs", [0, 4], ids=["one_game_per_env", "ale_vector_env"])
 def test_atari_example_trains_pong_both_ways(tmp_path, vector_envs):
     pytest.importorskip("ale_py")
@@ -86,6 +90,7 @@ def _random_policy_return(env_id: str, episodes: int, seed: int = 0) -> float:
     return float(np.mean(returns))
 
 
+@pytest.mark.slow
 def test_mujoco_example_learns_halfcheetah(tmp_path, monkeypatch):
     """Sample Factory's MuJoCo settings on HalfCheetah-v5, 2 workers instead of 8 and a constant learning rate:
     the policy beats random actions clearly within 200k env steps, about 6k frames/s here. The settings' linear

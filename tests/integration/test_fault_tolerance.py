@@ -273,6 +273,7 @@ def test_a_corrupt_newer_checkpoint_does_not_delete_the_new_one(finished_run, tm
 # ---- 2. one run per experiment folder; SIGTERM -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_second_run_in_the_same_folder_stops_and_sigterm_saves(tmp_path, clean_shm):
     running = TrainingRun(tmp_path, *QUICK, "--train_for_seconds=120", "--train_for_env_steps=10000000000",
                           "--save_every_sec=1000")
@@ -335,6 +336,7 @@ def test_a_full_disk_ends_the_run_with_one_line_and_keeps_the_last_checkpoint(tm
 # ---- 4. stuck env workers ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["hung_env", "frozen_process"])
 def test_a_stuck_env_worker_is_named_killed_and_the_run_ends(tmp_path, clean_shm, how):
     env = "faulty_env_hang" if how == "hung_env" else "counting_env"

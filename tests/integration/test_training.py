@@ -137,6 +137,7 @@ def test_train_for_seconds_stops(tmp_path):
     assert runner.learner.env_steps > 0
 
 
+@pytest.mark.slow
 def test_gymnasium_path_learns_cartpole(tmp_path):
     runner = train(
         tmp_path, "--env_backend", "gym", "--num_workers", "2", "--num_envs_per_worker", "32",
@@ -154,12 +155,14 @@ def test_gru_policy_learns_cartpole(tmp_path):
     assert runner.best_mean_reward >= 150
 
 
+@pytest.mark.slow
 def test_pendulum_improves_over_random(tmp_path):
     runner = train(tmp_path, "--train_for_env_steps", "400000", env="Pendulum-v1")
     # A random policy averages about -1200 per episode; measured: a 100-episode mean of -243 by 385k steps.
     assert runner.best_mean_reward >= -700
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_exits_with_status_2(tmp_path):
     cmd = [sys.executable, "-m", "pysf.train", "--env", "CartPole-v1", "--experiment", "sigint", "--train_dir", str(tmp_path)]
     # preexec_fn: Ctrl-C acts even when the tests run as a script's background job (which ignores SIGINT).

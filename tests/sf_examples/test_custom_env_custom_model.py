@@ -48,7 +48,7 @@ def test_training_info_and_reward_shaping_reach_the_envs(tmp_path, serial_mode, 
     reset_global_context()
     example.register_custom_components()
     cfg = example.parse_custom_args(
-        [*COMMON, "--experiment=hooks", f"--train_dir={tmp_path}", "--train_for_env_steps=12000",
+        [*COMMON, "--experiment=hooks", f"--train_dir={tmp_path}", "--train_for_env_steps=6000",
          "--custom_env_episode_len=20", f"--serial_mode={serial_mode}", "--decorrelate_envs_on_one_worker=False"]
     )
     runner = Runner(cfg)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES_DIR = Path(__file__).resolve().parent  # holds the ``experiments`` package, as a user's project would
 REPO_ROOT = EXAMPLES_DIR.parents[1]
 
@@ -22,6 +24,7 @@ def _launch(run_module: str, train_dir: Path, cwd: Path) -> subprocess.Completed
     )
 
 
+@pytest.mark.slow
 def test_seed_sweep_trains_every_experiment_in_sample_factorys_layout(tmp_path):
     train_dir = tmp_path / "train_dir"
     result = _launch("experiments.cartpole_small", train_dir, cwd=tmp_path)

@@ -59,6 +59,7 @@ def _run_example(sf_examples: Path, module: str, *flags: str, timeout: float = 3
     return result.stdout
 
 
+@pytest.mark.slow
 def test_the_multi_agent_example_trains_and_enjoys(sf_examples, tmp_path):
     """``train_custom_multi_env``: a 2-agent env with inactive agents and per-agent reward shaping; then
     ``enjoy_custom_multi_env`` evaluates both agents."""
