@@ -34,19 +34,3 @@ def fresh_context():
     yield
     reset_global_context()
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
-    """Tests marked ``slow`` start first, one at the head of each pytest-xdist process's share.
-
-    xdist hands each of its K processes one contiguous K-th of the collection and then lets idle processes steal
-    from the others' queues; a long test left near the end would run alone while the other cores wait. Here the
-    slow tests are dealt round-robin to the heads of K equal slices of the rest (a slice boundary off by one from
-    xdist's only delays one slow test by one short one).
-    """
-    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
-    slow = [item for item in items if item.get_closest_marker("slow")]
-    rest = [item for item in items if not item.get_closest_marker("slow")]
-    ordered = []
-    for share in range(workers):
-        ordered += slow[share::workers] + rest[share * len(rest) // workers:(share + 1) * len(rest) // workers]
-    items[:] = ordered
