@@ -33,4 +33,3 @@ def fresh_context():
     reset_global_context()
     yield
     reset_global_context()
-
