@@ -33,7 +33,7 @@ print(f"{t.interpreter}-{t.abi}-{t.platform}")')
       echo "the extension's build dir $BUILD_DIR does not define the C++ tests: run scripts/setup_env.sh first" >&2
       exit 1
     fi
-    # A stable name for running one test by hand: build/cpp-tests/test_policy build/cpp-tests/fixtures
+    # A stable name for running one suite by hand: build/cpp-tests/pysf_cpp_tests test_policy
     if [ -d "$ROOT/build/cpp-tests" ] && [ ! -L "$ROOT/build/cpp-tests" ]; then
       rm -rf "$ROOT/build/cpp-tests"  # the separate build dir of earlier versions
     fi

@@ -15,7 +15,7 @@
 #include "envs/numpy_scalar_math.h"
 #include "envs/rng.h"
 
-namespace pysf::envs {
+namespace pysf::envs::acrobot {
 
 namespace {
 
@@ -163,8 +163,12 @@ class AcrobotDynamics {
 
 }  // namespace
 
+}  // namespace pysf::envs::acrobot
+
+namespace pysf::envs {
+
 std::unique_ptr<VectorEnv> make_acrobot_env(int num_envs, std::uint64_t seed) {
-  return std::make_unique<BlockVectorEnv<AcrobotDynamics>>(num_envs, seed);
+  return std::make_unique<BlockVectorEnv<acrobot::AcrobotDynamics>>(num_envs, seed);
 }
 
 }  // namespace pysf::envs

@@ -13,7 +13,7 @@
 #include "envs/block_vector_env.h"
 #include "envs/rng.h"
 
-namespace pysf::envs {
+namespace pysf::envs::cartpole {
 
 namespace {
 
@@ -113,8 +113,12 @@ class CartPoleDynamics {
 
 }  // namespace
 
+}  // namespace pysf::envs::cartpole
+
+namespace pysf::envs {
+
 std::unique_ptr<VectorEnv> make_cartpole_env(int num_envs, std::uint64_t seed) {
-  return std::make_unique<BlockVectorEnv<CartPoleDynamics>>(num_envs, seed);
+  return std::make_unique<BlockVectorEnv<cartpole::CartPoleDynamics>>(num_envs, seed);
 }
 
 }  // namespace pysf::envs

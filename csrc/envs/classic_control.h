@@ -2,8 +2,9 @@
 // id. Each env's physics model (a BlockVectorEnv Dynamics class) is private to its own .cpp, which
 // defines the factory declared here; registry.cpp maps the ids to these factories.
 //
-// Adding an env: one .cpp with its Dynamics (in an anonymous namespace) and its factory, the factory's
-// declaration here, and one line in registry.cpp's table.
+// Adding an env: one .cpp with its constants and Dynamics in a namespace of its own (pysf::envs::cartpole: the
+// envs share names such as kGravity, and the unity build compiles the folder as one translation unit) and its
+// factory, the factory's declaration here, and one line in registry.cpp's table.
 //
 // Every factory returns a block of `num_envs` envs (num_envs >= 1, else std::invalid_argument) seeded
 // with `seed` (see VectorEnv::seed); call reset() before stepping. Each reproduces gymnasium 1.4's env

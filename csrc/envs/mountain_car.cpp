@@ -12,7 +12,7 @@
 #include "envs/block_vector_env.h"
 #include "envs/rng.h"
 
-namespace pysf::envs {
+namespace pysf::envs::mountain_car {
 
 namespace {
 
@@ -115,10 +115,6 @@ class MountainCarDynamics : public CarOnTrack {
 
 }  // namespace
 
-std::unique_ptr<VectorEnv> make_mountain_car_env(int num_envs, std::uint64_t seed) {
-  return std::make_unique<BlockVectorEnv<MountainCarDynamics>>(num_envs, seed);
-}
-
 // ---- MountainCarContinuous-v0 ------------------------------------------------------------------
 //
 // Gymnasium's step, with the NumPy types each value has (p, v: the state's dtype; a = action[0],
@@ -220,8 +216,16 @@ class MountainCarContinuousDynamics : public CarOnTrack {
 
 }  // namespace
 
+}  // namespace pysf::envs::mountain_car
+
+namespace pysf::envs {
+
+std::unique_ptr<VectorEnv> make_mountain_car_env(int num_envs, std::uint64_t seed) {
+  return std::make_unique<BlockVectorEnv<mountain_car::MountainCarDynamics>>(num_envs, seed);
+}
+
 std::unique_ptr<VectorEnv> make_mountain_car_continuous_env(int num_envs, std::uint64_t seed) {
-  return std::make_unique<BlockVectorEnv<MountainCarContinuousDynamics>>(num_envs, seed);
+  return std::make_unique<BlockVectorEnv<mountain_car::MountainCarContinuousDynamics>>(num_envs, seed);
 }
 
 }  // namespace pysf::envs

@@ -15,7 +15,7 @@
 #include "envs/numpy_scalar_math.h"
 #include "envs/rng.h"
 
-namespace pysf::envs {
+namespace pysf::envs::pendulum {
 
 namespace {
 
@@ -93,8 +93,12 @@ class PendulumDynamics {
 
 }  // namespace
 
+}  // namespace pysf::envs::pendulum
+
+namespace pysf::envs {
+
 std::unique_ptr<VectorEnv> make_pendulum_env(int num_envs, std::uint64_t seed) {
-  return std::make_unique<BlockVectorEnv<PendulumDynamics>>(num_envs, seed);
+  return std::make_unique<BlockVectorEnv<pendulum::PendulumDynamics>>(num_envs, seed);
 }
 
 }  // namespace pysf::envs

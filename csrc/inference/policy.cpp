@@ -13,19 +13,27 @@
 #include "inference/left_right.h"
 
 namespace pysf::inference {
-namespace {
 
-constexpr const char* kContract =
-    "forward(obs: Dict[str, Tensor], rnn_states: Tensor, deterministic: bool) -> Dict[str, Tensor]";
+namespace detail {
 
 /// One independently loaded copy of the module. `state` aliases the module's parameter and buffer
 /// tensors in state_names() order, so copying into it updates what forward computes with.
+// (Not in the anonymous namespace: Policy::Impl, which has external linkage, holds replicas.)
 struct PolicyReplica {
   torch::jit::Module module;
   torch::jit::Method forward_method;  // cached: Module::forward looks the method up by name per call
   std::vector<at::Tensor> state;
   std::int64_t version;
 };
+
+}  // namespace detail
+
+namespace {
+
+using detail::PolicyReplica;
+
+constexpr const char* kContract =
+    "forward(obs: Dict[str, Tensor], rnn_states: Tensor, deterministic: bool) -> Dict[str, Tensor]";
 
 /// Parameters then buffers, recursive, with dotted names: the module's complete weight state.
 std::vector<std::pair<std::string, at::Tensor>> named_state(const torch::jit::Module& module) {

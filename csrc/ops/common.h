@@ -48,6 +48,10 @@ void check_same_device(std::string_view op, const at::Tensor& first,
 
 // ---- the CPU kernels' view of their inputs ----------------------------------------------------------------
 
+/// Trajectories whose recursions (pass 2 of GAE and V-trace) advance together: enough independent chains of
+/// multiply-adds to hide the latency of one step, while their per-step factors (kLanes * T floats) stay in L1.
+inline constexpr int kLanes = 8;
+
 /// `tensor` as float32 and contiguous: no copy when it already is.
 [[nodiscard]] at::Tensor float32_contiguous(const at::Tensor& tensor);
 

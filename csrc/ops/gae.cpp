@@ -17,22 +17,22 @@ namespace pysf::ops::kernels {
 
 namespace {
 
-constexpr std::string_view kOp = "gae_advantages";
+constexpr std::string_view kGaeOp = "gae_advantages";
 
 detail::BatchShape check_inputs(const at::Tensor& rewards, const at::Tensor& dones, const at::Tensor& values,
                                 const at::Tensor& valids, double gamma, double gae_lambda) {
-  const detail::BatchShape shape = detail::check_batch(kOp, "rewards", rewards);
-  detail::check_shape(kOp, "dones", dones, shape.rows, shape.steps, "[N, T]");
-  detail::check_shape(kOp, "values", values, shape.rows, shape.steps + 1, "[N, T+1]");
-  detail::check_shape(kOp, "valids", valids, shape.rows, shape.steps + 1, "[N, T+1]");
-  detail::check_floating(kOp, "rewards", rewards);
-  detail::check_floating(kOp, "values", values);
-  detail::check_flags(kOp, "dones", dones);
-  detail::check_flags(kOp, "valids", valids);
-  detail::check_same_device(kOp, rewards, {{"dones", dones}, {"values", values}, {"valids", valids}});
-  if (!std::isfinite(gamma)) detail::fail(kOp, "gamma", "must be finite, got " + std::to_string(gamma));
+  const detail::BatchShape shape = detail::check_batch(kGaeOp, "rewards", rewards);
+  detail::check_shape(kGaeOp, "dones", dones, shape.rows, shape.steps, "[N, T]");
+  detail::check_shape(kGaeOp, "values", values, shape.rows, shape.steps + 1, "[N, T+1]");
+  detail::check_shape(kGaeOp, "valids", valids, shape.rows, shape.steps + 1, "[N, T+1]");
+  detail::check_floating(kGaeOp, "rewards", rewards);
+  detail::check_floating(kGaeOp, "values", values);
+  detail::check_flags(kGaeOp, "dones", dones);
+  detail::check_flags(kGaeOp, "valids", valids);
+  detail::check_same_device(kGaeOp, rewards, {{"dones", dones}, {"values", values}, {"valids", valids}});
+  if (!std::isfinite(gamma)) detail::fail(kGaeOp, "gamma", "must be finite, got " + std::to_string(gamma));
   if (!std::isfinite(gae_lambda)) {
-    detail::fail(kOp, "gae_lambda", "must be finite, got " + std::to_string(gae_lambda));
+    detail::fail(kGaeOp, "gae_lambda", "must be finite, got " + std::to_string(gae_lambda));
   }
   return shape;
 }
@@ -73,24 +73,20 @@ void gae_recurse(float* __restrict__ advantages, const float* __restrict__ facto
   }
 }
 
-// Trajectories are processed in blocks of this many: enough independent chains to hide the latency of one
-// step's multiply-add, while a block's factors (kLanes * T floats) stay in L1.
-constexpr int kLanes = 8;
-
 template <typename DoneT, typename ValidT>
 void gae_cpu_rows(const float* rewards, const DoneT* dones, const float* values, const ValidT* valids,
                   std::int64_t rows, std::int64_t steps, float gamma, float gamma_lambda, float* advantages) {
-  std::vector<float> factors(static_cast<std::size_t>(kLanes * steps));
-  for (std::int64_t block = 0; block < rows; block += kLanes) {
-    const std::int64_t lanes = std::min<std::int64_t>(kLanes, rows - block);
+  std::vector<float> factors(static_cast<std::size_t>(detail::kLanes * steps));
+  for (std::int64_t block = 0; block < rows; block += detail::kLanes) {
+    const std::int64_t lanes = std::min<std::int64_t>(detail::kLanes, rows - block);
     for (std::int64_t lane = 0; lane < lanes; ++lane) {
       const std::int64_t row = block + lane;
       gae_terms(rewards + row * steps, dones + row * steps, values + row * (steps + 1), valids + row * (steps + 1),
                 steps, gamma, gamma_lambda, advantages + row * steps, factors.data() + lane * steps);
     }
     float* block_out = advantages + block * steps;
-    if (lanes == kLanes) {
-      gae_recurse<kLanes>(block_out, factors.data(), steps);
+    if (lanes == detail::kLanes) {
+      gae_recurse<detail::kLanes>(block_out, factors.data(), steps);
     } else {
       for (std::int64_t lane = 0; lane < lanes; ++lane) {
         gae_recurse<1>(block_out + lane * steps, factors.data() + lane * steps, steps);

@@ -19,26 +19,26 @@ namespace pysf::ops::kernels {
 
 namespace {
 
-constexpr std::string_view kOp = "vtrace";
+constexpr std::string_view kVtraceOp = "vtrace";
 
 detail::BatchShape check_inputs(const at::Tensor& ratios, const at::Tensor& rewards, const at::Tensor& dones,
                                 const at::Tensor& values, double gamma, double vtrace_rho, double vtrace_c) {
-  const detail::BatchShape shape = detail::check_batch(kOp, "ratios", ratios);
-  detail::check_shape(kOp, "rewards", rewards, shape.rows, shape.steps, "[N, T]");
-  detail::check_shape(kOp, "dones", dones, shape.rows, shape.steps, "[N, T]");
-  detail::check_shape(kOp, "values", values, shape.rows, shape.steps, "[N, T] (no bootstrap column)");
-  detail::check_floating(kOp, "ratios", ratios);
-  detail::check_floating(kOp, "rewards", rewards);
-  detail::check_floating(kOp, "values", values);
-  detail::check_flags(kOp, "dones", dones);
-  detail::check_same_device(kOp, ratios, {{"rewards", rewards}, {"dones", dones}, {"values", values}});
+  const detail::BatchShape shape = detail::check_batch(kVtraceOp, "ratios", ratios);
+  detail::check_shape(kVtraceOp, "rewards", rewards, shape.rows, shape.steps, "[N, T]");
+  detail::check_shape(kVtraceOp, "dones", dones, shape.rows, shape.steps, "[N, T]");
+  detail::check_shape(kVtraceOp, "values", values, shape.rows, shape.steps, "[N, T] (no bootstrap column)");
+  detail::check_floating(kVtraceOp, "ratios", ratios);
+  detail::check_floating(kVtraceOp, "rewards", rewards);
+  detail::check_floating(kVtraceOp, "values", values);
+  detail::check_flags(kVtraceOp, "dones", dones);
+  detail::check_same_device(kVtraceOp, ratios, {{"rewards", rewards}, {"dones", dones}, {"values", values}});
   if (!std::isfinite(gamma) || gamma <= 0.0) {
-    detail::fail(kOp, "gamma",
+    detail::fail(kVtraceOp, "gamma",
                  "must be finite and > 0 (the bootstrap value (V_{T-1} - r_{T-1}) / gamma divides by it), got " +
                      std::to_string(gamma));
   }
-  if (std::isnan(vtrace_rho)) detail::fail(kOp, "vtrace_rho", "must not be NaN");
-  if (std::isnan(vtrace_c)) detail::fail(kOp, "vtrace_c", "must not be NaN");
+  if (std::isnan(vtrace_rho)) detail::fail(kVtraceOp, "vtrace_rho", "must not be NaN");
+  if (std::isnan(vtrace_c)) detail::fail(kVtraceOp, "vtrace_c", "must not be NaN");
   return shape;
 }
 
@@ -114,10 +114,8 @@ void vtrace_recurse(const float* __restrict__ rewards, const float* __restrict__
   }
 }
 
-// Independent chains advanced together in pass 2: enough to hide the latency of one step.
-constexpr int kLanes = 8;
 // Trajectories per chunk: the flat passes get long loops while a chunk's data stays in L1/L2.
-constexpr std::int64_t kChunkRows = 16 * kLanes;
+constexpr std::int64_t kChunkRows = 16 * detail::kLanes;
 
 template <typename DoneT>
 void vtrace_cpu_rows(const float* ratios, const float* rewards, const DoneT* dones, const float* values,
@@ -139,9 +137,9 @@ void vtrace_cpu_rows(const float* ratios, const float* rewards, const DoneT* don
     }
     // Pass 2, blocks of kLanes trajectories, then one at a time for the rest.
     std::int64_t row = 0;
-    for (; row + kLanes <= chunk_rows; row += kLanes) {
+    for (; row + detail::kLanes <= chunk_rows; row += detail::kLanes) {
       const std::int64_t r = o + row * steps;
-      vtrace_recurse<kLanes>(rewards + r, values + r, steps, gamma, factors.data() + row * steps, vs + r);
+      vtrace_recurse<detail::kLanes>(rewards + r, values + r, steps, gamma, factors.data() + row * steps, vs + r);
     }
     for (; row < chunk_rows; ++row) {
       const std::int64_t r = o + row * steps;

@@ -225,5 +225,3 @@ TEST_CASE(splits_and_a_consumer_pass_blocks_around_and_no_block_is_held_twice) {
                "split " + std::to_string(split) + " completed " + std::to_string(done[static_cast<std::size_t>(split)]));
   }
 }
-
-int main() { return pysf::test::run_all_tests(); }

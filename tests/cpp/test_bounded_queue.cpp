@@ -259,5 +259,3 @@ TEST_CASE(many_producers_and_consumers_pass_every_item_exactly_once_in_producer_
   EXPECT_MSG(lost == 0 && duplicated == 0,
              std::to_string(lost) + " items lost, " + std::to_string(duplicated) + " delivered more than once");
 }
-
-int main() { return pysf::test::run_all_tests(); }

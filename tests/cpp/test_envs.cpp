@@ -281,5 +281,3 @@ TEST_CASE(throughput_print) {
     }
   }
 }
-
-int main() { return pysf::test::run_all_tests(); }

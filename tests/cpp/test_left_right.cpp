@@ -159,5 +159,3 @@ TEST_CASE(concurrent_writers_are_serialised) {
   }
   EXPECT(blocks.read([](const Block& block) { return block.generation; }) == 3 * kWritesPerThread);
 }
-
-int main() { return pysf::test::run_all_tests(); }

@@ -175,5 +175,3 @@ TEST_CASE(argument_errors_name_the_argument) {
   EXPECT_THROWS(pysf::ops::vtrace(x, x, x.to(at::kComplexFloat), x, 0.99, 1.0, 1.0), c10::ValueError,
                 "dones must be bool or a real dtype");
 }
-
-int main() { return pysf::test::run_all_tests(); }

@@ -1,5 +1,5 @@
 // Tests of pysf::inference::Policy (csrc/inference/policy.h) on the TorchScript fixtures written by
-// tests/cpp/make_fixtures.py. Usage: test_policy FIXTURE_DIR (or set PYSF_TEST_FIXTURES).
+// tests/cpp/make_fixtures.py, found in $PYSF_TEST_FIXTURES or next to the executable (fixture_dir below).
 #include "inference/policy.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -28,7 +29,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string g_fixture_dir;
+// Where tests/cpp/make_fixtures.py wrote the fixtures: $PYSF_TEST_FIXTURES (ctest sets it), else the
+// `fixtures` folder next to the test executable (what the build makes).
+const std::string& fixture_dir() {
+  static const std::string dir = [] {
+    if (const char* from_env = std::getenv("PYSF_TEST_FIXTURES")) return std::string(from_env);
+    return (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "fixtures").string();
+  }();
+  return dir;
+}
 
 std::string read_file(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
@@ -39,7 +48,7 @@ std::string read_file(const std::string& path) {
 }
 
 const std::string& discrete_archive() {
-  static const std::string archive = read_file(g_fixture_dir + "/policy_discrete.pt");
+  static const std::string archive = read_file(fixture_dir() + "/policy_discrete.pt");
   return archive;
 }
 
@@ -53,7 +62,7 @@ struct FixtureShape {
 const FixtureShape& fixture_shape() {
   static const FixtureShape shape = [] {
     std::map<std::string, std::int64_t> info;
-    std::istringstream lines(read_file(g_fixture_dir + "/fixture_info.txt"));
+    std::istringstream lines(read_file(fixture_dir() + "/fixture_info.txt"));
     std::string key;
     std::int64_t value = 0;
     while (lines >> key >> value) info[key] = value;
@@ -173,7 +182,7 @@ TEST_CASE(stochastic_forward_samples_more_than_the_argmax) {
 }
 
 TEST_CASE(construction_rejects_contract_violations) {
-  EXPECT_THROWS(Policy(read_file(g_fixture_dir + "/policy_bad_signature.pt"), c10::Device(c10::kCPU)),
+  EXPECT_THROWS(Policy(read_file(fixture_dir() + "/policy_bad_signature.pt"), c10::Device(c10::kCPU)),
                std::invalid_argument, "forward(obs: Dict[str, Tensor], rnn_states: Tensor, deterministic: bool)");
   EXPECT_THROWS(Policy("not a torchscript archive", c10::Device(c10::kCPU)), c10::Error, "");
 }
@@ -379,16 +388,5 @@ TEST_CASE(concurrent_forwards_with_intra_op_threads) {
   EXPECT(successes.load() == 10);
 }
 
-int main(int argc, char** argv) {
-  if (argc > 1) {
-    g_fixture_dir = argv[1];
-  } else if (const char* from_env = std::getenv("PYSF_TEST_FIXTURES")) {
-    g_fixture_dir = from_env;
-  } else {
-    std::fprintf(stderr, "usage: %s FIXTURE_DIR (or set PYSF_TEST_FIXTURES)\n", argv[0]);
-    return 2;
-  }
-  // One intra-op thread: the tests run their own threads, and results must not depend on thread count.
-  at::set_num_threads(1);
-  return pysf::test::run_all_tests();
-}
+// One intra-op thread: the tests run their own threads, and results must not depend on thread count.
+TEST_SUITE_SETUP() { at::set_num_threads(1); }

@@ -470,5 +470,3 @@ TEST_CASE(block_pool_try_acquire_never_waits_and_prefers_the_home_block) {
   pool.close();
   EXPECT(!pool.try_acquire(1).has_value());  // closed: nothing, even though block 1 is free
 }
-
-int main() { return pysf::test::run_all_tests(); }

@@ -1027,5 +1027,3 @@ TEST_CASE(a_worker_process_exits_when_the_sampler_hangs_up) {
 }
 
 }  // namespace
-
-int main() { return pysf::test::run_all_tests(); }
