@@ -2,8 +2,8 @@
 # The whole test suite: the Python tests (pytest, tests/) and the standalone C++ tests (tests/cpp).
 # Expects the venv and build from scripts/setup_env.sh (`make test` runs both). Extra arguments go to pytest.
 # The plain C++ tests reuse the extension's compiled core; they also run under AddressSanitizer and
-# ThreadSanitizer, each a build of its own (12-15 s of ctest when built; 9-10 CPU-minutes of compiling each with
-# a cold compiler cache, 3.5 min on 2 cores); PYSF_SKIP_SANITIZERS=1 skips those two runs for a quicker local check.
+# ThreadSanitizer, each a build of its own (12-18 s of ctest when built; about 4 CPU-minutes of compiling each with
+# a cold compiler cache, 2.2-2.5 min on 2 cores); PYSF_SKIP_SANITIZERS=1 skips those two runs for a quicker local check.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${PYSF_VENV:-$ROOT/.venv}
